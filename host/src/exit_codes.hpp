@@ -1,0 +1,15 @@
+#pragma once
+
+namespace etl::host::exit_code {
+// Documented in README.md ("Exit codes"); scripts and schedulers depend on them.
+inline constexpr int ok = 0;               ///< the pipeline ran to the end (rejected rows are normal)
+inline constexpr int internal_error = 1;   ///< a bug in etl-host
+inline constexpr int usage = 2;            ///< bad command line
+inline constexpr int invalid_pipeline = 3; ///< pipeline file or plugin config is invalid
+inline constexpr int plugin_error = 4;     ///< a plugin could not be found or loaded
+inline constexpr int source_failed = 5;    ///< the source failed; records received were settled
+inline constexpr int sink_failed = 6;      ///< the sink failed; unwritten records reported failed
+inline constexpr int reporter_failed = 7;  ///< a report could not be written
+inline constexpr int interrupted = 130;    ///< stopped by SIGINT (128 + 2)
+inline constexpr int terminated = 143;     ///< stopped by SIGTERM (128 + 15)
+}  // namespace etl::host::exit_code

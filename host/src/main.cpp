@@ -1,0 +1,370 @@
+// etl-host: runs pipelines made of source, sink and reporter plugins.
+
+#include <csignal>
+#include <cstdlib>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <unistd.h>
+
+#include <Poco/AutoPtr.h>
+#include <Poco/Util/Application.h>
+#include <Poco/Util/HelpFormatter.h>
+#include <Poco/Util/Option.h>
+#include <Poco/Util/OptionSet.h>
+
+#include "etl/sdk/version.hpp"
+#include "exit_codes.hpp"
+#include "logging.hpp"
+#include "pipeline.hpp"
+#include "plugin_registry.hpp"
+#include "runner.hpp"
+
+#ifndef ETL_HOST_VERSION
+#define ETL_HOST_VERSION "0.0.0"
+#endif
+
+namespace {
+
+using namespace etl::host;
+using nlohmann::json;
+using Poco::Util::Option;
+
+std::atomic<bool> g_stop{false};
+std::atomic<int> g_stop_exit_code{0};
+
+extern "C" void on_stop_signal(int signal_number) {
+  const int code = signal_number == SIGINT ? exit_code::interrupted : exit_code::terminated;
+  if (g_stop.exchange(true)) {
+    // A second signal: the user wants out now.
+    ::_exit(code);
+  }
+  g_stop_exit_code.store(code);
+  static const char message[] =
+      "etl-host: stopping: settling records in flight (signal again to exit at once)\n";
+  [[maybe_unused]] auto ignored = ::write(STDERR_FILENO, message, sizeof message - 1);
+}
+
+void install_signal_handlers() {
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+  // A closed stdout (etl-host run ... | head) must be an error we report, not a silent death.
+  std::signal(SIGPIPE, SIG_IGN);
+}
+
+class EtlHostApplication : public Poco::Util::Application {
+ public:
+  EtlHostApplication() {
+    setUnixOptions(true);
+  }
+
+ protected:
+  void defineOptions(Poco::Util::OptionSet& options) override {
+    options.addOption(Option("help", "h", "show this help and exit"));
+    options.addOption(Option("version", "", "print the version and exit"));
+    options.addOption(Option("set", "", "override a pipeline value: PATH=VALUE, e.g. source.config.size=20 (run, validate)")
+                          .argument("PATH=VALUE")
+                          .repeatable(true));
+    options.addOption(Option("plugin-path", "", "also look for plugins in DIR (before ETL_PLUGIN_PATH and the bundled plugins)")
+                          .argument("DIR")
+                          .repeatable(true));
+    options.addOption(Option("json", "", "machine-readable output (plugins, validate)"));
+    options.addOption(Option("summary-json", "", "write the run summary as JSON to FILE (run)").argument("FILE"));
+    options.addOption(Option("log-level", "", "debug, information, warning or error (default: information, or ETL_LOG_LEVEL)")
+                          .argument("LEVEL"));
+  }
+
+  void handleOption(const std::string& name, const std::string& value) override {
+    Application::handleOption(name, value);
+    if (name == "help") {
+      help_ = true;
+    } else if (name == "version") {
+      version_ = true;
+    } else if (name == "set") {
+      overrides_.push_back(parse_override(value));
+    } else if (name == "plugin-path") {
+      plugin_paths_.push_back(value);
+    } else if (name == "json") {
+      json_ = true;
+    } else if (name == "summary-json") {
+      summary_json_ = value;
+    } else if (name == "log-level") {
+      log_level_ = value;
+    }
+  }
+
+  int main(const ArgVec& args) override {
+    try {
+      configure_logging(log_level_.empty() ? default_log_level() : log_level_);
+    } catch (const std::exception&) {
+      std::cerr << "etl-host: --log-level " << log_level_
+                << ": expected debug, information, warning or error\n";
+      return exit_code::usage;
+    }
+    if (help_) {
+      print_help();
+      return exit_code::ok;
+    }
+    if (version_) {
+      std::cout << "etl-host " << ETL_HOST_VERSION << " (plugin SDK " << ETL_SDK_VERSION_STRING
+                << ", ABI " << etl::sdk::kAbiVersion << ")\n";
+      return exit_code::ok;
+    }
+    if (args.empty()) {
+      print_help();
+      return exit_code::usage;
+    }
+    const std::string& command = args.front();
+    const ArgVec rest(args.begin() + 1, args.end());
+    try {
+      if (command == "run") return run_command(rest);
+      if (command == "validate") return validate_command(rest);
+      if (command == "plugins") return plugins_command(rest);
+      if (command == "schema") return schema_command(rest);
+      std::cerr << "etl-host: unknown command '" << command
+                << "'; commands: run, validate, plugins, schema (see --help)\n";
+      return exit_code::usage;
+    } catch (const std::exception& e) {
+      host_logger().fatal(std::string("internal error: ") + e.what());
+      return exit_code::internal_error;
+    }
+  }
+
+ private:
+  static std::string default_log_level() {
+    const char* env = std::getenv("ETL_LOG_LEVEL");
+    return env != nullptr && *env != '\0' ? env : "information";
+  }
+
+  void print_help() const {
+    Poco::Util::HelpFormatter formatter(options());
+    formatter.setCommand("etl-host");
+    formatter.setWidth(100);
+    formatter.setUsage("COMMAND [OPTIONS]");
+    formatter.setHeader(
+        "Moves records from a source plugin to a sink plugin and reports every record's outcome.\n\n"
+        "Commands:\n"
+        "  run PIPELINE        run a pipeline file (e.g. pipelines/tokens.json)\n"
+        "  validate PIPELINE   check a pipeline without moving data (exit 0 when valid)\n"
+        "  plugins             list the plugins found (--json: descriptors with schemas)\n"
+        "  schema              print a JSON Schema for pipeline files, plugin configs included\n\n"
+        "Options:");
+    formatter.setFooter(
+        "Plugins are searched in --plugin-path, then ETL_PLUGIN_PATH (colon-separated), then " +
+        PluginRegistry::bundled_plugin_dir() +
+        ".\nExit codes: 0 ok, 2 usage, 3 invalid pipeline, 4 plugin not loadable, 5 source "
+        "failed, 6 sink failed, 7 report failed, 130/143 stopped by SIGINT/SIGTERM.");
+    formatter.format(std::cout);
+  }
+
+  bool expect_pipeline_argument(const ArgVec& args, const std::string& command) const {
+    if (args.size() == 1) return true;
+    std::cerr << "etl-host " << command
+              << (args.empty() ? ": missing the pipeline file, e.g. etl-host " + command +
+                                     " pipelines/tokens.json\n"
+                               : ": expected one pipeline file, got " + std::to_string(args.size()) +
+                                     " arguments\n");
+    return false;
+  }
+
+  PluginRegistry& registry() {
+    if (!registry_scanned_) {
+      registry_.scan(PluginRegistry::search_path(plugin_paths_));
+      registry_scanned_ = true;
+      for (const auto& refused : registry_.refused()) host_logger().debug("skipped " + refused.reason);
+    }
+    return registry_;
+  }
+
+  /// Loads and validates the pipeline; on failure prints every problem and returns the exit code.
+  std::optional<PipelineSpec> load(const std::string& path, int& failure_code) {
+    bool plugin_problem = false;
+    const SchemaLookup schemas = [&](const std::string& plugin, const std::string& kind) {
+      SchemaLookupResult result;
+      try {
+        const PluginInfo& info = registry().resolve(plugin);
+        if (std::string(etl::sdk::to_string(info.kind)) != kind) {
+          result.error = "plugin '" + plugin + "' is a " + std::string(etl::sdk::to_string(info.kind)) +
+                         " plugin, not a " + kind + " plugin";
+          return result;
+        }
+        result.schema = &info.schema;
+      } catch (const PluginLoadError& e) {
+        plugin_problem = true;
+        result.error = e.what();
+      }
+      return result;
+    };
+    try {
+      return load_pipeline(path, overrides_, environment_variable, schemas);
+    } catch (const PipelineError& e) {
+      for (const auto& problem : e.problems()) host_logger().error(problem);
+      host_logger().error(path + ": " + std::to_string(e.problems().size()) + " problem(s) found");
+      failure_code = plugin_problem ? exit_code::plugin_error : exit_code::invalid_pipeline;
+      return std::nullopt;
+    }
+  }
+
+  std::optional<PipelinePlugins> create(const PipelineSpec& spec, int& failure_code) {
+    try {
+      return create_plugins(spec, registry(), g_stop);
+    } catch (const PluginLoadError& e) {
+      host_logger().error(e.what());
+      failure_code = exit_code::plugin_error;
+    } catch (const StageError& e) {
+      host_logger().error(spec.path + ": " + e.what());
+      failure_code = exit_code::invalid_pipeline;
+    }
+    return std::nullopt;
+  }
+
+  int validate_command(const ArgVec& args) {
+    if (!expect_pipeline_argument(args, "validate")) return exit_code::usage;
+    int failure = 0;
+    auto spec = load(args.front(), failure);
+    if (!spec) return failure;
+    auto plugins = create(*spec, failure);
+    if (!plugins) return failure;
+    if (json_) {
+      std::cout << describe(*spec).dump(2) << "\n";
+    } else {
+      std::string reporters;
+      for (const auto& r : spec->reporters) reporters += (reporters.empty() ? "" : ", ") + r.plugin;
+      std::cout << spec->path << ": valid (source " << spec->source.plugin << ", sink "
+                << spec->sink.plugin << ", reporters " << reporters << ")\n";
+    }
+    return exit_code::ok;
+  }
+
+  /// The resolved pipeline, secrets replaced by ***.
+  json describe(const PipelineSpec& spec) {
+    auto stage = [&](const StageSpec& s) {
+      const PluginInfo& info = registry().resolve(s.plugin);
+      json config = redact_secrets(info.schema, s.config);
+      return json{{"plugin", s.plugin}, {"config", json::parse(Redactor::instance().redact(config.dump()))}};
+    };
+    json reporters = json::array();
+    for (const auto& r : spec.reporters) reporters.push_back(stage(r));
+    return json{{"name", spec.name},
+                {"source", stage(spec.source)},
+                {"sink", stage(spec.sink)},
+                {"reporters", reporters},
+                {"settings", spec.settings}};
+  }
+
+  int run_command(const ArgVec& args) {
+    if (!expect_pipeline_argument(args, "run")) return exit_code::usage;
+    install_signal_handlers();
+    int failure = 0;
+    auto spec = load(args.front(), failure);
+    if (!spec) return failure;
+    auto plugins = create(*spec, failure);
+    if (!plugins) return failure;
+    host_logger().information("running " + spec->path + ": " + spec->source.plugin + " -> " +
+                              spec->sink.plugin);
+    const RunResult result = run_pipeline(*spec, *plugins, RunOptions{&g_stop, &g_stop_exit_code});
+    if (!summary_json_.empty()) write_summary_json(*spec, result);
+    return result.exit_code;
+  }
+
+  void write_summary_json(const PipelineSpec& spec, const RunResult& result) const {
+    const auto& s = result.summary;
+    json summary{{"pipeline", spec.name},
+                 {"requested", s.requested ? json(*s.requested) : json(nullptr)},
+                 {"received", s.received},
+                 {"ok", s.ok},
+                 {"rejected", s.rejected},
+                 {"failed", s.failed},
+                 {"seconds", s.seconds},
+                 {"rows_per_second", s.rows_per_second},
+                 {"completed", s.completed},
+                 {"stop_reason", s.stop_reason},
+                 {"exit_code", result.exit_code}};
+    std::ofstream out(summary_json_);
+    out << summary.dump(2) << "\n";
+    if (!out) host_logger().error("--summary-json " + summary_json_ + ": cannot write the file");
+  }
+
+  int plugins_command(const ArgVec& args) {
+    if (!args.empty()) {
+      std::cerr << "etl-host plugins: takes no arguments\n";
+      return exit_code::usage;
+    }
+    PluginRegistry& plugins = registry();
+    for (const auto& conflict : plugins.conflicts()) host_logger().error(conflict);
+    if (json_) {
+      json list = json::array();
+      for (const auto& info : plugins.plugins()) list.push_back(info.to_json());
+      std::cout << list.dump(2) << "\n";
+    } else {
+      std::cout << std::left << std::setw(22) << "NAME" << std::setw(10) << "KIND" << std::setw(9)
+                << "VERSION" << std::setw(5) << "ABI" << "DESCRIPTION / FILE\n";
+      for (const auto& info : plugins.plugins()) {
+        std::cout << std::left << std::setw(22) << info.name << std::setw(10)
+                  << etl::sdk::to_string(info.kind) << std::setw(9) << info.version << std::setw(5)
+                  << info.abi_version << info.description << "\n"
+                  << std::setw(46) << "" << info.file << "\n";
+      }
+    }
+    for (const auto& refused : plugins.refused()) host_logger().warning("refused " + refused.reason);
+    return plugins.conflicts().empty() ? exit_code::ok : exit_code::plugin_error;
+  }
+
+  int schema_command(const ArgVec& args) {
+    if (!args.empty()) {
+      std::cerr << "etl-host schema: takes no arguments\n";
+      return exit_code::usage;
+    }
+    json schema = pipeline_document_schema();
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema";
+    schema["title"] = "etl-host pipeline";
+    auto variants_of = [&](etl::sdk::PluginKind kind) {
+      json variants = json::array();
+      for (const auto& info : registry().plugins()) {
+        if (info.kind != kind) continue;
+        variants.push_back(json{{"type", "object"},
+                                {"additionalProperties", false},
+                                {"required", json::array({"plugin"})},
+                                {"properties", {{"plugin", {{"const", info.name}}}, {"config", info.schema}}}});
+      }
+      return json{{"oneOf", variants}};
+    };
+    schema["$defs"]["source"] = variants_of(etl::sdk::PluginKind::source);
+    schema["$defs"]["sink"] = variants_of(etl::sdk::PluginKind::sink);
+    schema["$defs"]["reporter"] = variants_of(etl::sdk::PluginKind::reporter);
+    schema["properties"]["source"] = {{"$ref", "#/$defs/source"}};
+    schema["properties"]["sink"] = {{"$ref", "#/$defs/sink"}};
+    schema["properties"]["reporters"]["items"] = {{"$ref", "#/$defs/reporter"}};
+    std::cout << schema.dump(2) << "\n";
+    return exit_code::ok;
+  }
+
+  bool help_ = false;
+  bool version_ = false;
+  bool json_ = false;
+  std::string log_level_;
+  std::string summary_json_;
+  std::vector<Override> overrides_;
+  std::vector<std::string> plugin_paths_;
+  PluginRegistry registry_;
+  bool registry_scanned_ = false;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Poco::AutoPtr<EtlHostApplication> application = new EtlHostApplication;
+  try {
+    application->init(argc, argv);
+  } catch (const Poco::Exception& e) {
+    std::cerr << "etl-host: " << e.displayText() << " (see etl-host --help)\n";
+    return exit_code::usage;
+  } catch (const std::exception& e) {
+    std::cerr << "etl-host: " << e.what() << " (see etl-host --help)\n";
+    return exit_code::usage;
+  }
+  return application->run();
+}

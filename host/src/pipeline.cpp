@@ -1,0 +1,274 @@
+#include "pipeline.hpp"
+
+#include <fstream>
+#include <sstream>
+
+namespace etl::host {
+
+using nlohmann::json;
+
+PipelineError::PipelineError(std::vector<std::string> problems)
+    : std::runtime_error(problems.empty() ? std::string("invalid pipeline") : problems.front()),
+      problems_(std::move(problems)) {}
+
+Override parse_override(const std::string& text) {
+  const auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    throw std::invalid_argument("--set " + text + ": expected PATH=VALUE, e.g. source.config.size=20");
+  }
+  return Override{text.substr(0, eq), text.substr(eq + 1)};
+}
+
+const json& pipeline_document_schema() {
+  static const json schema = json::parse(R"({
+    "type": "object",
+    "additionalProperties": false,
+    "required": ["source", "sink", "reporters"],
+    "properties": {
+      "$schema": {"type": "string"},
+      "name": {"type": "string", "description": "Name used in logs and reports; defaults to the file name."},
+      "description": {"type": "string"},
+      "source": {"$ref": "#/$defs/stage"},
+      "sink": {"$ref": "#/$defs/stage"},
+      "reporters": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/stage"}},
+      "settings": {
+        "type": "object",
+        "additionalProperties": false,
+        "default": {},
+        "properties": {
+          "batch_size": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 1000,
+                         "description": "Records read from the source per call."},
+          "progress_interval": {"type": "number", "minimum": 0, "default": 5,
+                                "description": "Seconds between progress log lines; 0 turns them off."}
+        }
+      }
+    },
+    "$defs": {
+      "stage": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["plugin"],
+        "properties": {
+          "plugin": {"type": "string", "minLength": 1},
+          "config": {"type": "object", "default": {}}
+        }
+      }
+    }
+  })");
+  return schema;
+}
+
+namespace {
+
+/// The pipeline schema with its $refs expanded (our validator has no $ref support).
+json expanded_document_schema() {
+  json schema = pipeline_document_schema();
+  const json stage = schema.at("$defs").at("stage");
+  schema["properties"]["source"] = stage;
+  schema["properties"]["sink"] = stage;
+  schema["properties"]["reporters"]["items"] = stage;
+  schema.erase("$defs");
+  return schema;
+}
+
+std::string line_and_column(const std::string& text, std::size_t byte) {
+  std::size_t line = 1;
+  std::size_t column = 1;
+  for (std::size_t i = 0; i < byte && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
+  return std::to_string(line) + ":" + std::to_string(column);
+}
+
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> parts;
+  std::string part;
+  std::istringstream in(path);
+  while (std::getline(in, part, '.')) parts.push_back(part);
+  return parts;
+}
+
+bool all_digits(const std::string& text) {
+  return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
+    return c >= '0' && c <= '9';
+  });
+}
+
+/// Applies one override to the document; returns the pointer it set, or an error.
+std::string apply_override(json& document, const Override& change, ValueOrigins& origins,
+                           std::vector<std::string>& problems) {
+  const auto parts = split_path(change.path);
+  json* node = &document;
+  std::string pointer;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    const std::string& part = parts[i];
+    if (part.empty()) {
+      problems.push_back("--set " + change.path + ": empty path segment");
+      return {};
+    }
+    const bool last = i + 1 == parts.size();
+    if (node->is_array()) {
+      if (!all_digits(part) || std::stoul(part) >= node->size()) {
+        problems.push_back("--set " + change.path + ": " + pointer + " has no item " + part);
+        return {};
+      }
+      pointer += "/" + part;
+      node = &(*node)[std::stoul(part)];
+    } else {
+      if (node->is_null()) *node = json::object();
+      if (!node->is_object()) {
+        problems.push_back("--set " + change.path + ": " + (pointer.empty() ? "/" : pointer) +
+                           " is not an object");
+        return {};
+      }
+      pointer += "/" + pointer_token(part);
+      if (!last && !node->contains(part)) (*node)[part] = json::object();
+      node = &(*node)[part];
+    }
+  }
+  // A value that parses as JSON keeps its type (20, true, {"a":1}); anything else is text.
+  json value = json::parse(change.value, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded()) {
+    value = change.value;
+    origins.textual.insert(pointer);
+  }
+  *node = value;
+  origins.described[pointer] = "from --set " + change.path;
+  return pointer;
+}
+
+void interpolate_tree(json& node, const std::string& pointer, const VariableLookup& variables,
+                      ValueOrigins& origins, std::vector<Diagnostic>& problems,
+                      std::vector<std::string>& secrets) {
+  if (node.is_string()) {
+    const std::string& text = node.get_ref<const std::string&>();
+    if (text.find('$') == std::string::npos) return;
+    Interpolated result = interpolate(text, variables);
+    for (auto& error : result.errors) problems.push_back(Diagnostic{pointer, std::move(error)});
+    if (!result.substituted) {
+      node = result.value;  // only $$ escapes were present
+      return;
+    }
+    origins.textual.insert(pointer);
+    std::string described;
+    for (const auto& name : result.variables) {
+      described += (described.empty() ? "from " : ", ") + std::string("${") + name + "}";
+    }
+    if (described.empty()) described = "from a file";
+    origins.described[pointer] = described;
+    if (result.from_file) secrets.push_back(result.value);
+    node = std::move(result.value);
+  } else if (node.is_object()) {
+    for (auto& [key, member] : node.items()) {
+      interpolate_tree(member, pointer + "/" + pointer_token(key), variables, origins, problems,
+                       secrets);
+    }
+  } else if (node.is_array()) {
+    for (std::size_t i = 0; i < node.size(); ++i) {
+      interpolate_tree(node[i], pointer + "/" + std::to_string(i), variables, origins, problems,
+                       secrets);
+    }
+  }
+}
+
+std::string format(const std::string& path, const Diagnostic& d) {
+  return path + ": " + d.pointer + ": " + d.message;
+}
+
+}  // namespace
+
+PipelineSpec parse_pipeline(const std::string& path, const std::string& text,
+                            const std::vector<Override>& overrides,
+                            const VariableLookup& variables, const SchemaLookup& schemas) {
+  std::vector<std::string> problems;
+  json document;
+  try {
+    document = json::parse(text);
+  } catch (const json::parse_error& e) {
+    std::string reason = e.what();
+    // nlohmann's message starts with "[json.exception.parse_error.101] parse error at line..."
+    if (const auto at = reason.find("parse error"); at != std::string::npos) {
+      reason = reason.substr(at);
+    }
+    throw PipelineError({path + ":" + line_and_column(text, e.byte == 0 ? 0 : e.byte - 1) +
+                         ": malformed JSON: " + reason});
+  }
+
+  ValueOrigins origins;
+  for (const auto& change : overrides) apply_override(document, change, origins, problems);
+  if (!problems.empty()) throw PipelineError(problems);
+
+  ValidationResult structure;
+  static const json document_schema = expanded_document_schema();
+  validate_against_schema(document_schema, document, "", origins, structure);
+  for (const auto& d : structure.diagnostics) problems.push_back(format(path, d));
+  if (!problems.empty()) throw PipelineError(problems);
+
+  PipelineSpec spec;
+  spec.path = path;
+  spec.name = document.value("name", std::string());
+  if (spec.name.empty()) {
+    const auto slash = path.find_last_of('/');
+    spec.name = path.substr(slash == std::string::npos ? 0 : slash + 1);
+    if (spec.name.size() > 5 && spec.name.ends_with(".json")) {
+      spec.name.resize(spec.name.size() - 5);
+    }
+  }
+  spec.settings = document.at("settings");
+
+  auto build_stage = [&](const json& stage, const std::string& pointer, const std::string& kind) {
+    StageSpec result;
+    result.pointer = pointer;
+    result.plugin = stage.at("plugin").get<std::string>();
+    result.config = stage.at("config");
+    const std::string config_pointer = pointer + "/config";
+    std::vector<Diagnostic> interpolation_problems;
+    interpolate_tree(result.config, config_pointer, variables, origins, interpolation_problems,
+                     result.secrets);
+    for (const auto& d : interpolation_problems) problems.push_back(format(path, d));
+
+    const SchemaLookupResult lookup = schemas(result.plugin, kind);
+    if (lookup.schema == nullptr) {
+      problems.push_back(path + ": " + pointer + "/plugin: " + lookup.error);
+      return result;
+    }
+    ValidationResult checked;
+    validate_against_schema(*lookup.schema, result.config, config_pointer, origins, checked);
+    for (const auto& d : checked.diagnostics) {
+      // An unset variable already produced a clearer message for the same value.
+      const bool already_reported =
+          std::any_of(interpolation_problems.begin(), interpolation_problems.end(),
+                      [&](const Diagnostic& i) { return i.pointer == d.pointer; });
+      if (!already_reported) problems.push_back(format(path, d));
+    }
+    result.secrets.insert(result.secrets.end(), checked.secrets.begin(), checked.secrets.end());
+    return result;
+  };
+
+  spec.source = build_stage(document.at("source"), "/source", "source");
+  spec.sink = build_stage(document.at("sink"), "/sink", "sink");
+  const json& reporters = document.at("reporters");
+  for (std::size_t i = 0; i < reporters.size(); ++i) {
+    spec.reporters.push_back(
+        build_stage(reporters[i], "/reporters/" + std::to_string(i), "reporter"));
+  }
+  if (!problems.empty()) throw PipelineError(problems);
+  return spec;
+}
+
+PipelineSpec load_pipeline(const std::string& path, const std::vector<Override>& overrides,
+                           const VariableLookup& variables, const SchemaLookup& schemas) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw PipelineError({path + ": cannot open the pipeline file"});
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw PipelineError({path + ": cannot read the pipeline file"});
+  return parse_pipeline(path, text.str(), overrides, variables, schemas);
+}
+
+}  // namespace etl::host

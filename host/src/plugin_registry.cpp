@@ -1,0 +1,194 @@
+#include "plugin_registry.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+
+#include <boost/dll/import.hpp>
+#include <boost/dll/runtime_symbol_info.hpp>
+
+#include "schema.hpp"
+
+namespace etl::host {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+json PluginInfo::to_json() const {
+  return json{{"name", name},
+              {"kind", std::string(sdk::to_string(kind))},
+              {"version", version},
+              {"abi_version", abi_version},
+              {"description", description},
+              {"file", file},
+              {"config_schema", schema}};
+}
+
+std::string PluginRegistry::bundled_plugin_dir() {
+  const fs::path executable = boost::dll::program_location().string();
+  return (executable.parent_path().parent_path() / "lib" / "etl-host" / "plugins").string();
+}
+
+std::vector<std::string> PluginRegistry::search_path(const std::vector<std::string>& extra) {
+  std::vector<std::string> directories = extra;
+  if (const char* env = std::getenv("ETL_PLUGIN_PATH"); env != nullptr) {
+    std::istringstream in(env);
+    std::string dir;
+    while (std::getline(in, dir, ':')) {
+      if (!dir.empty()) directories.push_back(dir);
+    }
+  }
+  directories.push_back(bundled_plugin_dir());
+  return directories;
+}
+
+namespace {
+
+/// A library anyone can replace would run their code inside our process.
+void refuse_if_world_writable(const std::string& path) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) == 0 && (info.st_mode & S_IWOTH) != 0) {
+    throw PluginLoadError(path + ": refusing to load a plugin file that anyone can write to (chmod o-w)");
+  }
+  const std::string dir = fs::path(path).parent_path().empty()
+                              ? std::string(".")
+                              : fs::path(path).parent_path().string();
+  if (::stat(dir.c_str(), &info) == 0 && (info.st_mode & S_IWOTH) != 0 &&
+      (info.st_mode & S_ISVTX) == 0) {
+    throw PluginLoadError(path + ": refusing to load a plugin from folder " + dir +
+                          ", which anyone can write to (chmod o-w)");
+  }
+}
+
+bool null_or_empty(const char* text) { return text == nullptr || *text == '\0'; }
+
+}  // namespace
+
+PluginInfo PluginRegistry::load_file(const std::string& path) {
+  if (!fs::exists(path)) throw PluginLoadError(path + ": no such plugin file");
+  refuse_if_world_writable(path);
+
+  boost::dll::shared_library library;
+  try {
+    // RTLD_LOCAL keeps each plugin's symbols to itself, so two plugins can bundle different
+    // helpers with the same names.
+    library.load(path, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
+  } catch (const std::exception& e) {
+    throw PluginLoadError(path + ": not a loadable shared library: " + e.what());
+  }
+  if (!library.has(sdk::kDescriptorSymbol)) {
+    throw PluginLoadError(path + ": not an etl-host plugin (it exports no " +
+                          std::string(sdk::kDescriptorSymbol) + " symbol)");
+  }
+  boost::shared_ptr<const sdk::PluginDescriptor> descriptor =
+      boost::dll::import_alias<const sdk::PluginDescriptor>(library, sdk::kDescriptorSymbol);
+  if (!descriptor) throw PluginLoadError(path + ": the plugin descriptor is null");
+
+  // Only the stable header (magic, abi_version, name) may be read before the ABI matches.
+  if (descriptor->magic != sdk::kDescriptorMagic) {
+    throw PluginLoadError(path + ": not an etl-host plugin (bad descriptor magic)");
+  }
+  const std::string name = null_or_empty(descriptor->name) ? "?" : descriptor->name;
+  if (descriptor->abi_version != sdk::kAbiVersion) {
+    throw PluginLoadError(path + ": plugin '" + name + "' was built for SDK ABI version " +
+                          std::to_string(descriptor->abi_version) +
+                          ", but this etl-host uses SDK ABI version " +
+                          std::to_string(sdk::kAbiVersion) + "; rebuild the plugin against SDK " +
+                          ETL_SDK_VERSION_STRING);
+  }
+  if (name == "?") throw PluginLoadError(path + ": the plugin descriptor has no name");
+
+  PluginInfo info;
+  info.file = path;
+  info.name = name;
+  info.kind = descriptor->kind;
+  info.abi_version = descriptor->abi_version;
+  info.version = null_or_empty(descriptor->version) ? "0" : descriptor->version;
+  info.description = null_or_empty(descriptor->description) ? "" : descriptor->description;
+
+  const bool factory_matches =
+      (info.kind == sdk::PluginKind::source && descriptor->create_source != nullptr) ||
+      (info.kind == sdk::PluginKind::sink && descriptor->create_sink != nullptr) ||
+      (info.kind == sdk::PluginKind::reporter && descriptor->create_reporter != nullptr);
+  if (!factory_matches) {
+    throw PluginLoadError(path + ": plugin '" + name +
+                          "' has no factory for its declared kind");
+  }
+  try {
+    info.schema = json::parse(null_or_empty(descriptor->config_schema)
+                                  ? R"({"type":"object","additionalProperties":false})"
+                                  : descriptor->config_schema);
+  } catch (const json::exception& e) {
+    throw PluginLoadError(path + ": plugin '" + name + "' has a config schema that is not JSON: " +
+                          e.what());
+  }
+  if (const auto problems = check_schema(info.schema); !problems.empty()) {
+    throw PluginLoadError(path + ": plugin '" + name + "' has an unusable config schema: " +
+                          problems.front());
+  }
+  info.descriptor = std::move(descriptor);
+  return info;
+}
+
+void PluginRegistry::scan(const std::vector<std::string>& directories) {
+  directories_ = directories;
+  for (const auto& directory : directories) {
+    std::error_code ec;
+    if (!fs::is_directory(directory, ec)) continue;
+    std::vector<std::string> files;
+    for (const auto& entry : fs::directory_iterator(directory, ec)) {
+      if (entry.path().extension() == ".so") files.push_back(entry.path().string());
+    }
+    std::sort(files.begin(), files.end());
+    for (const auto& file : files) {
+      try {
+        PluginInfo info = load_file(file);
+        const auto existing = std::find_if(plugins_.begin(), plugins_.end(),
+                                           [&](const PluginInfo& p) { return p.name == info.name; });
+        if (existing != plugins_.end()) {
+          // The same file reached through two search-path entries is not a conflict.
+          if (fs::equivalent(existing->file, info.file, ec)) continue;
+          conflicts_.push_back("plugin name '" + info.name + "' is provided by both " +
+                               existing->file + " and " + info.file);
+          continue;
+        }
+        plugins_.push_back(std::move(info));
+      } catch (const PluginLoadError& e) {
+        refused_.push_back(RefusedPlugin{file, e.what()});
+      }
+    }
+  }
+}
+
+const PluginInfo& PluginRegistry::resolve(const std::string& name) {
+  if (name.find('/') != std::string::npos) {
+    for (const auto& info : by_path_) {
+      if (info.file == name) return info;
+    }
+    by_path_.push_back(load_file(name));
+    return by_path_.back();
+  }
+  for (const auto& conflict : conflicts_) {
+    if (conflict.starts_with("plugin name '" + name + "' ")) throw PluginLoadError(conflict);
+  }
+  for (const auto& info : plugins_) {
+    if (info.name == name) return info;
+  }
+  std::string message = "unknown plugin '" + name + "'";
+  std::vector<std::string> known;
+  for (const auto& info : plugins_) known.push_back(info.name);
+  std::sort(known.begin(), known.end());
+  message += "; available: ";
+  for (std::size_t i = 0; i < known.size(); ++i) message += (i ? ", " : "") + known[i];
+  if (known.empty()) message += "none";
+  std::string searched;
+  for (const auto& dir : directories_) searched += (searched.empty() ? "" : ":") + dir;
+  message += " (searched " + searched + ")";
+  for (const auto& refused : refused_) message += "; refused " + refused.reason;
+  throw PluginLoadError(message);
+}
+
+}  // namespace etl::host

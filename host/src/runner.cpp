@@ -1,0 +1,375 @@
+#include "runner.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <mutex>
+#include <unordered_map>
+
+#include <Poco/Logger.h>
+
+#include "exit_codes.hpp"
+#include "logging.hpp"
+
+namespace etl::host {
+
+using Clock = std::chrono::steady_clock;
+
+HostContext::HostContext(std::string plugin_name, const std::atomic<bool>& stop)
+    : plugin_name_(std::move(plugin_name)),
+      stop_(stop),
+      logger_(Poco::Logger::get("plugin." + plugin_name_)) {}
+
+void HostContext::log(sdk::LogLevel level, std::string_view message) noexcept {
+  try {
+    const std::string text(message);
+    switch (level) {
+      case sdk::LogLevel::debug: logger_.debug(text); break;
+      case sdk::LogLevel::info: logger_.information(text); break;
+      case sdk::LogLevel::warning: logger_.warning(text); break;
+      case sdk::LogLevel::error: logger_.error(text); break;
+    }
+  } catch (...) {
+    // Logging must never take the plugin down with it.
+  }
+}
+
+bool HostContext::stop_requested() const noexcept { return stop_.load(std::memory_order_relaxed); }
+
+std::string_view HostContext::plugin_name() const noexcept { return plugin_name_; }
+
+StageError::StageError(std::string plugin, std::string stage, const std::string& message)
+    : std::runtime_error("plugin '" + plugin + "' failed in stage '" + stage + "': " + message),
+      plugin_(std::move(plugin)),
+      stage_(std::move(stage)) {}
+
+namespace {
+
+template <class T>
+PluginInstance<T> instantiate(const StageSpec& stage, PluginRegistry& registry,
+                              const std::atomic<bool>& stop) {
+  const PluginInfo& info = registry.resolve(stage.plugin);
+  PluginInstance<T> instance;
+  instance.library = info.descriptor;
+  instance.name = info.name;
+  instance.context = std::make_unique<HostContext>(info.name, stop);
+  const std::string config = stage.config.dump();
+  const sdk::PluginArgs args{config, *instance.context};
+  instance.object = call_plugin(info.name, "configure", [&]() -> std::unique_ptr<T> {
+    try {
+      if constexpr (std::is_same_v<T, sdk::Source>) {
+        return info.descriptor->create_source(args);
+      } else if constexpr (std::is_same_v<T, sdk::Sink>) {
+        return info.descriptor->create_sink(args);
+      } else {
+        return info.descriptor->create_reporter(args);
+      }
+    } catch (const sdk::ConfigError& e) {
+      throw StageError(info.name, "configure", stage.pointer + "/config" + e.path() + ": " + e.what());
+    }
+  });
+  if (!instance.object) throw StageError(info.name, "configure", "the factory returned nothing");
+  return instance;
+}
+
+/// Keeps every record handed to the sink until its outcome arrives, and passes each outcome to
+/// the reporters exactly once, whatever the sink does (late, duplicate or missing outcomes).
+class OutcomeLedger final : public sdk::OutcomeReceiver {
+ public:
+  OutcomeLedger(std::vector<PluginInstance<sdk::Reporter>>& reporters, std::atomic<bool>& stop)
+      : reporters_(reporters), stop_(stop), logger_(host_logger()) {
+    reporter_alive_.assign(reporters.size(), true);
+  }
+
+  void add(const sdk::Record& record) {
+    std::lock_guard lock(mutex_);
+    pending_.emplace(record.sequence, record);
+  }
+
+  void deliver(std::uint64_t sequence, sdk::Outcome outcome) noexcept override {
+    std::lock_guard lock(mutex_);
+    const auto it = pending_.find(sequence);
+    if (it == pending_.end()) {
+      logger_.error("the sink delivered an outcome for record " + std::to_string(sequence) +
+                    ", which is not awaiting one (ignored: each record is reported once)");
+      return;
+    }
+    settle(it->second, outcome);
+    pending_.erase(it);
+  }
+
+  /// Reports every record still awaiting an outcome as failed, in source order.
+  void fail_remaining(const std::string& reason) {
+    std::lock_guard lock(mutex_);
+    std::vector<std::uint64_t> sequences;
+    sequences.reserve(pending_.size());
+    for (const auto& [sequence, unused] : pending_) sequences.push_back(sequence);
+    std::sort(sequences.begin(), sequences.end());
+    for (const auto sequence : sequences) {
+      settle(pending_.at(sequence), sdk::Outcome::failed(reason));
+    }
+    pending_.clear();
+  }
+
+  /// Reports records that never reached the sink.
+  void fail_unsent(const sdk::Batch& batch, std::size_t from, const std::string& reason) {
+    std::lock_guard lock(mutex_);
+    for (std::size_t i = from; i < batch.size(); ++i) {
+      settle(batch[i], sdk::Outcome::failed(reason));
+    }
+  }
+
+  struct Counts {
+    std::uint64_t ok = 0, rejected = 0, failed = 0;
+  };
+  Counts counts() const {
+    std::lock_guard lock(mutex_);
+    return counts_;
+  }
+  std::size_t pending() const {
+    std::lock_guard lock(mutex_);
+    return pending_.size();
+  }
+  const std::string& reporter_error() const { return reporter_error_; }
+
+  /// Calls `function(reporter)` on every reporter still working; a reporter that throws is
+  /// logged, stops receiving calls, and stops the run (its report would be incomplete).
+  template <class F>
+  void for_each_reporter(const char* stage, F&& function) {
+    std::lock_guard lock(mutex_);
+    for (std::size_t i = 0; i < reporters_.size(); ++i) {
+      if (!reporter_alive_[i]) continue;
+      try {
+        call_plugin(reporters_[i].name, stage, [&] { function(*reporters_[i].object); });
+      } catch (const StageError& e) {
+        reporter_alive_[i] = false;
+        if (reporter_error_.empty()) reporter_error_ = e.what();
+        logger_.error(e.what());
+        stop_.store(true);
+      }
+    }
+  }
+
+ private:
+  void settle(const sdk::Record& record, const sdk::Outcome& outcome) {
+    switch (outcome.status) {
+      case sdk::Status::ok: ++counts_.ok; break;
+      case sdk::Status::rejected: ++counts_.rejected; break;
+      case sdk::Status::failed: ++counts_.failed; break;
+    }
+    for (std::size_t i = 0; i < reporters_.size(); ++i) {
+      if (!reporter_alive_[i]) continue;
+      try {
+        call_plugin(reporters_[i].name, "record",
+                    [&] { reporters_[i].object->record(record, outcome); });
+      } catch (const StageError& e) {
+        reporter_alive_[i] = false;
+        if (reporter_error_.empty()) reporter_error_ = e.what();
+        logger_.error(e.what());
+        stop_.store(true);
+      }
+    }
+  }
+
+  std::vector<PluginInstance<sdk::Reporter>>& reporters_;
+  std::vector<bool> reporter_alive_;
+  std::atomic<bool>& stop_;
+  Poco::Logger& logger_;
+  mutable std::mutex mutex_;
+  std::unordered_map<std::uint64_t, sdk::Record> pending_;
+  Counts counts_;
+  std::string reporter_error_;
+};
+
+std::string format_rate(double value) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.1f", value);
+  return buffer;
+}
+
+}  // namespace
+
+PipelinePlugins create_plugins(const PipelineSpec& spec, PluginRegistry& registry,
+                               const std::atomic<bool>& stop) {
+  for (const StageSpec* stage : {&spec.source, &spec.sink}) {
+    for (const auto& secret : stage->secrets) Redactor::instance().add(secret);
+  }
+  for (const auto& stage : spec.reporters) {
+    for (const auto& secret : stage.secrets) Redactor::instance().add(secret);
+  }
+  PipelinePlugins plugins;
+  plugins.source = instantiate<sdk::Source>(spec.source, registry, stop);
+  plugins.sink = instantiate<sdk::Sink>(spec.sink, registry, stop);
+  for (const auto& stage : spec.reporters) {
+    plugins.reporters.push_back(instantiate<sdk::Reporter>(stage, registry, stop));
+  }
+  return plugins;
+}
+
+RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const RunOptions& options) {
+  Poco::Logger& logger = host_logger();
+  std::atomic<bool> local_stop{false};
+  std::atomic<bool>& stop = options.stop != nullptr ? *options.stop : local_stop;
+  const auto started = Clock::now();
+
+  OutcomeLedger ledger(plugins.reporters, stop);
+  sdk::Source& source = *plugins.source.object;
+  sdk::Sink& sink = *plugins.sink.object;
+  const std::string& source_name = plugins.source.name;
+  const std::string& sink_name = plugins.sink.name;
+
+  std::string source_error;
+  std::string sink_error;
+  std::uint64_t received = 0;
+
+  sdk::RunInfo run_info;
+  run_info.pipeline = spec.path;
+  run_info.source_plugin = source_name;
+  run_info.sink_plugin = sink_name;
+  try {
+    run_info.fields = call_plugin(source_name, "fields", [&] { return source.fields(); });
+  } catch (const StageError& e) {
+    source_error = e.what();
+  }
+  ledger.for_each_reporter("open", [&](sdk::Reporter& reporter) { reporter.open(run_info); });
+
+  bool source_open = false;
+  bool sink_open = false;
+  if (source_error.empty() && ledger.reporter_error().empty()) {
+    try {
+      call_plugin(source_name, "open", [&] { source.open(); });
+      source_open = true;
+    } catch (const StageError& e) {
+      source_error = e.what();
+    }
+  }
+  if (source_open) {
+    try {
+      call_plugin(sink_name, "open", [&] { sink.open(ledger); });
+      sink_open = true;
+    } catch (const StageError& e) {
+      sink_error = e.what();
+    }
+  }
+
+  if (source_open && sink_open) {
+    const std::size_t batch_size = spec.settings.value("batch_size", 1000);
+    const double progress_interval = spec.settings.value("progress_interval", 5.0);
+    auto next_progress = started + std::chrono::duration<double>(progress_interval);
+    sdk::Batch batch;
+    bool more = true;
+    while (more && !stop.load()) {
+      batch.clear();
+      try {
+        more = call_plugin(source_name, "read", [&] { return source.read(batch, batch_size); });
+      } catch (const StageError& e) {
+        source_error = e.what();
+        more = false;
+      }
+      for (auto& record : batch) record.sequence = ++received;
+      if (batch.empty()) continue;
+      if (stop.load()) {
+        ledger.fail_unsent(batch, 0, "not attempted: the run was stopped");
+        break;
+      }
+      for (const auto& record : batch) ledger.add(record);
+      try {
+        call_plugin(sink_name, "write", [&] { sink.write(batch); });
+      } catch (const StageError& e) {
+        sink_error = e.what();
+        break;
+      }
+      if (progress_interval > 0 && Clock::now() >= next_progress) {
+        const auto counts = ledger.counts();
+        const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
+        const auto expected = source.expected();
+        logger.information("progress: received " + std::to_string(received) +
+                           (expected ? " of " + std::to_string(*expected) : std::string()) +
+                           ", ok " + std::to_string(counts.ok) + ", rejected " +
+                           std::to_string(counts.rejected) + ", failed " +
+                           std::to_string(counts.failed) + ", " +
+                           format_rate((counts.ok + counts.rejected + counts.failed) / elapsed) +
+                           " rows/s");
+        next_progress = Clock::now() + std::chrono::duration<double>(progress_interval);
+      }
+    }
+    if (sink_error.empty()) {
+      try {
+        call_plugin(sink_name, "finish", [&] { sink.finish(); });
+      } catch (const StageError& e) {
+        sink_error = e.what();
+      }
+    }
+  }
+  // Whatever the sink did not settle is failed now; late outcomes are refused by the ledger.
+  if (ledger.pending() != 0) {
+    ledger.fail_remaining(sink_error.empty() ? "no outcome from the sink"
+                                             : "not written: " + sink_error);
+  }
+  if (!source_error.empty()) logger.error(source_error);
+  if (!sink_error.empty()) logger.error(sink_error);
+
+  sdk::SourceStats stats;
+  if (source_open) {
+    try {
+      stats = call_plugin(source_name, "stats", [&] { return source.stats(); });
+    } catch (const StageError& e) {
+      logger.warning(e.what());
+    }
+  }
+
+  RunResult result;
+  sdk::Summary& summary = result.summary;
+  const auto counts = ledger.counts();
+  summary.requested = stats.requested;
+  summary.received = received;
+  summary.ok = counts.ok;
+  summary.rejected = counts.rejected;
+  summary.failed = counts.failed;
+  summary.seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  summary.rows_per_second =
+      summary.seconds > 0 ? static_cast<double>(counts.ok + counts.rejected + counts.failed) /
+                                summary.seconds
+                          : 0;
+
+  const int signal_code = options.stop_exit_code != nullptr ? options.stop_exit_code->load() : 0;
+  if (signal_code != 0) {
+    result.exit_code = signal_code;
+    summary.stop_reason = "stopped by a signal";
+  } else if (!sink_error.empty()) {
+    result.exit_code = exit_code::sink_failed;
+    summary.stop_reason = sink_error;
+  } else if (!source_error.empty()) {
+    result.exit_code = exit_code::source_failed;
+    summary.stop_reason = source_error;
+  } else if (!ledger.reporter_error().empty()) {
+    result.exit_code = exit_code::reporter_failed;
+    summary.stop_reason = ledger.reporter_error();
+  }
+  summary.completed = result.exit_code == exit_code::ok;
+  summary.exit_code = result.exit_code;
+
+  if (stats.requested && received < *stats.requested && source_error.empty()) {
+    logger.warning("source '" + source_name + "' asked for " + std::to_string(*stats.requested) +
+                   " records and received " + std::to_string(received) +
+                   "; the run went on with what came");
+  }
+
+  ledger.for_each_reporter("finish", [&](sdk::Reporter& reporter) { reporter.finish(summary); });
+  if (result.exit_code == exit_code::ok && !ledger.reporter_error().empty()) {
+    result.exit_code = exit_code::reporter_failed;
+    summary.exit_code = result.exit_code;
+    summary.completed = false;
+  }
+
+  logger.information(
+      "summary: " +
+      (summary.requested ? "requested " + std::to_string(*summary.requested) + ", " : std::string()) +
+      "received " + std::to_string(summary.received) + ", ok " + std::to_string(summary.ok) +
+      ", rejected " + std::to_string(summary.rejected) + ", failed " +
+      std::to_string(summary.failed) + ", " + format_rate(summary.seconds) + " s, " +
+      format_rate(summary.rows_per_second) + " rows/s, exit code " +
+      std::to_string(result.exit_code));
+  return result;
+}
+
+}  // namespace etl::host

@@ -1,0 +1,107 @@
+#pragma once
+// Running a pipeline: instantiating plugins, driving their lifecycle, settling every record.
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/shared_ptr.hpp>
+
+#include "etl/sdk/plugin.hpp"
+#include "pipeline.hpp"
+#include "plugin_registry.hpp"
+
+namespace Poco {
+class Logger;
+}
+
+namespace etl::host {
+
+/// The Context the host gives each plugin object.
+class HostContext final : public sdk::Context {
+ public:
+  HostContext(std::string plugin_name, const std::atomic<bool>& stop);
+  void log(sdk::LogLevel level, std::string_view message) noexcept override;
+  [[nodiscard]] bool stop_requested() const noexcept override;
+  [[nodiscard]] std::string_view plugin_name() const noexcept override;
+
+ private:
+  std::string plugin_name_;
+  const std::atomic<bool>& stop_;
+  Poco::Logger& logger_;
+};
+
+/// An exception that escaped a plugin, with the plugin's name and the stage it happened in.
+class StageError : public std::runtime_error {
+ public:
+  StageError(std::string plugin, std::string stage, const std::string& message);
+  [[nodiscard]] const std::string& plugin() const noexcept { return plugin_; }
+  [[nodiscard]] const std::string& stage() const noexcept { return stage_; }
+
+ private:
+  std::string plugin_;
+  std::string stage_;
+};
+
+/// A plugin object together with what must outlive it. Members are destroyed in reverse order:
+/// the object first, then its context, then (with the last reference) the library itself.
+template <class T>
+struct PluginInstance {
+  boost::shared_ptr<const sdk::PluginDescriptor> library;
+  std::string name;
+  std::unique_ptr<HostContext> context;
+  std::unique_ptr<T> object;
+
+  PluginInstance() = default;
+  PluginInstance(PluginInstance&&) noexcept = default;
+  PluginInstance& operator=(PluginInstance&&) noexcept = default;
+  ~PluginInstance() {
+    object.reset();
+    context.reset();
+  }
+};
+
+/// Calls into a plugin and turns any exception into a StageError naming plugin and stage.
+template <class F>
+decltype(auto) call_plugin(const std::string& plugin, const char* stage, F&& function) {
+  try {
+    return std::forward<F>(function)();
+  } catch (const StageError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw StageError(plugin, stage, e.what());
+  } catch (...) {
+    throw StageError(plugin, stage, "unknown exception (not derived from std::exception)");
+  }
+}
+
+/// Every plugin of a pipeline, created (config parsed) but not opened.
+struct PipelinePlugins {
+  PluginInstance<sdk::Source> source;
+  PluginInstance<sdk::Sink> sink;
+  std::vector<PluginInstance<sdk::Reporter>> reporters;
+};
+
+/// Creates the plugins of `spec`; throws StageError (stage "configure") on a config a plugin
+/// refuses. Registers the pipeline's secrets with the Redactor.
+PipelinePlugins create_plugins(const PipelineSpec& spec, PluginRegistry& registry,
+                               const std::atomic<bool>& stop);
+
+struct RunOptions {
+  /// Set (by a signal handler) to stop the run gracefully; `stop_exit_code` says why.
+  std::atomic<bool>* stop = nullptr;
+  std::atomic<int>* stop_exit_code = nullptr;
+};
+
+struct RunResult {
+  int exit_code = 0;
+  sdk::Summary summary;
+};
+
+/// Runs the pipeline to the end (or until it fails or is stopped). Never throws for plugin
+/// failures: they end up in the exit code and the summary, and every record received is reported.
+RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const RunOptions& options);
+
+}  // namespace etl::host

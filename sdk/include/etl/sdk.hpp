@@ -1,0 +1,10 @@
+// SPDX-License-Identifier: MIT
+#pragma once
+/// @file
+/// Everything a plugin needs: include this one header.
+
+#include "etl/sdk/config.hpp"
+#include "etl/sdk/outcome.hpp"
+#include "etl/sdk/plugin.hpp"
+#include "etl/sdk/record.hpp"
+#include "etl/sdk/version.hpp"
