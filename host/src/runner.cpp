@@ -301,6 +301,10 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
     }
   }
   // Whatever the sink did not settle is failed now; late outcomes are refused by the ledger.
+  if (sink_error.empty() && sink_open && ledger.pending() != 0) {
+    sink_error = "plugin '" + sink_name + "' finished without an outcome for " +
+                 std::to_string(ledger.pending()) + " record(s)";
+  }
   if (ledger.pending() != 0) {
     ledger.fail_remaining(sink_error.empty() ? "no outcome from the sink"
                                              : "not written: " + sink_error);

@@ -100,7 +100,8 @@ class ETL_SDK_API Source {
   [[nodiscard]] virtual std::optional<std::uint64_t> expected() const { return std::nullopt; }
   /// Appends at most `max_records` records to `batch`. Returns false when the source is
   /// exhausted (the batch may still have received records in that call). Blocks while
-  /// waiting for data; returns early when Context::stop_requested() becomes true.
+  /// waiting for data; returns early when Context::stop_requested() becomes true. When it
+  /// throws, the records it had already appended are complete and are still processed.
   virtual bool read(Batch& batch, std::size_t max_records) = 0;
   /// Counts for the run summary; valid after read() returned false or the run stopped.
   [[nodiscard]] virtual SourceStats stats() const = 0;

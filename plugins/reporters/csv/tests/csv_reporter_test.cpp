@@ -1,0 +1,83 @@
+#include <gtest/gtest.h>
+
+#include "csv_format.hpp"
+#include "plugin_harness.hpp"
+#include "test_support.hpp"
+
+namespace etl::testing {
+namespace {
+
+using nlohmann::json;
+
+TEST(CsvFormat, QuotesOnlyWhenNeeded) {
+  auto field = [](std::string_view value) {
+    std::string line;
+    plugins::csv::append_field(line, value);
+    return line;
+  };
+  EXPECT_EQ(field("plain"), "plain");
+  EXPECT_EQ(field(""), "");
+  EXPECT_EQ(field("a,b"), "\"a,b\"");
+  EXPECT_EQ(field("say \"hi\""), "\"say \"\"hi\"\"\"");
+  EXPECT_EQ(field("two\nlines"), "\"two\nlines\"");
+  EXPECT_EQ(field("cr\rhere"), "\"cr\rhere\"");
+  EXPECT_EQ(field(" padded "), "\" padded \"");
+}
+
+TEST(CsvReporterConfig, GoodAndBad) {
+  const auto plugin = bundled_plugin("csv");
+  EXPECT_TRUE(check_config(plugin, {{"path", "out.csv"}}).problems.empty());
+  const auto missing = check_config(plugin, json::object());
+  ASSERT_EQ(missing.problems.size(), 1u);
+  EXPECT_EQ(missing.problems[0].pointer, "/path");
+  const auto wrong_status = check_config(plugin, {{"path", "x"}, {"statuses", {"ok", "bogus"}}});
+  ASSERT_EQ(wrong_status.problems.size(), 1u);
+  EXPECT_EQ(wrong_status.problems[0].pointer, "/statuses/1");
+}
+
+std::string report(const json& config, const std::vector<std::pair<std::string, sdk::Outcome>>& rows) {
+  auto reporter = create_plugin<sdk::Reporter>(bundled_plugin("csv"), config);
+  reporter.object->open(sdk::RunInfo{"p.json", "src", "sink", {"token"}});
+  std::uint64_t sequence = 0;
+  for (const auto& [token, outcome] : rows) {
+    sdk::Record record;
+    record.set("token", token);
+    record.sequence = ++sequence;
+    reporter.object->record(record, outcome);
+  }
+  reporter.object->finish(sdk::Summary{});
+  return read_file(config.at("path").get<std::string>());
+}
+
+TEST(CsvReporter, WritesRfc4180WithHeader) {
+  TempDir dir;
+  const auto text = report({{"path", dir.file("sub/dir/out.csv")}},
+                           {{"abc", sdk::Outcome::ok()},
+                            {"a-b", sdk::Outcome::rejected("23514", "violates check constraint \"c\"")},
+                            {"x,y", sdk::Outcome::failed("connection lost")}});
+  EXPECT_EQ(text,
+            "token,status,sqlstate,error\r\n"
+            "abc,ok,,\r\n"
+            "a-b,rejected,23514,\"violates check constraint \"\"c\"\"\"\r\n"
+            "\"x,y\",failed,,connection lost\r\n");
+}
+
+TEST(CsvReporter, RejectFileKeepsChosenStatuses) {
+  TempDir dir;
+  const auto text = report({{"path", dir.file("rejects.csv")}, {"statuses", {"rejected", "failed"}}},
+                           {{"abc", sdk::Outcome::ok()}, {"a-b", sdk::Outcome::rejected("23514", "no")}});
+  EXPECT_EQ(text, "token,status,sqlstate,error\r\na-b,rejected,23514,no\r\n");
+}
+
+TEST(CsvReporter, UnwritablePathIsAnErrorNamingIt) {
+  auto reporter = create_plugin<sdk::Reporter>(bundled_plugin("csv"), {{"path", "/proc/nope/out.csv"}});
+  try {
+    reporter.object->open(sdk::RunInfo{"p", "s", "k", {"token"}});
+    FAIL() << "expected an error";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("/proc/nope"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace etl::testing

@@ -1,0 +1,69 @@
+#include <gtest/gtest.h>
+
+#include "plugin_harness.hpp"
+#include "test_support.hpp"
+
+namespace etl::testing {
+namespace {
+
+using nlohmann::json;
+
+std::string report(const json& config, std::size_t count) {
+  auto reporter = create_plugin<sdk::Reporter>(bundled_plugin("json"), config);
+  reporter.object->open(sdk::RunInfo{"pipelines/tokens.json", "src", "sink", {"token"}});
+  for (std::size_t i = 0; i < count; ++i) {
+    sdk::Record record;
+    record.set("token", i % 2 == 0 ? "tok" + std::to_string(i) : std::string("bad\xff"));
+    record.sequence = i + 1;
+    reporter.object->record(record, i % 2 == 0 ? sdk::Outcome::ok() : sdk::Outcome::rejected("23514", "check \"c\""));
+  }
+  sdk::Summary summary;
+  summary.requested = count + 1;
+  summary.received = count;
+  summary.ok = (count + 1) / 2;
+  summary.rejected = count / 2;
+  reporter.object->finish(summary);
+  return read_file(config.at("path").get<std::string>());
+}
+
+TEST(JsonReporterConfig, GoodAndBad) {
+  const auto plugin = bundled_plugin("json");
+  const auto good = check_config(plugin, {{"path", "x.json"}});
+  EXPECT_TRUE(good.problems.empty());
+  EXPECT_EQ(good.config.at("format"), "document");
+  const auto bad = check_config(plugin, {{"path", "x.json"}, {"format", "xml"}});
+  ASSERT_EQ(bad.problems.size(), 1u);
+  EXPECT_EQ(bad.problems[0].pointer, "/format");
+}
+
+TEST(JsonReporter, DocumentIsValidJsonWithEveryRecordAndTheSummary) {
+  TempDir dir;
+  const json document = json::parse(report({{"path", dir.file("r.json")}}, 5));
+  EXPECT_EQ(document.at("pipeline"), "pipelines/tokens.json");
+  ASSERT_EQ(document.at("records").size(), 5u);
+  EXPECT_EQ(document.at("records")[0].at("token"), "tok0");
+  EXPECT_EQ(document.at("records")[0].at("status"), "ok");
+  EXPECT_TRUE(document.at("records")[0].at("sqlstate").is_null());
+  EXPECT_EQ(document.at("records")[1].at("status"), "rejected");
+  EXPECT_EQ(document.at("records")[1].at("sqlstate"), "23514");
+  EXPECT_EQ(document.at("records")[1].at("error"), "check \"c\"");
+  EXPECT_EQ(document.at("summary").at("requested"), 6);
+  EXPECT_EQ(document.at("summary").at("received"), 5);
+}
+
+TEST(JsonReporter, EmptyRunIsStillValid) {
+  TempDir dir;
+  const json document = json::parse(report({{"path", dir.file("r.json")}}, 0));
+  EXPECT_TRUE(document.at("records").empty());
+}
+
+TEST(JsonReporter, LinesFormatHasOneObjectPerLineAndTheSummaryLast) {
+  TempDir dir;
+  const auto lines = lines_of(report({{"path", dir.file("r.jsonl")}, {"format", "lines"}}, 3));
+  ASSERT_EQ(lines.size(), 4u);
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_TRUE(json::parse(lines[i]).contains("status"));
+  EXPECT_EQ(json::parse(lines[3]).at("summary").at("received"), 3);
+}
+
+}  // namespace
+}  // namespace etl::testing

@@ -1,0 +1,79 @@
+// Config checks for postgres-row-by-row: a good config, and bad ones.
+
+#include <gtest/gtest.h>
+
+#include "plugin_harness.hpp"
+
+namespace etl::testing {
+namespace {
+
+using nlohmann::json;
+
+json good_config() {
+  return {{"host", "db.example"}, {"user", "etl"}, {"password", "pw"}, {"dbname", "tokens"},
+          {"table", "secret_tokens"}, {"columns", {{"token", "data"}}}};
+}
+
+TEST(PostgresRowByRowConfig, GoodConfigGetsDefaults) {
+  const auto plugin = bundled_plugin("postgres-row-by-row");
+  EXPECT_EQ(plugin.kind, sdk::PluginKind::sink);
+  const auto checked = check_config(plugin, good_config());
+  EXPECT_TRUE(checked.problems.empty()) << checked.problems_text();
+  EXPECT_EQ(checked.config.at("port"), 5432);
+  EXPECT_EQ(checked.config.at("sslmode"), "require");
+  EXPECT_EQ(checked.config.at("pipeline"), true);
+  // Creating the sink does no I/O: db.example is never contacted.
+  auto sink = create_plugin<sdk::Sink>(plugin, good_config());
+  EXPECT_NE(sink.object, nullptr);
+}
+
+TEST(PostgresRowByRowConfig, BadConfigsAreRefusedNamingTheKey) {
+  const auto plugin = bundled_plugin("postgres-row-by-row");
+  auto with = [](const std::string& key, json value) {
+    json config = good_config();
+    config[key] = std::move(value);
+    return config;
+  };
+  auto without = [](const std::string& key) {
+    json config = good_config();
+    config.erase(key);
+    return config;
+  };
+  const std::vector<std::pair<json, std::string>> cases = {
+      {without("host"), "/host"},
+      {without("table"), "/table"},
+      {with("port", 0), "/port"},
+      {with("port", 70000), "/port"},
+      {with("sslmode", "sometimes"), "/sslmode"},
+      {with("connections", 0), "/connections"},
+      {with("columns", json{{"token", 5}}), "/columns/token"},
+      {with("tabel", "x"), "/tabel"},
+  };
+  for (const auto& [config, pointer] : cases) {
+    const auto checked = check_config(plugin, config);
+    ASSERT_EQ(checked.problems.size(), 1u) << config << "\n" << checked.problems_text();
+    EXPECT_EQ(checked.problems[0].pointer, pointer) << config;
+  }
+}
+
+TEST(PostgresRowByRowConfig, EmptyColumnMappingIsRefusedByThePlugin) {
+  try {
+    create_plugin<sdk::Sink>(bundled_plugin("postgres-row-by-row"),
+                             [] { json c = good_config(); c["columns"] = json::object(); return c; }());
+    FAIL() << "expected a ConfigError";
+  } catch (const sdk::ConfigError& e) {
+    EXPECT_EQ(e.path(), "/columns");
+  }
+}
+
+TEST(PostgresRowByRowConfig, PasswordIsMarkedSecret) {
+  const auto plugin = bundled_plugin("postgres-row-by-row");
+  const auto checked = check_config(plugin, good_config());
+  host::ValidationResult result;
+  json config = good_config();
+  host::validate_against_schema(plugin.schema, config, "", {}, result);
+  EXPECT_EQ(result.secrets, std::vector<std::string>{"pw"});
+}
+
+}  // namespace
+}  // namespace etl::testing

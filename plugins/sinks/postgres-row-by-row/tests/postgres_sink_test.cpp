@@ -1,0 +1,204 @@
+// postgres-row-by-row against a real, throwaway PostgreSQL server (TLS on).
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+#include <thread>
+
+#include "plugin_harness.hpp"
+#include "test_support.hpp"
+
+namespace etl::testing {
+namespace {
+
+using nlohmann::json;
+
+class PostgresSink : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = new PostgresServer(); }
+  static void TearDownTestSuite() { delete server_; }
+  void SetUp() override { server_->truncate_tokens(); }
+
+  static json config(json overrides = json::object()) {
+    json c = {{"host", server_->get("DB_HOST")}, {"port", std::stoi(server_->get("DB_PORT"))},
+              {"user", server_->get("DB_USER")}, {"password", server_->get("DB_PASS")},
+              {"dbname", server_->get("DB_NAME")}, {"table", "secret_tokens"},
+              {"columns", {{"token", "data"}}},   {"connect_timeout", 5}};
+    c.update(overrides);
+    return c;
+  }
+
+  struct Written {
+    std::map<std::uint64_t, sdk::Outcome> outcomes;
+    std::size_t deliveries = 0;
+    std::string error;
+  };
+
+  static Written write_all(const json& sink_config, const sdk::Batch& batch, std::size_t chunk = 100) {
+    Written written;
+    CollectingReceiver receiver;
+    auto sink = create_plugin<sdk::Sink>(bundled_plugin("postgres-row-by-row"), sink_config);
+    try {
+      sink.object->open(receiver);
+      for (std::size_t at = 0; at < batch.size(); at += chunk) {
+        sink.object->write(std::span(batch).subspan(at, std::min(chunk, batch.size() - at)));
+      }
+      sink.object->finish();
+    } catch (const std::exception& e) {
+      written.error = e.what();
+    }
+    written.outcomes = receiver.outcomes();
+    written.deliveries = receiver.deliveries();
+    return written;
+  }
+
+  static std::string open_error(const json& sink_config) {
+    return write_all(sink_config, records_with("token", {"abc"})).error;
+  }
+
+  static PostgresServer* server_;
+};
+PostgresServer* PostgresSink::server_ = nullptr;
+
+std::vector<std::string> random_tokens(std::size_t count, unsigned seed) {
+  static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::mt19937 random(seed);
+  std::vector<std::string> tokens;
+  for (std::size_t i = 0; i < count; ++i) {
+    std::string token(22, 'A');
+    for (auto& c : token) c = alphabet[random() % 64];
+    tokens.push_back(token);
+  }
+  return tokens;
+}
+
+void expect_table_holds_exactly_the_ok_rows(const PostgresServer& server, const sdk::Batch& batch,
+                                            const std::map<std::uint64_t, sdk::Outcome>& outcomes) {
+  std::vector<std::string> expected;
+  for (const auto& record : batch) {
+    if (outcomes.at(record.sequence).status == sdk::Status::ok) expected.emplace_back(*record.value("token"));
+  }
+  auto in_table = server.tokens_in_table();
+  std::sort(expected.begin(), expected.end());
+  std::sort(in_table.begin(), in_table.end());
+  EXPECT_EQ(in_table, expected);
+}
+
+TEST_F(PostgresSink, OkAndRejectedWithSqlstate) {
+  const auto batch = records_with("token", {"good_token", "bad-token", "another_good"});
+  for (const bool pipeline : {true, false}) {
+    server_->truncate_tokens();
+    const auto written = write_all(config({{"pipeline", pipeline}}), batch);
+    ASSERT_EQ(written.error, "");
+    ASSERT_EQ(written.outcomes.size(), 3u);
+    EXPECT_EQ(written.outcomes.at(1).status, sdk::Status::ok);
+    EXPECT_EQ(written.outcomes.at(2).status, sdk::Status::rejected);
+    EXPECT_EQ(written.outcomes.at(2).sqlstate, "23514");
+    EXPECT_NE(written.outcomes.at(2).message.find("secret_tokens_data_check"), std::string::npos);
+    EXPECT_EQ(written.outcomes.at(3).status, sdk::Status::ok);
+    EXPECT_EQ(server_->tokens_in_table(), (std::vector<std::string>{"good_token", "another_good"}));
+  }
+}
+
+TEST_F(PostgresSink, ManyRowsEachSettledOnceOverSeveralPipelinedConnections) {
+  const auto tokens = random_tokens(3000, 7);
+  const auto batch = records_with("token", tokens);
+  const auto written = write_all(config({{"connections", 4}, {"max_in_flight", 64}}), batch, 333);
+  ASSERT_EQ(written.error, "");
+  EXPECT_EQ(written.deliveries, tokens.size());
+  ASSERT_EQ(written.outcomes.size(), tokens.size());
+  std::size_t rejected = 0;
+  for (const auto& record : batch) {
+    const auto& outcome = written.outcomes.at(record.sequence);
+    const bool has_dash = record.value("token")->find('-') != std::string_view::npos;
+    EXPECT_EQ(outcome.status, has_dash ? sdk::Status::rejected : sdk::Status::ok) << *record.value("token");
+    rejected += has_dash;
+  }
+  EXPECT_GT(rejected, 0u);
+  expect_table_holds_exactly_the_ok_rows(*server_, batch, written.outcomes);
+}
+
+TEST_F(PostgresSink, DuplicatesAreInsertedAndReportedPerOccurrence) {
+  const auto batch = records_with("token", {"same_token", "same_token"});
+  const auto written = write_all(config(), batch);
+  ASSERT_EQ(written.outcomes.size(), 2u);
+  EXPECT_EQ(server_->tokens_in_table().size(), 2u);
+}
+
+TEST_F(PostgresSink, BadBytesAreRejectedPerRowWithoutTouchingOthers) {
+  const auto batch = records_with("token", {std::string("nul\0byte", 8), "bad\xff\xfeutf8", "fine_token"});
+  const auto written = write_all(config(), batch);
+  ASSERT_EQ(written.error, "");
+  EXPECT_EQ(written.outcomes.at(1).status, sdk::Status::rejected);
+  EXPECT_EQ(written.outcomes.at(1).sqlstate, "22021");
+  EXPECT_EQ(written.outcomes.at(2).status, sdk::Status::rejected);
+  EXPECT_EQ(written.outcomes.at(2).sqlstate, "22021");
+  EXPECT_EQ(written.outcomes.at(3).status, sdk::Status::ok);
+  EXPECT_EQ(server_->tokens_in_table(), std::vector<std::string>{"fine_token"});
+}
+
+TEST_F(PostgresSink, RecordWithoutTheMappedFieldIsRejected) {
+  const auto written = write_all(config(), records_with("other", {"x"}));
+  ASSERT_EQ(written.outcomes.size(), 1u);
+  EXPECT_EQ(written.outcomes.at(1).status, sdk::Status::rejected);
+  EXPECT_NE(written.outcomes.at(1).message.find("\"token\""), std::string::npos);
+}
+
+TEST_F(PostgresSink, HostileTableNameIsQuotedNotExecuted) {
+  const auto error = open_error(config({{"table", "secret_tokens\"; DROP TABLE secret_tokens; --"}}));
+  EXPECT_NE(error.find("42P01"), std::string::npos) << error;
+  EXPECT_NE(error.find("does not exist"), std::string::npos) << error;
+  EXPECT_EQ(server_->query("SELECT count(*) FROM secret_tokens").at(0).at(0), "0");
+}
+
+TEST_F(PostgresSink, WrongPasswordNamesTheServerButNotThePassword) {
+  const auto error = open_error(config({{"password", "wrong-pass-9271"}}));
+  EXPECT_NE(error.find(server_->get("DB_HOST") + ":" + server_->get("DB_PORT")), std::string::npos) << error;
+  EXPECT_EQ(error.find("wrong-pass-9271"), std::string::npos) << error;
+  EXPECT_EQ(error.find(server_->get("DB_PASS")), std::string::npos) << error;
+}
+
+TEST_F(PostgresSink, UnreachableServerNamesTheHost) {
+  const auto error = open_error(config({{"port", 1}}));
+  EXPECT_NE(error.find("127.0.0.1:1/"), std::string::npos) << error;
+}
+
+TEST_F(PostgresSink, PasswordWithQuotesSpacesAndEquals) {
+  const std::string password = "it's a \"pass\" = word\\";
+  std::string escaped;
+  for (char c : password) escaped += c == '\'' ? std::string("''") : std::string(1, c);
+  server_->query("DROP ROLE IF EXISTS tricky");
+  server_->query("CREATE ROLE tricky LOGIN PASSWORD '" + escaped + "'");
+  server_->query("GRANT INSERT ON secret_tokens TO tricky", "tokens");
+  server_->query("GRANT USAGE ON SEQUENCE secret_tokens_id_seq TO tricky", "tokens");
+  const auto written = write_all(config({{"user", "tricky"}, {"password", password}}), records_with("token", {"tricky_ok"}));
+  EXPECT_EQ(written.error, "");
+  EXPECT_EQ(server_->tokens_in_table(), std::vector<std::string>{"tricky_ok"});
+}
+
+TEST_F(PostgresSink, VerifyFullWithTheServersCertificate) {
+  const auto ok = write_all(config({{"host", "localhost"}, {"sslmode", "verify-full"},
+                                    {"sslrootcert", server_->get("DB_SSLROOTCERT")}}),
+                            records_with("token", {"verified"}));
+  EXPECT_EQ(ok.error, "");
+  EXPECT_EQ(server_->tokens_in_table(), std::vector<std::string>{"verified"});
+  TempDir elsewhere;
+  const auto refused = open_error(config({{"sslmode", "verify-full"}, {"sslrootcert", elsewhere.file("missing.crt")}}));
+  EXPECT_NE(refused.find("cannot connect"), std::string::npos) << refused;
+}
+
+TEST_F(PostgresSink, SslmodeRequireReallyUsesTls) {
+  CollectingReceiver receiver;
+  auto sink = create_plugin<sdk::Sink>(bundled_plugin("postgres-row-by-row"),
+                                       config({{"application_name", "tls-check"}, {"connections", 2}}));
+  sink.object->open(receiver);
+  const auto rows = server_->query(
+      "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'tls-check'");
+  ASSERT_EQ(rows.size(), 2u);
+  for (const auto& row : rows) EXPECT_EQ(row.at(0), "t");
+  sink.object->finish();
+}
+
+}  // namespace
+}  // namespace etl::testing

@@ -1,0 +1,165 @@
+// Loading real plugin libraries: good ones, missing ones, non-plugins, ABI mismatches, conflicts.
+
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+#include <filesystem>
+
+#include "plugin_harness.hpp"
+#include "plugin_registry.hpp"
+#include "test_support.hpp"
+
+namespace etl::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using host::PluginLoadError;
+using host::PluginRegistry;
+
+std::string test_plugins(const std::string& dir) { return binary_dir() + "/test-plugins/" + dir; }
+
+std::string load_error(const std::string& path) {
+  try {
+    PluginRegistry::load_file(path);
+  } catch (const PluginLoadError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(PluginLoading, GoodPluginsAreFoundWithTheirDescriptors) {
+  PluginRegistry registry;
+  registry.scan({test_plugins("good")});
+  ASSERT_EQ(registry.plugins().size(), 2u);
+  const auto& counter = registry.resolve("test-counter");
+  EXPECT_EQ(counter.kind, sdk::PluginKind::source);
+  EXPECT_EQ(counter.version, "0.0.1");
+  EXPECT_EQ(counter.abi_version, sdk::kAbiVersion);
+  EXPECT_EQ(counter.file, test_plugins("good") + "/etl-test-counter.so");
+  EXPECT_EQ(counter.schema.at("properties").at("count").at("default"), 3);
+  EXPECT_EQ(registry.resolve("test-sink").kind, sdk::PluginKind::sink);
+}
+
+TEST(PluginLoading, BundledPluginsAreAllThere) {
+  PluginRegistry registry;
+  registry.scan({PluginRegistry::bundled_plugin_dir()});
+  EXPECT_TRUE(registry.refused().empty());
+  for (const char* name : {"http-newline", "postgres-row-by-row", "stdout", "csv", "json"}) {
+    EXPECT_NO_THROW(registry.resolve(name)) << name;
+  }
+}
+
+TEST(PluginLoading, MissingPluginFile) {
+  const auto error = load_error(test_plugins("good") + "/nope.so");
+  EXPECT_NE(error.find("nope.so: no such plugin file"), std::string::npos) << error;
+}
+
+TEST(PluginLoading, LibraryThatIsNotAPlugin) {
+  const auto file = test_plugins("bad") + "/etl-test-not-a-plugin.so";
+  const auto error = load_error(file);
+  EXPECT_NE(error.find(file), std::string::npos) << error;
+  EXPECT_NE(error.find("not an etl-host plugin"), std::string::npos) << error;
+}
+
+TEST(PluginLoading, FileThatIsNotALibrary) {
+  TempDir dir;
+  write_file(dir.file("fake.so"), "this is text, not ELF");
+  const auto error = load_error(dir.file("fake.so"));
+  EXPECT_NE(error.find("fake.so: not a loadable shared library"), std::string::npos) << error;
+}
+
+TEST(PluginLoading, AbiMismatchNamesTheFileAndBothVersions) {
+  const auto file = test_plugins("bad") + "/etl-test-abi-mismatch.so";
+  const auto error = load_error(file);
+  EXPECT_NE(error.find(file), std::string::npos) << error;
+  EXPECT_NE(error.find("'test-future'"), std::string::npos) << error;
+  EXPECT_NE(error.find("SDK ABI version " + std::to_string(sdk::kAbiVersion + 41)), std::string::npos) << error;
+  EXPECT_NE(error.find("this etl-host uses SDK ABI version " + std::to_string(sdk::kAbiVersion)), std::string::npos)
+      << error;
+}
+
+TEST(PluginLoading, ScanningKeepsRefusedLibrariesAndNamesThemWhenAPluginIsMissing) {
+  PluginRegistry registry;
+  registry.scan({test_plugins("bad"), test_plugins("good")});
+  EXPECT_EQ(registry.refused().size(), 2u);
+  try {
+    registry.resolve("test-future");
+    FAIL() << "expected an error";
+  } catch (const PluginLoadError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("unknown plugin 'test-future'"), std::string::npos) << message;
+    EXPECT_NE(message.find("available: test-counter, test-sink"), std::string::npos) << message;
+    EXPECT_NE(message.find("etl-test-abi-mismatch.so"), std::string::npos) << message;
+  }
+}
+
+TEST(PluginLoading, TwoLibrariesWithTheSameNameAreAnErrorNamingBoth) {
+  PluginRegistry registry;
+  registry.scan({test_plugins("good"), test_plugins("dup")});
+  ASSERT_EQ(registry.conflicts().size(), 1u);
+  try {
+    registry.resolve("test-counter");
+    FAIL() << "expected a conflict";
+  } catch (const PluginLoadError& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find(test_plugins("good") + "/etl-test-counter.so"), std::string::npos) << message;
+    EXPECT_NE(message.find(test_plugins("dup") + "/etl-test-counter-copy.so"), std::string::npos) << message;
+  }
+}
+
+TEST(PluginLoading, WorldWritablePluginIsRefused) {
+  TempDir dir;
+  const auto copy = dir.file("etl-test-counter.so");
+  fs::copy_file(test_plugins("good") + "/etl-test-counter.so", copy);
+  ::chmod(copy.c_str(), 0666);
+  const auto error = load_error(copy);
+  EXPECT_NE(error.find("anyone can write"), std::string::npos) << error;
+  ::chmod(copy.c_str(), 0644);
+  EXPECT_EQ(load_error(copy), "");
+}
+
+TEST(PluginLoading, PluginObjectKeepsItsLibraryLoaded) {
+  host::PluginInstance<sdk::Source> source;
+  {
+    PluginRegistry registry;
+    registry.scan({test_plugins("good")});
+    source = create_plugin<sdk::Source>(registry.resolve("test-counter"), {{"count", 2}});
+  }  // the registry and its references to the library are gone
+  sdk::Batch batch;
+  source.object->read(batch, 10);
+  ASSERT_EQ(batch.size(), 2u);
+  EXPECT_EQ(*batch[1].value("n"), "2");
+}
+
+TEST(PluginLoading, EtlHostListsPluginsAsJson) {
+  const auto result = run_process({etl_host_binary(), "plugins", "--json", "--plugin-path", test_plugins("good")});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const auto list = nlohmann::json::parse(result.out);
+  std::set<std::string> names;
+  for (const auto& plugin : list) {
+    names.insert(plugin.at("name").get<std::string>());
+    EXPECT_TRUE(plugin.at("config_schema").is_object());
+    EXPECT_EQ(plugin.at("abi_version"), sdk::kAbiVersion);
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"test-counter", "test-sink", "http-newline", "postgres-row-by-row", "stdout",
+                                          "csv", "json"}));
+}
+
+TEST(PluginLoading, EtlPluginPathEnvironmentVariable) {
+  ProcessOptions options;
+  options.set_env["ETL_PLUGIN_PATH"] = "/nonexistent:" + test_plugins("good");
+  const auto result = run_process({etl_host_binary(), "plugins"}, options);
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.out.find("test-counter"), std::string::npos) << result.out;
+}
+
+TEST(PluginLoading, ConflictingPluginsFailThePluginsCommand) {
+  const auto result = run_process({etl_host_binary(), "plugins", "--plugin-path", test_plugins("good"),
+                                   "--plugin-path", test_plugins("dup")});
+  EXPECT_EQ(result.exit_code, 4);
+  EXPECT_NE(result.err.find("provided by both"), std::string::npos) << result.err;
+}
+
+}  // namespace
+}  // namespace etl::testing

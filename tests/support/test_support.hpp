@@ -1,0 +1,132 @@
+#pragma once
+// Helpers for integration and end-to-end tests: child processes with a time limit, a throwaway
+// PostgreSQL server, the token-source emulator, temporary folders.
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+namespace etl::testing {
+
+/// Folders of this checkout and its build, baked in by CMake.
+std::string source_dir();
+std::string binary_dir();
+std::string etl_host_binary();
+std::string token_source_binary();
+
+struct ProcessResult {
+  int exit_code = -1;  ///< exit status, or 128 + signal
+  std::string out;
+  std::string err;
+  bool timed_out = false;
+};
+
+struct ProcessOptions {
+  std::map<std::string, std::string> set_env;
+  std::vector<std::string> unset_env;
+  std::string working_dir;
+  std::chrono::seconds timeout{180};
+};
+
+/// Runs a program to completion, capturing stdout and stderr. Killed after the timeout.
+ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOptions& options = {});
+
+/// A program running in the background until destroyed (SIGTERM, then SIGKILL).
+class BackgroundProcess {
+ public:
+  BackgroundProcess(const std::vector<std::string>& argv, const ProcessOptions& options = {});
+  ~BackgroundProcess();
+  BackgroundProcess(const BackgroundProcess&) = delete;
+  BackgroundProcess& operator=(const BackgroundProcess&) = delete;
+
+  /// Reads one line from the program's stdout (waits at most `timeout`).
+  std::string read_line(std::chrono::seconds timeout = std::chrono::seconds(20));
+  void signal(int signal_number) const;
+  /// Waits for the program to exit; its exit code (128 + signal when killed).
+  int wait(std::chrono::seconds timeout = std::chrono::seconds(30));
+  [[nodiscard]] pid_t pid() const noexcept { return pid_; }
+  /// What the program wrote on stderr (collected by wait()).
+  [[nodiscard]] const std::string& err() const noexcept { return err_; }
+  [[nodiscard]] const std::string& out() const noexcept { return out_; }
+
+ private:
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  int err_fd_ = -1;
+  std::string out_buffer_;
+  std::string out_;
+  std::string err_;
+  bool exited_ = false;
+  int exit_code_ = -1;
+};
+
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
+  [[nodiscard]] std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+std::string read_file(const std::string& path);
+void write_file(const std::string& path, const std::string& text);
+
+/// A throwaway PostgreSQL server (scripts/throwaway-postgres): TLS on, role etl, database
+/// tokens, table secret_tokens with the provider's CHECK constraint.
+class PostgresServer {
+ public:
+  PostgresServer();
+  ~PostgresServer();
+  PostgresServer(const PostgresServer&) = delete;
+  PostgresServer& operator=(const PostgresServer&) = delete;
+
+  /// DB_HOST, DB_PORT, DB_USER, DB_PASS, DB_NAME, DB_SSLMODE, DB_SSLROOTCERT.
+  [[nodiscard]] const std::map<std::string, std::string>& env() const noexcept { return env_; }
+  [[nodiscard]] std::string get(const std::string& key) const { return env_.at(key); }
+  [[nodiscard]] const std::string& dir() const noexcept { return dir_; }
+
+  /// Runs SQL as the superuser over the server's socket; returns rows of text values.
+  std::vector<std::vector<std::string>> query(const std::string& sql,
+                                              const std::string& dbname = "tokens") const;
+  /// The `data` column of secret_tokens.
+  std::vector<std::string> tokens_in_table() const;
+  void truncate_tokens() const;
+
+  /// pg_ctl on this server ("stop", "start", "restart -m immediate", ...).
+  void control(const std::string& arguments) const;
+
+ private:
+  std::string dir_;
+  std::map<std::string, std::string> env_;
+};
+
+/// The token-source emulator on a free loopback port, over HTTP or (with `tls`) HTTPS with a
+/// freshly generated self-signed certificate (`certificate()`).
+class TokenSource {
+ public:
+  explicit TokenSource(bool tls = false, const std::vector<std::string>& extra_arguments = {});
+  [[nodiscard]] int port() const noexcept { return port_; }
+  /// Base URL, e.g. http://127.0.0.1:4567/be-interview-env-datasource-84c27f85
+  [[nodiscard]] std::string url(const std::string& query = "") const;
+  [[nodiscard]] const std::string& certificate() const noexcept { return certificate_; }
+
+ private:
+  TempDir dir_;
+  bool tls_;
+  std::string certificate_;
+  std::unique_ptr<BackgroundProcess> process_;
+  int port_ = 0;
+};
+
+/// Splits text into lines (without the newline characters).
+std::vector<std::string> lines_of(const std::string& text);
+
+}  // namespace etl::testing

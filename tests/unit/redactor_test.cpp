@@ -1,0 +1,27 @@
+#include <gtest/gtest.h>
+
+#include "logging.hpp"
+
+namespace etl::host {
+namespace {
+
+TEST(Redactor, HidesRegisteredSecretsEverywhere) {
+  Redactor::instance().add("pa ss'w=rd");
+  EXPECT_EQ(Redactor::instance().redact("password=pa ss'w=rd; again pa ss'w=rd"), "password=***; again ***");
+}
+
+TEST(Redactor, HidesUrlCredentials) {
+  EXPECT_EQ(Redactor::instance().redact("GET https://user:secret@host.example/path failed"),
+            "GET https://***@host.example/path failed");
+  EXPECT_EQ(Redactor::instance().redact("https://host.example/a@b"), "https://host.example/a@b");
+  EXPECT_EQ(strip_url_credentials("http://u:p@h:80/x?y=1"), "http://***@h:80/x?y=1");
+  EXPECT_EQ(strip_url_credentials("http://h/x"), "http://h/x");
+}
+
+TEST(Redactor, IgnoresTrivialSecrets) {
+  Redactor::instance().add("a");
+  EXPECT_EQ(Redactor::instance().redact("a cat"), "a cat");
+}
+
+}  // namespace
+}  // namespace etl::host
