@@ -123,6 +123,18 @@ TEST_F(HttpSource, CredentialsInTheUrlNeverAppearInErrors) {
   EXPECT_EQ(result.error.find("hunter2secret"), std::string::npos) << result.error;
 }
 
+TEST_F(HttpSource, SlowServerIsReadAsItComes) {
+  const auto result = drain({{"url", http_->url("mode=slow&delay_ms=50")}, {"size", 35}});
+  EXPECT_EQ(result.error, "");
+  EXPECT_EQ(result.tokens.size(), 35u);
+}
+
+TEST_F(HttpSource, StalledServerTimesOut) {
+  const auto result = drain({{"url", http_->url("mode=slow&delay_ms=3000")}, {"size", 35}, {"timeout", 0.5}});
+  EXPECT_NE(result.error.find("timeout"), std::string::npos) << result.error;
+  EXPECT_EQ(result.tokens.size(), 10u);
+}
+
 TEST_F(HttpSource, UnreachableServerNamesTheHost) {
   // Port 1 (tcpmux) is closed on loopback: the connection is refused at once.
   const auto result = drain({{"url", "http://127.0.0.1:1/x"}, {"size", 5}, {"timeout", 5}});
