@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include <boost/dll/import.hpp>
+#include <boost/dll/library_info.hpp>
 #include <boost/dll/runtime_symbol_info.hpp>
 
 #include "schema.hpp"
@@ -65,11 +66,39 @@ void refuse_if_world_writable(const std::string& path) {
 
 bool null_or_empty(const char* text) { return text == nullptr || *text == '\0'; }
 
+/// Reads the ABI version from the name of the library's etl_abi_v<N> section, without loading
+/// the library: a plugin built for another ABI must not get to run even its static initializers.
+void check_abi_marker(const std::string& path) {
+  std::vector<std::string> sections;
+  try {
+    boost::dll::library_info info(path);
+    sections = info.sections();
+  } catch (const std::exception& e) {
+    throw PluginLoadError(path + ": not a loadable shared library: " + e.what());
+  }
+  constexpr std::string_view prefix = "etl_abi_v";
+  for (const auto& section : sections) {
+    if (!section.starts_with(prefix)) continue;
+    const std::string version = section.substr(prefix.size());
+    if (version != std::to_string(sdk::kAbiVersion)) {
+      throw PluginLoadError(path + ": plugin was built for SDK ABI version " + version +
+                            ", but this etl-host uses SDK ABI version " + std::to_string(sdk::kAbiVersion) +
+                            "; rebuild the plugin against SDK " + ETL_SDK_VERSION_STRING +
+                            " (it was not loaded)");
+    }
+    return;
+  }
+  throw PluginLoadError(path + ": not an etl-host plugin (it has no " + std::string(prefix) +
+                        "<N> section; plugins export their descriptor with ETL_PLUGIN_DESCRIPTOR)");
+}
+
 }  // namespace
 
 PluginInfo PluginRegistry::load_file(const std::string& path) {
   if (!fs::exists(path)) throw PluginLoadError(path + ": no such plugin file");
   refuse_if_world_writable(path);
+
+  check_abi_marker(path);
 
   boost::dll::shared_library library;
   try {

@@ -1,11 +1,22 @@
-// A plugin whose descriptor claims a future SDK ABI version: the host must refuse it before
-// touching anything past the descriptor's stable header.
+// A plugin built for a future SDK ABI (42). Its ELF marker section says so, and the host must
+// refuse it from the file alone: should the library ever be loaded, its static initializer
+// aborts the process and the test fails loudly.
+#include <cstdlib>
+
 #include "etl/sdk.hpp"
 
 namespace {
+
+struct AbortIfLoaded {
+  AbortIfLoaded() { std::abort(); }
+} abort_if_loaded;
+
 const etl::sdk::PluginDescriptor kDescriptor{
-    etl::sdk::kDescriptorMagic, etl::sdk::kAbiVersion + 41, "test-future", etl::sdk::PluginKind::source, "9.9.9",
+    etl::sdk::kDescriptorMagic, 42, "test-future", etl::sdk::PluginKind::source, "9.9.9",
     "Built for another SDK", "{}", nullptr, nullptr, nullptr};
+
 }  // namespace
 
-ETL_PLUGIN_DESCRIPTOR(kDescriptor);
+extern "C" __attribute__((used, section("etl_abi_v42"))) const char etl_plugin_abi_marker[] = "etl-host plugin";
+extern "C" __attribute__((visibility("default"))) const etl::sdk::PluginDescriptor* etl_plugin_descriptor;
+const etl::sdk::PluginDescriptor* etl_plugin_descriptor = &kDescriptor;

@@ -203,9 +203,19 @@ inline constexpr const char* kDescriptorSymbol = "etl_plugin_descriptor";
 }  // namespace ETL_SDK_ABI_NAMESPACE
 }  // namespace etl::sdk
 
+#define ETL_SDK_ABI_SECTION_PASTE(v) "etl_abi_v" #v
+#define ETL_SDK_ABI_SECTION_NAME(v) ETL_SDK_ABI_SECTION_PASTE(v)
+/// Name of the ELF section that carries the ABI version in its name ("etl_abi_v1"). Section
+/// names survive `strip`, and the host reads them from the file before loading it, so a plugin
+/// built for another ABI is refused before any of its code (static initializers included) runs.
+#define ETL_SDK_ABI_SECTION ETL_SDK_ABI_SECTION_NAME(ETL_SDK_ABI_VERSION)
+
 /// Exports `descriptor` (a PluginDescriptor with static storage) from a plugin library under
-/// the name the host looks for. Use it once per library, at namespace scope.
+/// the name the host looks for, and marks the library with its SDK ABI version. Use it once
+/// per library, at namespace scope.
 #define ETL_PLUGIN_DESCRIPTOR(descriptor)                                                    \
+  extern "C" __attribute__((used, section(ETL_SDK_ABI_SECTION))) const char                \
+      etl_plugin_abi_marker[] = "etl-host plugin, SDK " ETL_SDK_VERSION_STRING;              \
   extern "C" __attribute__((visibility("default"))) const ::etl::sdk::PluginDescriptor*    \
       etl_plugin_descriptor;                                                                 \
   const ::etl::sdk::PluginDescriptor* etl_plugin_descriptor = &(descriptor)
