@@ -321,6 +321,17 @@ class EtlHostApplication : public Poco::Util::Application {
     json schema = pipeline_document_schema();
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema";
     schema["title"] = "etl-host pipeline";
+    // In a pipeline file any value may be written as "${VAR}", whatever type it ends up as.
+    const json placeholder = {{"type", "string"}, {"pattern", "\\$\\{"}};
+    auto accepting_placeholders = [&](json config) {
+      if (!config.contains("properties")) return config;
+      for (auto& [key, property] : config["properties"].items()) {
+        const bool any_string = property.value("type", json()) == "string" && !property.contains("enum") &&
+                                !property.contains("pattern") && !property.contains("const");
+        if (!any_string) property = json{{"anyOf", json::array({property, placeholder})}};
+      }
+      return config;
+    };
     auto variants_of = [&](etl::sdk::PluginKind kind) {
       json variants = json::array();
       for (const auto& info : registry().plugins()) {
@@ -328,7 +339,9 @@ class EtlHostApplication : public Poco::Util::Application {
         variants.push_back(json{{"type", "object"},
                                 {"additionalProperties", false},
                                 {"required", json::array({"plugin"})},
-                                {"properties", {{"plugin", {{"const", info.name}}}, {"config", info.schema}}}});
+                                {"properties",
+                                 {{"plugin", {{"const", info.name}}},
+                                  {"config", accepting_placeholders(info.schema)}}}});
       }
       return json{{"oneOf", variants}};
     };

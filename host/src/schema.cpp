@@ -115,11 +115,23 @@ std::optional<json> convert_text(const std::string& text, const std::vector<std:
 
 class Validator {
  public:
-  Validator(const ValueOrigins& origins, ValidationResult& result)
-      : origins_(origins), result_(result) {}
+  Validator(const json& root, const ValueOrigins& origins, ValidationResult& result)
+      : root_(root), origins_(origins), result_(result) {}
 
   void validate(const json& schema, json& value, const std::string& pointer) {
     if (!schema.is_object()) return;  // `true` / empty schema: anything goes
+    if (schema.contains("$ref")) {
+      const std::string ref = schema.at("$ref").get<std::string>();
+      if (!ref.starts_with("#")) {
+        fail(pointer, "schema reference " + ref + " is not local (only #/... is supported)");
+        return;
+      }
+      try {
+        validate(root_.at(json::json_pointer(ref.substr(1))), value, pointer);
+      } catch (const json::exception&) {
+        fail(pointer, "schema reference " + ref + " does not resolve");
+      }
+    }
     const auto types = schema_types(schema);
 
     if (!types.empty() && value.is_string() && origins_.textual.count(pointer) != 0) {
@@ -160,6 +172,7 @@ class Validator {
     if (value.is_object()) check_object(schema, value, pointer);
 
     if (schema.contains("anyOf")) check_any_of(schema.at("anyOf"), value, pointer);
+    if (schema.contains("oneOf")) check_one_of(schema.at("oneOf"), value, pointer);
 
     if (schema.value("secret", false) && value.is_string()) {
       result_.secrets.push_back(value.get<std::string>());
@@ -275,7 +288,7 @@ class Validator {
     for (const auto& alternative : alternatives) {
       json candidate = value;
       ValidationResult trial;
-      Validator(origins_, trial).validate(alternative, candidate, pointer);
+      Validator(root_, origins_, trial).validate(alternative, candidate, pointer);
       if (trial.diagnostics.empty()) {
         value = candidate;
         result_.secrets.insert(result_.secrets.end(), trial.secrets.begin(), trial.secrets.end());
@@ -286,6 +299,31 @@ class Validator {
     fail(pointer, "matches none of the allowed forms: " + join(reasons, "; "));
   }
 
+  void check_one_of(const json& alternatives, json& value, const std::string& pointer) {
+    std::size_t matches = 0;
+    json matched;
+    std::vector<std::string> reasons;
+    for (const auto& alternative : alternatives) {
+      json candidate = value;
+      ValidationResult trial;
+      Validator(root_, origins_, trial).validate(alternative, candidate, pointer);
+      if (trial.diagnostics.empty()) {
+        ++matches;
+        matched = candidate;
+      } else if (reasons.size() < 3) {
+        reasons.push_back(trial.diagnostics.front().pointer + ": " + trial.diagnostics.front().message);
+      }
+    }
+    if (matches == 1) {
+      value = matched;
+    } else if (matches == 0) {
+      fail(pointer, "matches none of the allowed forms (" + join(reasons, "; ") + ")");
+    } else {
+      fail(pointer, "matches more than one of the allowed forms");
+    }
+  }
+
+  const json& root_;
   const ValueOrigins& origins_;
   ValidationResult& result_;
 };
@@ -332,7 +370,7 @@ void check_schema_node(const json& schema, const std::string& where,
 
 void validate_against_schema(const json& schema, json& value, const std::string& pointer,
                              const ValueOrigins& origins, ValidationResult& result) {
-  Validator(origins, result).validate(schema, value, pointer);
+  Validator(schema, origins, result).validate(schema, value, pointer);
 }
 
 std::vector<std::string> check_schema(const json& schema) {

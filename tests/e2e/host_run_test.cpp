@@ -6,6 +6,7 @@
 #include "etl/sdk/version.hpp"
 #include <nlohmann/json.hpp>
 
+#include "schema.hpp"
 #include "test_support.hpp"
 
 namespace etl::testing {
@@ -200,6 +201,22 @@ TEST_F(HostRun, SchemaCommandFoldsInPluginSchemas) {
     }
   }
   EXPECT_TRUE(found);
+
+  // The shipped pipelines validate against it, as an editor would check them.
+  for (const auto& entry : std::filesystem::directory_iterator(source_dir() + "/pipelines")) {
+    json pipeline = json::parse(read_file(entry.path().string()));
+    host::ValidationResult checked;
+    host::validate_against_schema(schema, pipeline, "", {}, checked);
+    EXPECT_TRUE(checked.diagnostics.empty())
+        << entry.path() << ": " << checked.diagnostics.front().pointer << ": " << checked.diagnostics.front().message;
+  }
+  // ... and a broken one does not.
+  json broken = json::parse(read_file(source_dir() + "/pipelines/tokens.json"));
+  broken["source"]["config"]["sizee"] = 5;
+  broken["sink"]["config"]["port"] = "five";
+  host::ValidationResult checked;
+  host::validate_against_schema(schema, broken, "", {}, checked);
+  EXPECT_EQ(checked.diagnostics.size(), 2u);
 }
 
 }  // namespace
