@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "csv_format.hpp"
+#include "etl/sdk/testing.hpp"
 #include "plugin_harness.hpp"
 #include "test_support.hpp"
 
@@ -36,16 +37,18 @@ TEST(CsvReporterConfig, GoodAndBad) {
 }
 
 std::string report(const json& config, const std::vector<std::pair<std::string, sdk::Outcome>>& rows) {
-  auto reporter = create_plugin<sdk::Reporter>(bundled_plugin("csv"), config);
-  reporter.object->open(sdk::RunInfo{"p.json", "src", "sink", {"token"}});
+  // The SDK's own harness, as an out-of-tree plugin's tests would use it.
+  sdk::testing::LoadedPlugin plugin(bundled_plugin("csv").file);
+  auto reporter = plugin.create_reporter(config);
+  reporter->open(sdk::RunInfo{"p.json", "src", "sink", {"token"}});
   std::uint64_t sequence = 0;
   for (const auto& [token, outcome] : rows) {
     sdk::Record record;
     record.set("token", token);
     record.sequence = ++sequence;
-    reporter.object->record(record, outcome);
+    reporter->record(record, outcome);
   }
-  reporter.object->finish(sdk::Summary{});
+  reporter->finish(sdk::Summary{});
   return read_file(config.at("path").get<std::string>());
 }
 

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "etl/sdk/testing.hpp"
 #include "plugin_harness.hpp"
 #include "test_support.hpp"
 
@@ -9,20 +10,22 @@ namespace {
 using nlohmann::json;
 
 std::string report(const json& config, std::size_t count) {
-  auto reporter = create_plugin<sdk::Reporter>(bundled_plugin("json"), config);
-  reporter.object->open(sdk::RunInfo{"pipelines/tokens.json", "src", "sink", {"token"}});
+  // The SDK's own harness, as an out-of-tree plugin's tests would use it.
+  sdk::testing::LoadedPlugin plugin(bundled_plugin("json").file);
+  auto reporter = plugin.create_reporter(config);
+  reporter->open(sdk::RunInfo{"pipelines/tokens.json", "src", "sink", {"token"}});
   for (std::size_t i = 0; i < count; ++i) {
     sdk::Record record;
     record.set("token", i % 2 == 0 ? "tok" + std::to_string(i) : std::string("bad\xff"));
     record.sequence = i + 1;
-    reporter.object->record(record, i % 2 == 0 ? sdk::Outcome::ok() : sdk::Outcome::rejected("23514", "check \"c\""));
+    reporter->record(record, i % 2 == 0 ? sdk::Outcome::ok() : sdk::Outcome::rejected("23514", "check \"c\""));
   }
   sdk::Summary summary;
   summary.requested = count + 1;
   summary.received = count;
   summary.ok = (count + 1) / 2;
   summary.rejected = count / 2;
-  reporter.object->finish(summary);
+  reporter->finish(summary);
   return read_file(config.at("path").get<std::string>());
 }
 
