@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <thread>
 #include <unistd.h>
 
 #include <Poco/AutoPtr.h>
@@ -16,9 +17,11 @@
 #include "etl/sdk/version.hpp"
 #include "exit_codes.hpp"
 #include "logging.hpp"
+#include "metrics.hpp"
 #include "pipeline.hpp"
 #include "plugin_registry.hpp"
 #include "runner.hpp"
+#include "schedule.hpp"
 
 #ifndef ETL_HOST_VERSION
 #define ETL_HOST_VERSION "0.0.0"
@@ -75,6 +78,12 @@ class EtlHostApplication : public Poco::Util::Application {
     options.addOption(Option("summary-json", "", "write the run summary as JSON to FILE (run)").argument("FILE"));
     options.addOption(Option("log-level", "", "debug, information, warning or error (default: information, or ETL_LOG_LEVEL)")
                           .argument("LEVEL"));
+    options.addOption(Option("metrics-push", "", "push run metrics to a Prometheus Pushgateway at URL (run, schedule; or ETL_PUSHGATEWAY_URL)")
+                          .argument("URL"));
+    options.addOption(Option("every", "", "schedule: run every DURATION (e.g. 15m, 90s, 1h30m)").argument("DURATION"));
+    options.addOption(Option("cron", "", "schedule: run at the minutes a five-field cron expression names (UTC unless TZ is set)")
+                          .argument("EXPRESSION"));
+    options.addOption(Option("max-runs", "", "schedule: stop after N runs").argument("N"));
   }
 
   void handleOption(const std::string& name, const std::string& value) override {
@@ -93,6 +102,14 @@ class EtlHostApplication : public Poco::Util::Application {
       summary_json_ = value;
     } else if (name == "log-level") {
       log_level_ = value;
+    } else if (name == "metrics-push") {
+      metrics_push_ = value;
+    } else if (name == "every") {
+      every_ = value;
+    } else if (name == "cron") {
+      cron_ = value;
+    } else if (name == "max-runs") {
+      max_runs_ = value;
     }
   }
 
@@ -124,8 +141,9 @@ class EtlHostApplication : public Poco::Util::Application {
       if (command == "validate") return validate_command(rest);
       if (command == "plugins") return plugins_command(rest);
       if (command == "schema") return schema_command(rest);
+      if (command == "schedule") return schedule_command(rest);
       std::cerr << "etl-host: unknown command '" << command
-                << "'; commands: run, validate, plugins, schema (see --help)\n";
+                << "'; commands: run, validate, schedule, plugins, schema (see --help)\n";
       return exit_code::usage;
     } catch (const std::exception& e) {
       host_logger().fatal(std::string("internal error: ") + e.what());
@@ -148,6 +166,7 @@ class EtlHostApplication : public Poco::Util::Application {
         "Moves records from a source plugin to a sink plugin and reports every record's outcome.\n\n"
         "Commands:\n"
         "  run PIPELINE        run a pipeline file (e.g. pipelines/tokens.json)\n"
+        "  schedule PIPELINE   run it --every DURATION or on a --cron schedule, never overlapping\n"
         "  validate PIPELINE   check a pipeline without moving data (exit 0 when valid)\n"
         "  plugins             list the plugins found (--json: descriptors with schemas)\n"
         "  schema              print a JSON Schema for pipeline files, plugin configs included\n\n"
@@ -258,8 +277,13 @@ class EtlHostApplication : public Poco::Util::Application {
   int run_command(const ArgVec& args) {
     if (!expect_pipeline_argument(args, "run")) return exit_code::usage;
     install_signal_handlers();
+    return run_once(args.front());
+  }
+
+  /// Loads, checks and runs the pipeline once; the run's exit code.
+  int run_once(const std::string& path) {
     int failure = 0;
-    auto spec = load(args.front(), failure);
+    auto spec = load(path, failure);
     if (!spec) return failure;
     auto plugins = create(*spec, failure);
     if (!plugins) return failure;
@@ -267,7 +291,89 @@ class EtlHostApplication : public Poco::Util::Application {
                               spec->sink.plugin);
     const RunResult result = run_pipeline(*spec, *plugins, RunOptions{&g_stop, &g_stop_exit_code});
     if (!summary_json_.empty()) write_summary_json(*spec, result);
+    std::string pushgateway = metrics_push_;
+    if (const char* env = std::getenv("ETL_PUSHGATEWAY_URL"); pushgateway.empty() && env != nullptr) pushgateway = env;
+    if (!pushgateway.empty()) {
+      const std::string error = push_run_metrics(pushgateway, spec->name, result.summary, result.exit_code);
+      if (!error.empty()) {
+        host_logger().warning(error);
+      } else {
+        host_logger().debug("pushed run metrics to " + pushgateway);
+      }
+    }
     return result.exit_code;
+  }
+
+  /// Sleeps until `until`, waking early on a stop signal; false when stopped.
+  static bool sleep_until(std::chrono::system_clock::time_point until) {
+    while (std::chrono::system_clock::now() < until) {
+      if (g_stop.load()) return false;
+      std::this_thread::sleep_for(std::min<std::chrono::system_clock::duration>(
+          std::chrono::milliseconds(200), until - std::chrono::system_clock::now()));
+    }
+    return !g_stop.load();
+  }
+
+  int schedule_command(const ArgVec& args) {
+    if (!expect_pipeline_argument(args, "schedule")) return exit_code::usage;
+    if (every_.empty() == cron_.empty()) {
+      std::cerr << "etl-host schedule: give exactly one of --every DURATION or --cron \"M H DOM MON DOW\"\n";
+      return exit_code::usage;
+    }
+    std::optional<std::chrono::milliseconds> interval;
+    std::optional<CronSchedule> cron;
+    std::uint64_t max_runs = 0;
+    try {
+      if (!every_.empty()) interval = parse_duration(every_);
+      if (!cron_.empty()) cron.emplace(cron_);
+      if (!max_runs_.empty()) {
+        max_runs = std::stoull(max_runs_);
+        if (max_runs == 0 || max_runs_.find_first_not_of("0123456789") != std::string::npos) throw std::invalid_argument("");
+      }
+    } catch (const ScheduleError& e) {
+      std::cerr << "etl-host schedule: " << e.what() << "\n";
+      return exit_code::usage;
+    } catch (const std::exception&) {
+      std::cerr << "etl-host schedule: --max-runs " << max_runs_ << ": expected a whole number above 0\n";
+      return exit_code::usage;
+    }
+    install_signal_handlers();
+    const bool local_time = std::getenv("TZ") != nullptr;
+    using SystemClock = std::chrono::system_clock;
+    auto next_slot = [&](SystemClock::time_point after) {
+      if (interval) return after + *interval;
+      return SystemClock::from_time_t(cron->next_after(SystemClock::to_time_t(after), local_time));
+    };
+    // An interval schedule runs at once; a cron schedule waits for its first matching minute.
+    SystemClock::time_point slot = interval ? SystemClock::now() : next_slot(SystemClock::now());
+    const std::string described = interval ? "every " + every_ : "cron \"" + cron_ + "\"" + (local_time ? " (TZ)" : " (UTC)");
+    host_logger().information("schedule: " + args.front() + " " + described +
+                              (max_runs ? ", at most " + std::to_string(max_runs) + " run(s)" : std::string()));
+    int last_exit = exit_code::ok;
+    for (std::uint64_t run = 1; max_runs == 0 || run <= max_runs; ++run) {
+      if (!sleep_until(slot)) {
+        host_logger().information("schedule: stopped between runs");
+        return exit_code::ok;
+      }
+      const auto started = SystemClock::now();
+      host_logger().information("schedule: run " + std::to_string(run) + " starts");
+      last_exit = run_once(args.front());
+      if (g_stop.load()) {
+        host_logger().information("schedule: stopped during run " + std::to_string(run));
+        return last_exit;
+      }
+      // Runs never overlap: a run that outlasts its slot delays the next one.
+      SystemClock::time_point next = next_slot(slot);
+      const auto now = SystemClock::now();
+      if (next < now) {
+        const auto took = std::chrono::duration_cast<std::chrono::seconds>(now - started).count();
+        host_logger().warning("schedule: run " + std::to_string(run) + " took " + std::to_string(took) +
+                              " s and overran its schedule; the next run starts now instead of at the missed time");
+        next = now;
+      }
+      slot = next;
+    }
+    return last_exit;
   }
 
   void write_summary_json(const PipelineSpec& spec, const RunResult& result) const {
@@ -359,6 +465,10 @@ class EtlHostApplication : public Poco::Util::Application {
   bool version_ = false;
   bool json_ = false;
   std::string log_level_;
+  std::string metrics_push_;
+  std::string every_;
+  std::string cron_;
+  std::string max_runs_;
   std::string summary_json_;
   std::vector<Override> overrides_;
   std::vector<std::string> plugin_paths_;

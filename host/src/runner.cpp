@@ -5,6 +5,8 @@
 #include <mutex>
 #include <unordered_map>
 
+#include <unistd.h>
+
 #include <Poco/Logger.h>
 
 #include "exit_codes.hpp"
@@ -186,6 +188,64 @@ std::string format_rate(double value) {
   return buffer;
 }
 
+/// Progress of a long run, on stderr only: a bar redrawn in place on a terminal, otherwise a
+/// log line every `interval` seconds (so logs of scheduled runs stay readable).
+class Progress {
+ public:
+  Progress(double interval, std::optional<std::uint64_t> expected, Clock::time_point started)
+      : terminal_(::isatty(STDERR_FILENO) == 1),
+        interval_(terminal_ ? 0.25 : interval),
+        expected_(expected),
+        started_(started),
+        next_(started + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(terminal_ ? 1.0 : interval))) {}
+
+  void update(std::uint64_t received, std::uint64_t settled, std::uint64_t ok, std::uint64_t rejected, std::uint64_t failed) {
+    if (interval_ <= 0) return;
+    const auto now = Clock::now();
+    if (now < next_) return;
+    next_ = now + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(interval_));
+    const double elapsed = std::chrono::duration<double>(now - started_).count();
+    const double rate = elapsed > 0 ? static_cast<double>(settled) / elapsed : 0;
+    std::string eta;
+    if (expected_ && rate > 0 && *expected_ > settled) {
+      const auto seconds = static_cast<long long>((*expected_ - settled) / rate);
+      eta = ", ETA " + std::to_string(seconds / 60) + "m" + (seconds % 60 < 10 ? "0" : "") + std::to_string(seconds % 60) + "s";
+    }
+    if (!terminal_) {
+      host_logger().information("progress: received " + std::to_string(received) +
+                                (expected_ ? " of " + std::to_string(*expected_) : std::string()) + ", ok " +
+                                std::to_string(ok) + ", rejected " + std::to_string(rejected) + ", failed " +
+                                std::to_string(failed) + ", " + format_rate(rate) + " rows/s" + eta);
+      return;
+    }
+    std::string line = "\r\033[K";
+    if (expected_ && *expected_ > 0) {
+      const double fraction = std::min(1.0, static_cast<double>(settled) / static_cast<double>(*expected_));
+      const int filled = static_cast<int>(fraction * 30);
+      line += "[" + std::string(filled, '#') + std::string(30 - filled, '.') + "] ";
+      line += std::to_string(settled) + "/" + std::to_string(*expected_);
+    } else {
+      line += std::to_string(settled) + " done";
+    }
+    line += ", " + format_rate(rate) + " rows/s" + eta;
+    drawn_ = true;
+    std::fwrite(line.data(), 1, line.size(), stderr);
+    std::fflush(stderr);
+  }
+
+  void finish() {
+    if (drawn_) std::fputs("\r\033[K", stderr);
+  }
+
+ private:
+  bool terminal_;
+  double interval_;
+  std::optional<std::uint64_t> expected_;
+  Clock::time_point started_;
+  Clock::time_point next_;
+  bool drawn_ = false;
+};
+
 }  // namespace
 
 PipelinePlugins create_plugins(const PipelineSpec& spec, PluginRegistry& registry,
@@ -253,8 +313,13 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
 
   if (source_open && sink_open) {
     const std::size_t batch_size = spec.settings.value("batch_size", 1000);
-    const double progress_interval = spec.settings.value("progress_interval", 5.0);
-    auto next_progress = started + std::chrono::duration<double>(progress_interval);
+    std::optional<std::uint64_t> expected;
+    try {
+      expected = call_plugin(source_name, "expected", [&] { return source.expected(); });
+    } catch (const StageError&) {
+      // Progress without a total is still progress.
+    }
+    Progress progress(spec.settings.value("progress_interval", 5.0), expected, started);
     sdk::Batch batch;
     bool more = true;
     while (more && !stop.load()) {
@@ -278,20 +343,10 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
         sink_error = e.what();
         break;
       }
-      if (progress_interval > 0 && Clock::now() >= next_progress) {
-        const auto counts = ledger.counts();
-        const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
-        const auto expected = source.expected();
-        logger.information("progress: received " + std::to_string(received) +
-                           (expected ? " of " + std::to_string(*expected) : std::string()) +
-                           ", ok " + std::to_string(counts.ok) + ", rejected " +
-                           std::to_string(counts.rejected) + ", failed " +
-                           std::to_string(counts.failed) + ", " +
-                           format_rate((counts.ok + counts.rejected + counts.failed) / elapsed) +
-                           " rows/s");
-        next_progress = Clock::now() + std::chrono::duration<double>(progress_interval);
-      }
+      const auto counts = ledger.counts();
+      progress.update(received, counts.ok + counts.rejected + counts.failed, counts.ok, counts.rejected, counts.failed);
     }
+    progress.finish();
     if (sink_error.empty()) {
       try {
         call_plugin(sink_name, "finish", [&] { sink.finish(); });

@@ -23,8 +23,12 @@ inline std::string quote_identifier(std::string_view name) {
 inline std::string insert_statement(std::string_view schema, std::string_view table,
                                     const std::vector<std::string>& columns) {
   std::string sql = "INSERT INTO ";
-  if (!schema.empty()) sql += quote_identifier(schema) + ".";
-  sql += quote_identifier(table) + " (";
+  if (!schema.empty()) {
+    sql += quote_identifier(schema);
+    sql += '.';
+  }
+  sql += quote_identifier(table);
+  sql += " (";
   for (std::size_t i = 0; i < columns.size(); ++i) {
     if (i != 0) sql += ", ";
     sql += quote_identifier(columns[i]);

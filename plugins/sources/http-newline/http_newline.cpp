@@ -145,6 +145,8 @@ class HttpNewlineSource final : public sdk::Source {
 
   bool read(sdk::Batch& batch, std::size_t max_records) override {
     while (batch.size() < max_records) {
+      // A stop request ends the read with what is complete; the host settles it.
+      if (context_.stop_requested()) return false;
       if (auto line = splitter_.next()) {
         emit(batch, std::move(*line));
         continue;

@@ -1,0 +1,117 @@
+#include "schedule.hpp"
+
+#include <sstream>
+#include <vector>
+
+namespace etl::host {
+
+std::chrono::milliseconds parse_duration(const std::string& text) {
+  if (text.empty()) throw ScheduleError("empty duration; expected e.g. 15m, 90s, 1h30m");
+  std::chrono::milliseconds total{0};
+  std::size_t at = 0;
+  while (at < text.size()) {
+    std::size_t digits = at;
+    while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+    if (digits == at) throw ScheduleError("duration '" + text + "': expected a number at '" + text.substr(at) + "'");
+    const long long value = std::stoll(text.substr(at, digits - at));
+    std::size_t unit_end = digits;
+    while (unit_end < text.size() && std::isalpha(static_cast<unsigned char>(text[unit_end]))) ++unit_end;
+    const std::string unit = text.substr(digits, unit_end - digits);
+    if (unit == "ms") total += std::chrono::milliseconds(value);
+    else if (unit == "s") total += std::chrono::seconds(value);
+    else if (unit == "m") total += std::chrono::minutes(value);
+    else if (unit == "h") total += std::chrono::hours(value);
+    else if (unit == "d") total += std::chrono::hours(24 * value);
+    else throw ScheduleError("duration '" + text + "': unknown unit '" + unit + "' (use ms, s, m, h or d)");
+    at = unit_end;
+  }
+  if (total.count() <= 0) throw ScheduleError("duration '" + text + "' must be longer than zero");
+  return total;
+}
+
+namespace {
+
+std::set<int> parse_field(const std::string& field, int low, int high, const std::string& name, bool& restricted) {
+  std::set<int> values;
+  restricted = field != "*";
+  std::stringstream parts(field);
+  std::string part;
+  auto number = [&](const std::string& text) {
+    if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos) {
+      throw ScheduleError("cron " + name + " field '" + field + "': '" + text + "' is not a number");
+    }
+    const int value = std::stoi(text);
+    if (value < low || value > high) {
+      throw ScheduleError("cron " + name + " field '" + field + "': " + text + " is outside " +
+                          std::to_string(low) + "-" + std::to_string(high));
+    }
+    return value;
+  };
+  while (std::getline(parts, part, ',')) {
+    int step = 1;
+    if (const auto slash = part.find('/'); slash != std::string::npos) {
+      step = number(part.substr(slash + 1));
+      if (step == 0) throw ScheduleError("cron " + name + " field '" + field + "': a step of 0");
+      part = part.substr(0, slash);
+    }
+    int first = low;
+    int last = high;
+    if (part != "*") {
+      if (const auto dash = part.find('-'); dash != std::string::npos) {
+        first = number(part.substr(0, dash));
+        last = number(part.substr(dash + 1));
+        if (first > last) throw ScheduleError("cron " + name + " field '" + field + "': range " + part + " is backwards");
+      } else {
+        first = last = number(part);
+        if (step != 1) last = high;  // "5/15" means from 5, every 15
+      }
+    }
+    for (int v = first; v <= last; v += step) values.insert(v);
+  }
+  if (values.empty()) throw ScheduleError("cron " + name + " field is empty");
+  return values;
+}
+
+}  // namespace
+
+CronSchedule::CronSchedule(const std::string& expression) : expression_(expression) {
+  std::istringstream in(expression);
+  std::vector<std::string> fields;
+  for (std::string field; in >> field;) fields.push_back(field);
+  if (fields.size() != 5) {
+    throw ScheduleError("cron expression '" + expression + "' has " + std::to_string(fields.size()) +
+                        " fields; expected 5: minute hour day-of-month month day-of-week");
+  }
+  bool unused = false;
+  minutes_ = parse_field(fields[0], 0, 59, "minute", unused);
+  hours_ = parse_field(fields[1], 0, 23, "hour", unused);
+  days_ = parse_field(fields[2], 1, 31, "day-of-month", days_restricted_);
+  months_ = parse_field(fields[3], 1, 12, "month", unused);
+  weekdays_ = parse_field(fields[4], 0, 7, "day-of-week", weekdays_restricted_);
+  if (weekdays_.count(7) != 0) weekdays_.insert(0);
+}
+
+std::time_t CronSchedule::next_after(std::time_t after, bool local) const {
+  std::time_t candidate = after - (after % 60) + 60;
+  // Every matching minute recurs within about four years (29 February on a given weekday needs
+  // up to 28), so the search is bounded.
+  for (int i = 0; i < 60 * 24 * 366 * 28; ++i, candidate += 60) {
+    std::tm parts{};
+    if (local) {
+      localtime_r(&candidate, &parts);
+    } else {
+      gmtime_r(&candidate, &parts);
+    }
+    if (minutes_.count(parts.tm_min) == 0 || hours_.count(parts.tm_hour) == 0 ||
+        months_.count(parts.tm_mon + 1) == 0) {
+      continue;
+    }
+    const bool day = days_.count(parts.tm_mday) != 0;
+    const bool weekday = weekdays_.count(parts.tm_wday) != 0;
+    const bool matches = (days_restricted_ && weekdays_restricted_) ? (day || weekday) : (day && weekday);
+    if (matches) return candidate;
+  }
+  throw ScheduleError("cron expression '" + expression_ + "' never matches");
+}
+
+}  // namespace etl::host

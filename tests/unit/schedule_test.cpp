@@ -1,0 +1,70 @@
+#include <gtest/gtest.h>
+
+#include "schedule.hpp"
+
+namespace etl::host {
+namespace {
+
+using std::chrono::milliseconds;
+
+std::time_t utc(int year, int month, int day, int hour, int minute) {
+  std::tm parts{};
+  parts.tm_year = year - 1900;
+  parts.tm_mon = month - 1;
+  parts.tm_mday = day;
+  parts.tm_hour = hour;
+  parts.tm_min = minute;
+  return timegm(&parts);
+}
+
+TEST(Duration, Units) {
+  EXPECT_EQ(parse_duration("15m"), milliseconds(15 * 60 * 1000));
+  EXPECT_EQ(parse_duration("90s"), milliseconds(90 * 1000));
+  EXPECT_EQ(parse_duration("1h30m"), milliseconds(90 * 60 * 1000));
+  EXPECT_EQ(parse_duration("250ms"), milliseconds(250));
+  for (const char* bad : {"", "15", "m", "5x", "0s", "-5m"}) EXPECT_THROW(parse_duration(bad), ScheduleError) << bad;
+}
+
+TEST(Cron, EveryFifteenMinutes) {
+  const CronSchedule cron("*/15 * * * *");
+  EXPECT_EQ(cron.next_after(utc(2026, 11, 23, 9, 7), false), utc(2026, 11, 23, 9, 15));
+  EXPECT_EQ(cron.next_after(utc(2026, 11, 23, 9, 15), false), utc(2026, 11, 23, 9, 30));
+  EXPECT_EQ(cron.next_after(utc(2026, 11, 23, 23, 50), false), utc(2026, 11, 24, 0, 0));
+}
+
+TEST(Cron, ListsRangesAndSteps) {
+  const CronSchedule weekdays("30 8-18/2 * * 1-5");
+  // Saturday 28 November 2026 at noon -> Monday 30 November 08:30.
+  EXPECT_EQ(weekdays.next_after(utc(2026, 11, 28, 12, 0), false), utc(2026, 11, 30, 8, 30));
+  EXPECT_EQ(weekdays.next_after(utc(2026, 11, 30, 8, 30), false), utc(2026, 11, 30, 10, 30));
+  const CronSchedule list("0 0 1,15 * *");
+  EXPECT_EQ(list.next_after(utc(2026, 11, 2, 0, 0), false), utc(2026, 11, 15, 0, 0));
+}
+
+TEST(Cron, SundayIsZeroOrSeven) {
+  EXPECT_EQ(CronSchedule("0 12 * * 7").next_after(utc(2026, 11, 23, 0, 0), false), utc(2026, 11, 29, 12, 0));
+  EXPECT_EQ(CronSchedule("0 12 * * 0").next_after(utc(2026, 11, 23, 0, 0), false), utc(2026, 11, 29, 12, 0));
+}
+
+TEST(Cron, EitherDayFieldMatchesWhenBothAreRestricted) {
+  // The 1st of the month or any Monday.
+  const CronSchedule cron("0 6 1 * 1");
+  EXPECT_EQ(cron.next_after(utc(2026, 11, 24, 0, 0), false), utc(2026, 11, 30, 6, 0));
+  EXPECT_EQ(cron.next_after(utc(2026, 11, 30, 6, 0), false), utc(2026, 12, 1, 6, 0));
+}
+
+TEST(Cron, BadExpressionsNameTheField) {
+  for (const char* bad : {"* * * *", "60 * * * *", "* 24 * * *", "* * 0 * *", "* * * 13 *", "* * * * 8",
+                          "*/0 * * * *", "5-1 * * * *", "a * * * *"}) {
+    EXPECT_THROW(CronSchedule{bad}, ScheduleError) << bad;
+  }
+  try {
+    CronSchedule("* 25 * * *");
+  } catch (const ScheduleError& e) {
+    EXPECT_NE(std::string(e.what()).find("hour"), std::string::npos);
+  }
+  EXPECT_THROW((void)CronSchedule("0 0 30 2 *").next_after(utc(2026, 1, 1, 0, 0), false), ScheduleError);
+}
+
+}  // namespace
+}  // namespace etl::host
