@@ -8,7 +8,7 @@ ARG BASE=debian:bookworm-slim
 FROM ${BASE} AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      build-essential cmake libpoco-dev libboost-dev nlohmann-json3-dev libpq-dev \
+      build-essential cmake libpoco-dev libboost-dev nlohmann-json3-dev libpq-dev prometheus-cpp-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -25,7 +25,7 @@ FROM ${BASE}
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       ca-certificates libpq5 libpocofoundation80 libpoconet80 libpoconetssl80 libpococrypto80 \
-      libpocoutil80 libpocodata80 libpocodatapostgresql80 \
+      libpocoutil80 libpocodata80 libpocodatapostgresql80 libprometheus-cpp-push1.0 libprometheus-cpp-core1.0 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /work --create-home etl
 COPY --from=build /opt/etl-host /opt/etl-host
