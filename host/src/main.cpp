@@ -14,6 +14,7 @@
 #include <Poco/Util/Option.h>
 #include <Poco/Util/OptionSet.h>
 
+#include "etl/sdk/config.hpp"
 #include "etl/sdk/version.hpp"
 #include "exit_codes.hpp"
 #include "logging.hpp"
@@ -377,18 +378,8 @@ class EtlHostApplication : public Poco::Util::Application {
   }
 
   void write_summary_json(const PipelineSpec& spec, const RunResult& result) const {
-    const auto& s = result.summary;
-    json summary{{"pipeline", spec.name},
-                 {"requested", s.requested ? json(*s.requested) : json(nullptr)},
-                 {"received", s.received},
-                 {"ok", s.ok},
-                 {"rejected", s.rejected},
-                 {"failed", s.failed},
-                 {"seconds", s.seconds},
-                 {"rows_per_second", s.rows_per_second},
-                 {"completed", s.completed},
-                 {"stop_reason", s.stop_reason},
-                 {"exit_code", result.exit_code}};
+    json summary = etl::sdk::summary_to_json(result.summary);
+    summary["pipeline"] = spec.name;
     std::ofstream out(summary_json_);
     out << summary.dump(2) << "\n";
     if (!out) host_logger().error("--summary-json " + summary_json_ + ": cannot write the file");

@@ -171,8 +171,8 @@ class Validator {
     if (value.is_array()) check_array(schema, value, pointer);
     if (value.is_object()) check_object(schema, value, pointer);
 
-    if (schema.contains("anyOf")) check_any_of(schema.at("anyOf"), value, pointer);
-    if (schema.contains("oneOf")) check_one_of(schema.at("oneOf"), value, pointer);
+    if (schema.contains("anyOf")) check_alternatives(schema.at("anyOf"), value, pointer, false);
+    if (schema.contains("oneOf")) check_alternatives(schema.at("oneOf"), value, pointer, true);
 
     if (schema.value("secret", false) && value.is_string()) {
       result_.secrets.push_back(value.get<std::string>());
@@ -283,43 +283,34 @@ class Validator {
     }
   }
 
-  void check_any_of(const json& alternatives, json& value, const std::string& pointer) {
-    std::vector<std::string> reasons;
-    for (const auto& alternative : alternatives) {
-      json candidate = value;
-      ValidationResult trial;
-      Validator(root_, origins_, trial).validate(alternative, candidate, pointer);
-      if (trial.diagnostics.empty()) {
-        value = candidate;
-        result_.secrets.insert(result_.secrets.end(), trial.secrets.begin(), trial.secrets.end());
-        return;
-      }
-      for (const auto& d : trial.diagnostics) reasons.push_back(d.message);
-    }
-    fail(pointer, "matches none of the allowed forms: " + join(reasons, "; "));
-  }
-
-  void check_one_of(const json& alternatives, json& value, const std::string& pointer) {
+  /// Tries each alternative schema on a copy of `value`; the first match wins for anyOf, the
+  /// only match for oneOf. A matching alternative's defaults, conversions and secrets are kept.
+  void check_alternatives(const json& alternatives, json& value, const std::string& pointer, bool exactly_one) {
     std::size_t matches = 0;
     json matched;
+    ValidationResult matched_result;
     std::vector<std::string> reasons;
     for (const auto& alternative : alternatives) {
       json candidate = value;
       ValidationResult trial;
       Validator(root_, origins_, trial).validate(alternative, candidate, pointer);
-      if (trial.diagnostics.empty()) {
-        ++matches;
-        matched = candidate;
-      } else if (reasons.size() < 3) {
-        reasons.push_back(trial.diagnostics.front().pointer + ": " + trial.diagnostics.front().message);
+      if (!trial.diagnostics.empty()) {
+        if (reasons.size() < 3) reasons.push_back(trial.diagnostics.front().pointer + ": " + trial.diagnostics.front().message);
+        continue;
       }
+      if (++matches == 1) {
+        matched = std::move(candidate);
+        matched_result = std::move(trial);
+      }
+      if (!exactly_one) break;
     }
-    if (matches == 1) {
-      value = matched;
-    } else if (matches == 0) {
+    if (matches == 0) {
       fail(pointer, "matches none of the allowed forms (" + join(reasons, "; ") + ")");
-    } else {
+    } else if (exactly_one && matches > 1) {
       fail(pointer, "matches more than one of the allowed forms");
+    } else {
+      value = std::move(matched);
+      result_.secrets.insert(result_.secrets.end(), matched_result.secrets.begin(), matched_result.secrets.end());
     }
   }
 

@@ -105,18 +105,4 @@ inline constexpr const char* kStatusesSchema =
         "default": ["ok", "rejected", "failed"],
         "description": "Keep only records with these statuses (e.g. [\"rejected\", \"failed\"] for a reject file)."})";
 
-/// The summary as a JSON object (shared by the json reporter and --summary-json).
-inline nlohmann::json summary_json(const sdk::Summary& s) {
-  return nlohmann::json{{"requested", s.requested ? nlohmann::json(*s.requested) : nlohmann::json(nullptr)},
-                        {"received", s.received},
-                        {"ok", s.ok},
-                        {"rejected", s.rejected},
-                        {"failed", s.failed},
-                        {"seconds", s.seconds},
-                        {"rows_per_second", s.rows_per_second},
-                        {"completed", s.completed},
-                        {"stop_reason", s.stop_reason},
-                        {"exit_code", s.exit_code}};
-}
-
 }  // namespace etl::plugins::reporting

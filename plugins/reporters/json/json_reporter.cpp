@@ -62,7 +62,7 @@ class JsonReporter final : public sdk::Reporter {
 
   void finish(const sdk::Summary& summary) override {
     if (!output_) return;
-    json s = reporting::summary_json(summary);
+    json s = sdk::summary_to_json(summary);
     if (lines_) {
       output_->write(json{{"summary", s}, {"pipeline", pipeline_}}.dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
     } else {

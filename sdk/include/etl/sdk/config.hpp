@@ -20,6 +20,20 @@ inline nlohmann::json parse_config(const PluginArgs& args) {
   return nlohmann::json::parse(args.config_json.begin(), args.config_json.end());
 }
 
+/// The run summary as JSON, as the json reporter and `etl-host run --summary-json` write it.
+inline nlohmann::json summary_to_json(const Summary& s) {
+  return nlohmann::json{{"requested", s.requested ? nlohmann::json(*s.requested) : nlohmann::json(nullptr)},
+                        {"received", s.received},
+                        {"ok", s.ok},
+                        {"rejected", s.rejected},
+                        {"failed", s.failed},
+                        {"seconds", s.seconds},
+                        {"rows_per_second", s.rows_per_second},
+                        {"completed", s.completed},
+                        {"stop_reason", s.stop_reason},
+                        {"exit_code", s.exit_code}};
+}
+
 /// Factory adaptors: `&make_source<MySource>` constructs MySource(const PluginArgs&).
 template <class T>
 std::unique_ptr<Source> make_source(const PluginArgs& args) {
