@@ -26,7 +26,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       ca-certificates libpq5 libpocofoundation80 libpoconet80 libpoconetssl80 libpococrypto80 \
       libpocoutil80 libpocodata80 libpocodatapostgresql80 libprometheus-cpp-push1.0 libprometheus-cpp-core1.0 \
- && rm -rf /var/lib/apt/lists/* \
+ && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
  && useradd --system --uid 10001 --home-dir /work --create-home etl
 COPY --from=build /opt/etl-host /opt/etl-host
 COPY docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
