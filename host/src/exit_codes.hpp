@@ -10,6 +10,7 @@ inline constexpr int plugin_error = 4;     ///< a plugin could not be found or l
 inline constexpr int source_failed = 5;    ///< the source failed; records received were settled
 inline constexpr int sink_failed = 6;      ///< the sink failed; unwritten records reported failed
 inline constexpr int reporter_failed = 7;  ///< a report could not be written
+inline constexpr int error_budget = 8;     ///< more records were rejected than settings.max_rejected allows
 inline constexpr int interrupted = 130;    ///< stopped by SIGINT (128 + 2)
 inline constexpr int terminated = 143;     ///< stopped by SIGTERM (128 + 15)
 }  // namespace etl::host::exit_code

@@ -176,7 +176,8 @@ class EtlHostApplication : public Poco::Util::Application {
         "Plugins are searched in --plugin-path, then ETL_PLUGIN_PATH (colon-separated), then " +
         PluginRegistry::bundled_plugin_dir() +
         ".\nExit codes: 0 ok, 2 usage, 3 invalid pipeline, 4 plugin not loadable, 5 source "
-        "failed, 6 sink failed, 7 report failed, 130/143 stopped by SIGINT/SIGTERM.");
+        "failed, 6 sink failed, 7 report failed, 8 error budget exceeded, 130/143 stopped by "
+        "SIGINT/SIGTERM.");
     formatter.format(std::cout);
   }
 

@@ -39,7 +39,10 @@ const json& pipeline_document_schema() {
           "batch_size": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 1000,
                          "description": "Records read from the source per call."},
           "progress_interval": {"type": "number", "minimum": 0, "default": 5,
-                                "description": "Seconds between progress log lines; 0 turns them off."}
+                                "description": "Seconds between progress log lines; 0 turns them off."},
+          "max_rejected": {"anyOf": [{"type": "integer", "minimum": 0},
+                                     {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?%$"}],
+                           "description": "Error budget: stop the run (exit code 8) once more records than this are rejected; a count, or a percentage of the records settled (checked from 100 records on, and at the end). Unlimited when absent."}
         }
       }
     },

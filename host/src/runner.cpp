@@ -10,6 +10,8 @@
 #include <Poco/Logger.h>
 
 #include "exit_codes.hpp"
+
+#include <nlohmann/json.hpp>
 #include "logging.hpp"
 
 namespace etl::host {
@@ -246,6 +248,39 @@ class Progress {
   bool drawn_ = false;
 };
 
+/// settings.max_rejected: a count, or a percentage of the records settled so far.
+class ErrorBudget {
+ public:
+  explicit ErrorBudget(const nlohmann::json& setting) {
+    if (setting.is_number_integer()) {
+      count_ = setting.get<std::uint64_t>();
+    } else if (setting.is_string()) {
+      const std::string text = setting.get<std::string>();
+      percent_ = std::stod(text.substr(0, text.size() - 1));
+    }
+  }
+
+  /// Whether `rejected` of `settled` passes the budget. A percentage needs a sample: it is
+  /// judged from 100 settled records on, or on the final totals.
+  [[nodiscard]] bool exceeded(std::uint64_t rejected, std::uint64_t settled, bool final) const {
+    if (count_) return rejected > *count_;
+    if (percent_ && (final || settled >= 100) && settled > 0) {
+      return 100.0 * static_cast<double>(rejected) / static_cast<double>(settled) > *percent_;
+    }
+    return false;
+  }
+
+  [[nodiscard]] std::string describe() const {
+    if (count_) return std::to_string(*count_) + " rejected record(s)";
+    if (percent_) return format_rate(*percent_) + "% rejected records";
+    return "unlimited";
+  }
+
+ private:
+  std::optional<std::uint64_t> count_;
+  std::optional<double> percent_;
+};
+
 }  // namespace
 
 PipelinePlugins create_plugins(const PipelineSpec& spec, PluginRegistry& registry,
@@ -279,6 +314,7 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
 
   std::string source_error;
   std::string sink_error;
+  std::string budget_error;
   std::uint64_t received = 0;
 
   sdk::RunInfo run_info;
@@ -320,6 +356,7 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
       // Progress without a total is still progress.
     }
     Progress progress(spec.settings.value("progress_interval", 5.0), expected, started);
+    const ErrorBudget budget(spec.settings.value("max_rejected", nlohmann::json()));
     sdk::Batch batch;
     bool more = true;
     while (more && !stop.load()) {
@@ -344,7 +381,15 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
         break;
       }
       const auto counts = ledger.counts();
-      progress.update(received, counts.ok + counts.rejected + counts.failed, counts.ok, counts.rejected, counts.failed);
+      const std::uint64_t settled = counts.ok + counts.rejected + counts.failed;
+      progress.update(received, settled, counts.ok, counts.rejected, counts.failed);
+      if (budget_error.empty() && budget.exceeded(counts.rejected, settled, false)) {
+        budget_error = "error budget exceeded: " + std::to_string(counts.rejected) + " of " +
+                       std::to_string(settled) + " records rejected, more than settings.max_rejected allows (" +
+                       budget.describe() + "); stopping";
+        logger.error(budget_error);
+        stop.store(true);
+      }
     }
     progress.finish();
     if (sink_error.empty()) {
@@ -353,6 +398,13 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
       } catch (const StageError& e) {
         sink_error = e.what();
       }
+    }
+    const auto final_counts = ledger.counts();
+    if (budget_error.empty() &&
+        budget.exceeded(final_counts.rejected, final_counts.ok + final_counts.rejected + final_counts.failed, true)) {
+      budget_error = "error budget exceeded: " + std::to_string(final_counts.rejected) + " records rejected, more than settings.max_rejected allows (" +
+                     budget.describe() + ")";
+      logger.error(budget_error);
     }
   }
   // Whatever the sink did not settle is failed now; late outcomes are refused by the ledger.
@@ -394,6 +446,9 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
   if (signal_code != 0) {
     result.exit_code = signal_code;
     summary.stop_reason = "stopped by a signal";
+  } else if (!budget_error.empty()) {
+    result.exit_code = exit_code::error_budget;
+    summary.stop_reason = budget_error;
   } else if (!sink_error.empty()) {
     result.exit_code = exit_code::sink_failed;
     summary.stop_reason = sink_error;

@@ -124,6 +124,30 @@ TEST_F(HostRun, SourceFailureSettlesWhatWasReceived) {
   EXPECT_EQ(result.report.at("summary").at("received"), 5);
 }
 
+TEST_F(HostRun, ErrorBudgetAsACountStopsTheRun) {
+  write_pipeline({{"count", 5000}}, {{"mode", "reject_odd"}}, {{"batch_size", 50}, {"max_rejected", 10}});
+  const auto result = run();
+  EXPECT_EQ(result.process.exit_code, 8) << result.process.err;
+  EXPECT_NE(result.process.err.find("error budget exceeded"), std::string::npos);
+  const auto received = result.report.at("summary").at("received").get<std::size_t>();
+  EXPECT_LT(received, 5000u);
+  EXPECT_EQ(result.report.at("records").size(), received);  // everything received is reported
+  EXPECT_GT(result.report.at("summary").at("rejected").get<int>(), 10);
+}
+
+TEST_F(HostRun, ErrorBudgetAsAPercentage) {
+  write_pipeline({{"count", 400}}, {{"mode", "reject_odd"}}, {{"batch_size", 50}, {"max_rejected", "40%"}});
+  EXPECT_EQ(run().process.exit_code, 8);
+  write_pipeline({{"count", 400}}, {{"mode", "reject_odd"}}, {{"batch_size", 50}, {"max_rejected", "60%"}});
+  const auto within = run();
+  EXPECT_EQ(within.process.exit_code, 0) << within.process.err;
+  EXPECT_EQ(within.report.at("records").size(), 400u);
+  write_pipeline({{"count", 4}}, {{"mode", "ok"}}, {{"max_rejected", "lots"}});
+  const auto invalid = run_process({etl_host_binary(), "validate", dir_.file("pipeline.json"), "--plugin-path", test_plugins("good")});
+  EXPECT_EQ(invalid.exit_code, 3);
+  EXPECT_NE(invalid.err.find("/settings/max_rejected"), std::string::npos) << invalid.err;
+}
+
 TEST_F(HostRun, SetOverridesAndSummaryJson) {
   write_pipeline({{"count", 10}}, {{"mode", "ok"}});
   const auto result = run({"--set", "source.config.count=4", "--summary-json", dir_.file("summary.json")});
