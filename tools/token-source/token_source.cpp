@@ -5,14 +5,16 @@
 // Query parameters (or --mode for every request) select misbehaviour the tests need:
 //   mode=normal            the default
 //   mode=short             answers `short_by` (default 1) fewer tokens than asked
-//   mode=error500|error503 answers that status (503 with Retry-After: 1)
+//   mode=error500|error503|error429  answers that status (503 and 429 with Retry-After:
+//                          `retry_after`, default 1)
 //   mode=slow              sleeps `delay_ms` (default 200) between blocks of lines
 //   mode=truncate          chunked body cut in the middle of a line, no terminating chunk
 //   mode=truncate-length   Content-Length body cut in the middle of a line
 //   mode=html              200 with an HTML page
 //   mode=empty             200 with an empty body
 //   mode=redirect          302 to the same path
-//   fail_first=K&key=NAME  the first K requests with that key answer 503, later ones succeed
+//   fail_first=K&key=NAME  the first K requests with that key behave as `fail_mode` (default
+//                          error503; truncate works too), later ones as `mode`
 //   duplicates=K           the first K tokens are sent twice
 //   dash=always|never      every token / no token contains '-'
 // A size above --max (default 455902) is answered 400, as the real provider does.
@@ -97,7 +99,7 @@ class TokenHandler : public Poco::Net::HTTPRequestHandler {
       const auto it = query.find(key);
       return it == query.end() ? fallback : it->second;
     };
-    const std::string mode = param("mode", options_.mode);
+    std::string mode = param("mode", options_.mode);
     response.setKeepAlive(false);
 
     if (request.getMethod() != "POST") {
@@ -113,12 +115,15 @@ class TokenHandler : public Poco::Net::HTTPRequestHandler {
     }
     const std::uint64_t fail_first = std::stoull(param("fail_first", "0"));
     if (fail_first > 0 && counters_.next(param("key", "default")) <= fail_first) {
-      response.set("Retry-After", "1");
-      return plain(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, "try again\n");
+      mode = param("fail_mode", "error503");
     }
     if (mode == "error500") return plain(response, HTTPResponse::HTTP_INTERNAL_SERVER_ERROR, "internal error\n");
+    if (mode == "error429") {
+      response.set("Retry-After", param("retry_after", "1"));
+      return plain(response, HTTPResponse::HTTP_TOO_MANY_REQUESTS, "slow down\n");
+    }
     if (mode == "error503") {
-      response.set("Retry-After", "1");
+      response.set("Retry-After", param("retry_after", "1"));
       return plain(response, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, "unavailable\n");
     }
     if (mode == "html") {

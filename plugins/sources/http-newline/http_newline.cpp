@@ -1,10 +1,15 @@
 // http-newline: records from an HTTP(S) endpoint that answers newline-separated values.
 
 #include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <random>
+#include <thread>
 #include <memory>
 #include <mutex>
 
 #include <Poco/Exception.h>
+#include <Poco/NumberParser.h>
 #include <Poco/Net/HTTPBasicCredentials.h>
 #include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPClientSession.h>
@@ -52,9 +57,23 @@ constexpr const char* kSchema = R"({
     "tls_verify": {"type": "boolean", "default": true,
                    "description": "Verify the server's certificate and host name (https)."},
     "tls_ca_file": {"type": "string", "default": "",
-                    "description": "PEM file of CA certificates to trust instead of the system's."}
+                    "description": "PEM file of CA certificates to trust instead of the system's."},
+    "retry": {"type": "object", "additionalProperties": false, "default": {},
+              "description": "Retries of connection errors, timeouts, 5xx and 429 answers, and bodies that end early.",
+              "properties": {
+                "attempts": {"type": "integer", "minimum": 1, "default": 5, "description": "Tries per request, the first included."},
+                "initial_delay": {"type": "number", "minimum": 0, "default": 0.5, "description": "Seconds before the first retry; doubled each time."},
+                "max_delay": {"type": "number", "minimum": 0, "default": 30, "description": "Cap on one wait, Retry-After included."}}}
   }
 })";
+
+/// A failure worth trying again (connection trouble, 5xx, 429); `retry_after` from the server.
+class RetryableError : public sdk::PluginError {
+ public:
+  RetryableError(const std::string& message, std::optional<double> retry_after = std::nullopt)
+      : sdk::PluginError(message), retry_after(retry_after) {}
+  std::optional<double> retry_after;
+};
 
 struct Settings {
   Poco::URI uri;
@@ -71,6 +90,9 @@ struct Settings {
   std::size_t max_line_bytes = 0;
   bool tls_verify = true;
   std::string tls_ca_file;
+  int attempts = 5;
+  double initial_delay = 0.5;
+  double max_delay = 30;
 };
 
 std::string without_credentials(const Poco::URI& uri) {
@@ -131,6 +153,10 @@ class HttpNewlineSource final : public sdk::Source {
     settings_.max_line_bytes = config.at("max_line_bytes").get<std::size_t>();
     settings_.tls_verify = config.at("tls_verify").get<bool>();
     settings_.tls_ca_file = config.at("tls_ca_file").get<std::string>();
+    const json& retry = config.at("retry");
+    settings_.attempts = retry.at("attempts").get<int>();
+    settings_.initial_delay = retry.at("initial_delay").get<double>();
+    settings_.max_delay = retry.at("max_delay").get<double>();
     splitter_ = LineSplitter(settings_.max_line_bytes);
     remaining_to_request_ = settings_.size;
   }
@@ -151,12 +177,16 @@ class HttpNewlineSource final : public sdk::Source {
         emit(batch, std::move(*line));
         continue;
       }
-      if (!body_) {
-        if (remaining_to_request_ == 0 || context_.stop_requested()) return false;
-        start_request();
-        continue;
+      try {
+        if (!body_) {
+          if (remaining_to_request_ == 0 || context_.stop_requested()) return false;
+          start_request();
+          continue;
+        }
+        if (!pump()) finish_request(batch);
+      } catch (const RetryableError& e) {
+        if (!wait_before_retry(e)) throw sdk::PluginError(std::string(e.what()) + failed_after());
       }
-      if (!pump()) finish_request(batch);
     }
     return true;
   }
@@ -183,6 +213,39 @@ class HttpNewlineSource final : public sdk::Source {
   std::string describe_request() const {
     return settings_.method + " " + settings_.shown_url + " (" + settings_.size_parameter + "=" +
            std::to_string(asked_in_request_) + ")";
+  }
+
+  std::string failed_after() const {
+    return failures_ > 1 ? " (gave up after " + std::to_string(failures_) + " attempts)" : std::string();
+  }
+
+  /// Backs off before trying the failed request again: exponential with jitter, or the server's
+  /// Retry-After, capped by max_delay. False when the attempts are used up or the run stops.
+  bool wait_before_retry(const RetryableError& error) {
+    ++failures_;
+    if (failures_ >= settings_.attempts || context_.stop_requested()) return false;
+    double delay = settings_.initial_delay * std::pow(2.0, failures_ - 1);
+    std::uniform_real_distribution<double> jitter(0.5, 1.0);
+    delay *= jitter(random_);
+    if (error.retry_after) delay = *error.retry_after;
+    delay = std::min(delay, settings_.max_delay);
+    context_.log(sdk::LogLevel::warning, std::string(error.what()) + "; retrying in " + std::to_string(delay).substr(0, 4) +
+                                             " s (attempt " + std::to_string(failures_ + 1) + " of " +
+                                             std::to_string(settings_.attempts) + ")");
+    const auto until = std::chrono::steady_clock::now() +
+                       std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(delay));
+    while (std::chrono::steady_clock::now() < until) {
+      if (context_.stop_requested()) return false;
+      std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+          std::chrono::milliseconds(100), until - std::chrono::steady_clock::now()));
+    }
+    return true;
+  }
+
+  /// Puts a failed request's count back, so the next attempt asks for what did not come.
+  void give_back_request() {
+    remaining_to_request_ += asked_in_request_ - std::min(asked_in_request_, received_in_request_);
+    close_request();
   }
 
   void start_request() {
@@ -241,6 +304,16 @@ class HttpNewlineSource final : public sdk::Source {
         if (status >= 300 && status < 400 && response.has("Location")) {
           message += " (redirects are not followed; set url to the final address)";
         }
+        if (status >= 500 || status == 429) {
+          std::optional<double> retry_after;
+          if (response.has("Retry-After")) {
+            double seconds = 0;
+            if (Poco::NumberParser::tryParseFloat(response.get("Retry-After"), seconds) && seconds >= 0) {
+              retry_after = seconds;
+            }
+          }
+          throw RetryableError(message, retry_after);
+        }
         throw sdk::PluginError(message);
       }
       const std::string type = Poco::toLower(response.getContentType());
@@ -258,13 +331,18 @@ class HttpNewlineSource final : public sdk::Source {
       }
       body_ = std::make_unique<BodyReader>(raw_read_, framing, length);
       context_.log(sdk::LogLevel::debug, describe_request() + ": HTTP " + std::to_string(status));
+    } catch (const RetryableError&) {
+      give_back_request();
+      throw;
     } catch (const sdk::PluginError&) {
       close_request();
       throw;
     } catch (const Poco::Exception& e) {
-      close_request();
-      throw sdk::PluginError(describe_request() + ": " + e.displayText());
+      const std::string message = describe_request() + ": " + e.displayText();
+      give_back_request();
+      throw RetryableError(message);
     }
+    failures_ = 0;
   }
 
   /// Reads the next piece of the body into the splitter; false at the end of the body.
@@ -275,22 +353,26 @@ class HttpNewlineSource final : public sdk::Source {
       splitter_.feed(std::string_view(chunk_, n));
       return true;
     } catch (const TruncatedBody& e) {
+      // The complete lines already yielded stand; the shortfall is asked for again.
       const std::size_t lost = splitter_.partial_bytes();
-      close_request();
-      throw sdk::PluginError(describe_request() + ": " + e.what() + "; received " +
-                             std::to_string(received_in_request_) + " complete line(s)" +
-                             (lost != 0 ? ", dropped a partial last line of " + std::to_string(lost) + " byte(s)"
-                                        : std::string()));
+      const std::string message = describe_request() + ": " + e.what() + "; received " +
+                                  std::to_string(received_in_request_) + " complete line(s)" +
+                                  (lost != 0 ? ", dropped a partial last line of " + std::to_string(lost) + " byte(s)"
+                                             : std::string());
+      give_back_request();
+      throw RetryableError(message);
     } catch (const LineTooLong& e) {
       close_request();
       throw sdk::PluginError(describe_request() + ": " + e.what() + " (max_line_bytes)");
     } catch (const Poco::TimeoutException&) {
-      close_request();
-      throw sdk::PluginError(describe_request() + ": no data for " +
-                             std::to_string(settings_.timeout.totalSeconds()) + " s (timeout)");
+      const std::string message = describe_request() + ": no data for " +
+                                  std::to_string(settings_.timeout.totalSeconds()) + " s (timeout)";
+      give_back_request();
+      throw RetryableError(message);
     } catch (const Poco::Exception& e) {
-      close_request();
-      throw sdk::PluginError(describe_request() + ": reading the body: " + e.displayText());
+      const std::string message = describe_request() + ": reading the body: " + e.displayText();
+      give_back_request();
+      throw RetryableError(message);
     } catch (const std::runtime_error& e) {
       close_request();
       throw sdk::PluginError(describe_request() + ": " + e.what());
@@ -326,6 +408,8 @@ class HttpNewlineSource final : public sdk::Source {
   std::uint64_t received_in_request_ = 0;
   std::uint64_t received_ = 0;
   std::uint64_t requests_ = 0;
+  int failures_ = 0;  // consecutive failed attempts of the current request
+  std::mt19937 random_{std::random_device{}()};
 };
 
 const sdk::PluginDescriptor kDescriptor{

@@ -18,7 +18,9 @@ struct Drained {
   sdk::SourceStats stats;
 };
 
-Drained drain(const json& config) {
+/// Reads the source to its end. Without a "retry" key in `config`, failures are not retried.
+Drained drain(json config) {
+  if (!config.contains("retry")) config["retry"] = {{"attempts", 1}};
   Drained result;
   auto source = create_plugin<sdk::Source>(bundled_plugin("http-newline"), config);
   sdk::Batch batch;
@@ -133,6 +135,56 @@ TEST_F(HttpSource, StalledServerTimesOut) {
   const auto result = drain({{"url", http_->url("mode=slow&delay_ms=3000")}, {"size", 35}, {"timeout", 0.5}});
   EXPECT_NE(result.error.find("timeout"), std::string::npos) << result.error;
   EXPECT_EQ(result.tokens.size(), 10u);
+}
+
+const json kQuickRetries = {{"attempts", 3}, {"initial_delay", 0.01}};
+
+TEST_F(HttpSource, ServiceUnavailableThenSuccess) {
+  const auto result = drain({{"url", http_->url("fail_first=2&key=503-then-ok&retry_after=0")}, {"size", 25}, {"retry", kQuickRetries}});
+  EXPECT_EQ(result.error, "");
+  EXPECT_EQ(result.tokens.size(), 25u);
+}
+
+TEST_F(HttpSource, TooManyRequestsHonoursRetryAfter) {
+  const auto started = std::chrono::steady_clock::now();
+  const auto result = drain({{"url", http_->url("fail_first=1&fail_mode=error429&key=429-once&retry_after=1")},
+                             {"size", 5}, {"retry", kQuickRetries}});
+  EXPECT_EQ(result.error, "");
+  EXPECT_EQ(result.tokens.size(), 5u);
+  EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(900));
+}
+
+TEST_F(HttpSource, RetryAfterIsCappedByMaxDelay) {
+  const auto started = std::chrono::steady_clock::now();
+  const auto result = drain({{"url", http_->url("fail_first=1&key=capped&retry_after=100")}, {"size", 5},
+                             {"retry", {{"attempts", 2}, {"max_delay", 0.2}}}});
+  EXPECT_EQ(result.error, "");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
+}
+
+TEST_F(HttpSource, BodyCutMidLineIsFetchedAgainForTheShortfall) {
+  const auto result = drain({{"url", http_->url("fail_first=1&fail_mode=truncate&key=cut-once")}, {"size", 40},
+                             {"retry", kQuickRetries}});
+  EXPECT_EQ(result.error, "");
+  ASSERT_EQ(result.tokens.size(), 40u);  // 20 complete lines, then the 20 missing ones
+  for (const auto& token : result.tokens) EXPECT_TRUE(std::regex_match(token, kToken)) << token;
+  EXPECT_EQ(result.stats.received, 40u);
+}
+
+TEST_F(HttpSource, PersistentFailureGivesUpAfterTheAttempts) {
+  const auto result = drain({{"url", http_->url("mode=error503&retry_after=0")}, {"size", 5}, {"retry", kQuickRetries}});
+  EXPECT_NE(result.error.find("HTTP 503"), std::string::npos) << result.error;
+  EXPECT_NE(result.error.find("gave up after 3 attempts"), std::string::npos) << result.error;
+  const auto refused = drain({{"url", "http://127.0.0.1:1/x"}, {"size", 5}, {"retry", kQuickRetries}});
+  EXPECT_NE(refused.error.find("gave up after 3 attempts"), std::string::npos) << refused.error;
+}
+
+TEST_F(HttpSource, ClientErrorsAreNotRetried) {
+  const auto started = std::chrono::steady_clock::now();
+  const auto result = drain({{"url", http_->url()}, {"size", 455903}, {"max_per_request", 455903},
+                             {"retry", {{"attempts", 5}, {"initial_delay", 2}}}});
+  EXPECT_NE(result.error.find("HTTP 400"), std::string::npos) << result.error;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(2));
 }
 
 TEST_F(HttpSource, UnreachableServerNamesTheHost) {
