@@ -265,7 +265,7 @@ class EtlHostApplication : public Poco::Util::Application {
     auto stage = [&](const StageSpec& s) {
       const PluginInfo& info = registry().resolve(s.plugin);
       json config = redact_secrets(info.schema, s.config);
-      return json{{"plugin", s.plugin}, {"config", json::parse(Redactor::instance().redact(config.dump()))}};
+      return json{{"plugin", s.plugin}, {"config", json::parse(Redactor::instance().redact(config.dump(-1, ' ', false, json::error_handler_t::replace)))}};
     };
     json reporters = json::array();
     for (const auto& r : spec.reporters) reporters.push_back(stage(r));
@@ -382,7 +382,7 @@ class EtlHostApplication : public Poco::Util::Application {
     json summary = etl::sdk::summary_to_json(result.summary);
     summary["pipeline"] = spec.name;
     std::ofstream out(summary_json_);
-    out << summary.dump(2) << "\n";
+    out << summary.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
     if (!out) host_logger().error("--summary-json " + summary_json_ + ": cannot write the file");
   }
 

@@ -1,5 +1,6 @@
 #include "pipeline.hpp"
 
+#include <charconv>
 #include <fstream>
 #include <sstream>
 
@@ -116,12 +117,14 @@ std::string apply_override(json& document, const Override& change, ValueOrigins&
     }
     const bool last = i + 1 == parts.size();
     if (node->is_array()) {
-      if (!all_digits(part) || std::stoul(part) >= node->size()) {
+      std::size_t index = 0;
+      const auto [end, error] = std::from_chars(part.data(), part.data() + part.size(), index);
+      if (!all_digits(part) || error != std::errc() || end != part.data() + part.size() || index >= node->size()) {
         problems.push_back("--set " + change.path + ": " + pointer + " has no item " + part);
         return {};
       }
       pointer += "/" + part;
-      node = &(*node)[std::stoul(part)];
+      node = &(*node)[index];
     } else {
       if (node->is_null()) *node = json::object();
       if (!node->is_object()) {
@@ -200,6 +203,11 @@ PipelineSpec parse_pipeline(const std::string& path, const std::string& text,
     }
     throw PipelineError({path + ":" + line_and_column(text, e.byte == 0 ? 0 : e.byte - 1) +
                          ": malformed JSON: " + reason});
+  } catch (const json::exception& e) {
+    // For example a number too large for a double (1e999): found by the pipeline fuzzer.
+    std::string reason = e.what();
+    if (const auto at = reason.find("] "); at != std::string::npos) reason = reason.substr(at + 2);
+    throw PipelineError({path + ": malformed JSON: " + reason});
   }
 
   ValueOrigins origins;

@@ -81,9 +81,44 @@ std::string join(const std::vector<std::string>& items, const std::string& separ
 }
 
 std::string shown(const json& value) {
-  std::string text = value.dump();
+  // Values may hold bytes that are not UTF-8 (from the environment): show them, never throw.
+  std::string text = value.dump(-1, ' ', false, json::error_handler_t::replace);
   if (text.size() > 60) text = text.substr(0, 57) + "...";
   return text;
+}
+
+bool valid_utf8(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    std::size_t length = 0;
+    std::uint32_t code = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      length = 2;
+      code = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      length = 3;
+      code = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      length = 4;
+      code = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + length > text.size()) return false;
+    for (std::size_t k = 1; k < length; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xC0) != 0x80) return false;
+      code = (code << 6) | (next & 0x3F);
+    }
+    const std::uint32_t smallest[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (code < smallest[length] || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return false;
+    i += length;
+  }
+  return true;
 }
 
 /// Converts a textual value to the first of `types` it parses as; nullopt when none fits.
@@ -157,7 +192,7 @@ class Validator {
       const json& options = schema.at("enum");
       if (std::find(options.begin(), options.end(), value) == options.end()) {
         std::vector<std::string> allowed;
-        for (const auto& option : options) allowed.push_back(option.dump());
+        for (const auto& option : options) allowed.push_back(shown(option));
         fail(pointer, "must be one of " + join(allowed, ", ") + ", got " + shown(value) +
                           origin(pointer));
       }
@@ -212,6 +247,12 @@ class Validator {
   }
 
   void check_string(const json& schema, const std::string& text, const std::string& pointer) {
+    if (!valid_utf8(text)) {
+      // JSON text (and the plugins' configs) must be UTF-8; a stray byte usually means a
+      // variable was set from a file in another encoding.
+      fail(pointer, "is not valid UTF-8" + origin(pointer));
+      return;
+    }
     if (schema.contains("minLength") && text.size() < schema.at("minLength").get<std::size_t>()) {
       fail(pointer, text.empty() ? "must not be empty" + origin(pointer)
                                  : "must be at least " + schema.at("minLength").dump() +

@@ -108,6 +108,18 @@ TEST(Pipeline, MalformedJsonGivesLineAndColumn) {
   EXPECT_NE(problems[0].find("malformed JSON"), std::string::npos);
 }
 
+TEST(Pipeline, NumbersOutOfRangeAreErrorsNotCrashes) {
+  // Found by tests/fuzz/pipeline_fuzz.cpp: nlohmann throws out_of_range, not parse_error.
+  const auto problems = problems_of(R"({"source": {"plugin": "src", "config": {"url": "u", "size": 1e999}}})", {},
+                                    variables({}));
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].find("malformed JSON"), std::string::npos) << problems[0];
+  const auto huge_index = problems_of(kPipeline, {parse_override("reporters.99999999999999999999999.config.path=x")},
+                                      variables({{"URL", "u"}, {"DB_HOST", "db"}}));
+  ASSERT_EQ(huge_index.size(), 1u);
+  EXPECT_NE(huge_index[0].find("has no item"), std::string::npos);
+}
+
 TEST(Pipeline, StructureErrors) {
   auto problems = problems_of(R"({"source": {"plugin": "src"}, "reporters": [], "extra": 1})", {}, variables({}));
   const std::string all = [&] {

@@ -114,6 +114,20 @@ TEST(Schema, CheckSchemaRejectsUnknownTypes) {
   EXPECT_FALSE(check_schema(json::parse(R"({"type": "string"})")).empty());
 }
 
+TEST(Schema, StringsMustBeUtf8) {
+  // Found by tests/fuzz/pipeline_fuzz.cpp: printing such a value used to throw.
+  json value = {{"url", "http://x\xff"}, {"size", 1}, {"method", "P\xc3"}};
+  const auto result = check(value);
+  // method: not one of the allowed values, and not UTF-8; url: not UTF-8.
+  ASSERT_EQ(result.diagnostics.size(), 3u);
+  EXPECT_NE(result.diagnostics[0].message.find("must be one of"), std::string::npos);
+  EXPECT_NE(result.diagnostics[1].message.find("not valid UTF-8"), std::string::npos);
+  EXPECT_EQ(result.diagnostics[2].pointer, "/config/url");
+  EXPECT_NE(result.diagnostics[2].message.find("not valid UTF-8"), std::string::npos);
+  json fine = {{"url", "http://x/\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"}, {"size", 1}};
+  EXPECT_TRUE(check(fine).diagnostics.empty());
+}
+
 TEST(Schema, PointerTokensAreEscaped) {
   EXPECT_EQ(pointer_token("a/b~c"), "a~1b~0c");
 }
