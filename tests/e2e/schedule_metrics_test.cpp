@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "test_support.hpp"
+#include "tokens_job_fixture.hpp"
 
 namespace etl::testing {
 namespace {
@@ -43,50 +44,7 @@ std::size_t count(const std::string& text, const std::string& what) {
   return n;
 }
 
-class Shipping : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    database_ = new PostgresServer();
-    source_ = new TokenSource(false);
-  }
-  static void TearDownTestSuite() {
-    delete source_;
-    delete database_;
-  }
-  void SetUp() override { database_->truncate_tokens(); }
-
-  ProcessOptions environment(const std::string& query = "", int count = 10) const {
-    ProcessOptions options;
-    options.set_env = database_->env();
-    options.set_env["TOKEN_HOST"] = source_->url(query);
-    options.set_env["TOKEN_COUNT"] = std::to_string(count);
-    options.set_env["REPORT_DIR"] = reports_.file("reports");
-    options.unset_env = {"ETL_PLUGIN_PATH", "TOKEN_CA_FILE", "ETL_PUSHGATEWAY_URL"};
-    options.working_dir = source_dir();
-    return options;
-  }
-
-  std::vector<std::string> ok_tokens(const std::string& out) const {
-    std::vector<std::string> tokens;
-    for (const auto& line : lines_of(out)) {
-      if (line.starts_with("OK  ")) tokens.push_back(line.substr(4, 22));
-    }
-    std::sort(tokens.begin(), tokens.end());
-    return tokens;
-  }
-
-  std::vector<std::string> table() const {
-    auto tokens = database_->tokens_in_table();
-    std::sort(tokens.begin(), tokens.end());
-    return tokens;
-  }
-
-  static PostgresServer* database_;
-  static TokenSource* source_;
-  TempDir reports_;
-};
-PostgresServer* Shipping::database_ = nullptr;
-TokenSource* Shipping::source_ = nullptr;
+using Shipping = TokensJobTest;
 
 TEST_F(Shipping, ScheduleEveryRunsUntilMaxRuns) {
   const auto started = std::chrono::steady_clock::now();

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "test_support.hpp"
+#include "tokens_job_fixture.hpp"
 
 namespace etl::testing {
 namespace {
@@ -18,29 +19,8 @@ namespace {
 using namespace std::chrono_literals;
 using nlohmann::json;
 
-class StopAndSecrets : public ::testing::Test {
+class StopAndSecrets : public TokensJobTest {
  protected:
-  static void SetUpTestSuite() {
-    database_ = new PostgresServer();
-    source_ = new TokenSource(false);
-  }
-  static void TearDownTestSuite() {
-    delete source_;
-    delete database_;
-  }
-  void SetUp() override { database_->truncate_tokens(); }
-
-  ProcessOptions environment(const std::string& query, int count) const {
-    ProcessOptions options;
-    options.set_env = database_->env();
-    options.set_env["TOKEN_HOST"] = source_->url(query);
-    options.set_env["TOKEN_COUNT"] = std::to_string(count);
-    options.set_env["REPORT_DIR"] = reports_.file("reports");
-    options.unset_env = {"ETL_PLUGIN_PATH", "TOKEN_CA_FILE", "ETL_PUSHGATEWAY_URL"};
-    options.working_dir = source_dir();
-    return options;
-  }
-
   /// Checks the promise after a stopped run: valid reports holding every record received once,
   /// and the table holding exactly the records reported ok.
   void expect_settled(const std::string& out) const {
@@ -59,13 +39,7 @@ class StopAndSecrets : public ::testing::Test {
     EXPECT_EQ(table, ok);
     EXPECT_NE(out.find("# incomplete: stopped by a signal"), std::string::npos) << out;
   }
-
-  static PostgresServer* database_;
-  static TokenSource* source_;
-  TempDir reports_;
 };
-PostgresServer* StopAndSecrets::database_ = nullptr;
-TokenSource* StopAndSecrets::source_ = nullptr;
 
 TEST_F(StopAndSecrets, SigtermMidRunSettlesAndExits143) {
   BackgroundProcess run({etl_host_binary(), "run", "pipelines/tokens.json"}, environment("mode=slow&delay_ms=500", 200));
