@@ -23,4 +23,4 @@ count=$(grep -c "\"file\": \"$prefix/lib/etl-host/plugins/" <<<"$listing" || tru
 [[ "$count" -eq 5 ]] || fail "expected 5 plugins from $prefix/lib/etl-host/plugins, got $count: $listing"
 (cd / && env -u ETL_PLUGIN_PATH TOKEN_HOST=http://127.0.0.1:1/x DB_HOST=h DB_USER=u DB_NAME=d \
    "$prefix/bin/etl-host" validate "$prefix/share/etl-host/pipelines/tokens.json" >/dev/null) || fail "validate failed"
-echo "install test: 1 passed, 0 failed"
+echo "install: 1 passed, 0 failed"
