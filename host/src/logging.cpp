@@ -49,22 +49,6 @@ std::string Redactor::redact(std::string text) const {
   return text;
 }
 
-std::string strip_url_credentials(std::string_view url) {
-  const auto scheme = url.find("://");
-  if (scheme == std::string_view::npos) return std::string(url);
-  const auto authority_start = scheme + 3;
-  const auto authority_end = url.find_first_of("/?#", authority_start);
-  const auto authority = url.substr(authority_start, authority_end == std::string_view::npos
-                                                         ? std::string_view::npos
-                                                         : authority_end - authority_start);
-  const auto at = authority.rfind('@');
-  if (at == std::string_view::npos) return std::string(url);
-  std::string result(url.substr(0, authority_start));
-  result += "***@";
-  result += url.substr(authority_start + at + 1);
-  return result;
-}
-
 namespace {
 
 class RedactingChannel : public Poco::Channel {

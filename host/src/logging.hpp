@@ -24,9 +24,6 @@ class Redactor {
   std::vector<std::string> secrets_;
 };
 
-/// Removes "user:password@" from a URL so it can be shown.
-std::string strip_url_credentials(std::string_view url);
-
 /// Sends Poco logging to stderr with timestamps, at `level` ("debug", "information",
 /// "warning", "error"), through the Redactor.
 void configure_logging(const std::string& level);

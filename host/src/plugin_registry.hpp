@@ -1,6 +1,7 @@
 #pragma once
 // Finding, loading and checking plugin libraries.
 
+#include <deque>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -68,7 +69,7 @@ class PluginRegistry {
  private:
   std::vector<std::string> directories_;
   std::vector<PluginInfo> plugins_;
-  std::vector<PluginInfo> by_path_;
+  std::deque<PluginInfo> by_path_;  // a deque: resolve() hands out references that must stay valid
   std::vector<RefusedPlugin> refused_;
   std::vector<std::string> conflicts_;
 };

@@ -71,32 +71,4 @@ template host::PluginInstance<sdk::Source> create_plugin<sdk::Source>(const host
 template host::PluginInstance<sdk::Sink> create_plugin<sdk::Sink>(const host::PluginInfo&, nlohmann::json);
 template host::PluginInstance<sdk::Reporter> create_plugin<sdk::Reporter>(const host::PluginInfo&, nlohmann::json);
 
-void CollectingReceiver::deliver(std::uint64_t sequence, sdk::Outcome outcome) noexcept {
-  std::lock_guard lock(mutex_);
-  ++deliveries_;
-  outcomes_[sequence] = std::move(outcome);
-}
-
-std::map<std::uint64_t, sdk::Outcome> CollectingReceiver::outcomes() const {
-  std::lock_guard lock(mutex_);
-  return outcomes_;
-}
-
-std::size_t CollectingReceiver::deliveries() const {
-  std::lock_guard lock(mutex_);
-  return deliveries_;
-}
-
-sdk::Batch records_with(const std::string& field, const std::vector<std::string>& values) {
-  sdk::Batch batch;
-  std::uint64_t sequence = 0;
-  for (const auto& value : values) {
-    sdk::Record record;
-    record.set(field, value);
-    record.sequence = ++sequence;
-    batch.push_back(std::move(record));
-  }
-  return batch;
-}
-
 }  // namespace etl::testing

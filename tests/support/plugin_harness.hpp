@@ -2,14 +2,13 @@
 // Running plugins in-process in tests: load a real plugin library, check a config against its
 // schema as the host does, create the plugin, and collect a sink's outcomes.
 
-#include <map>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "etl/sdk/plugin.hpp"
+#include "etl/sdk/testing.hpp"
 #include "plugin_registry.hpp"
 #include "runner.hpp"
 #include "schema.hpp"
@@ -31,20 +30,10 @@ CheckedConfig check_config(const host::PluginInfo& plugin, nlohmann::json config
 template <class T>
 host::PluginInstance<T> create_plugin(const host::PluginInfo& plugin, nlohmann::json config);
 
-/// Collects outcomes delivered by a sink, from any thread.
-class CollectingReceiver final : public sdk::OutcomeReceiver {
- public:
-  void deliver(std::uint64_t sequence, sdk::Outcome outcome) noexcept override;
-  [[nodiscard]] std::map<std::uint64_t, sdk::Outcome> outcomes() const;
-  [[nodiscard]] std::size_t deliveries() const;
-
- private:
-  mutable std::mutex mutex_;
-  std::map<std::uint64_t, sdk::Outcome> outcomes_;
-  std::size_t deliveries_ = 0;
-};
-
-/// Records with one field each, numbered from 1.
-sdk::Batch records_with(const std::string& field, const std::vector<std::string>& values);
+/// The SDK harness's receiver and record builder serve the repository's own tests too.
+using CollectingReceiver = sdk::testing::CollectingReceiver;
+inline sdk::Batch records_with(const std::string& field, const std::vector<std::string>& values) {
+  return sdk::testing::records(field, values);
+}
 
 }  // namespace etl::testing

@@ -252,7 +252,6 @@ class HttpNewlineSource final : public sdk::Source {
     asked_in_request_ = std::min(remaining_to_request_, settings_.max_per_request);
     remaining_to_request_ -= asked_in_request_;
     received_in_request_ = 0;
-    ++requests_;
     const std::string target = request_target(asked_in_request_);
     try {
       if (Poco::toLower(settings_.uri.getScheme()) == "https") {
@@ -407,7 +406,6 @@ class HttpNewlineSource final : public sdk::Source {
   std::uint64_t asked_in_request_ = 0;
   std::uint64_t received_in_request_ = 0;
   std::uint64_t received_ = 0;
-  std::uint64_t requests_ = 0;
   int failures_ = 0;  // consecutive failed attempts of the current request
   std::mt19937 random_{std::random_device{}()};
 };
