@@ -124,6 +124,7 @@ class OutcomeLedger final : public sdk::OutcomeReceiver {
 
   struct Counts {
     std::uint64_t ok = 0, rejected = 0, failed = 0;
+    std::uint64_t commit_unknown = 0;  // of failed
   };
   Counts counts() const {
     std::lock_guard lock(mutex_);
@@ -160,6 +161,7 @@ class OutcomeLedger final : public sdk::OutcomeReceiver {
       case sdk::Status::rejected: ++counts_.rejected; break;
       case sdk::Status::failed: ++counts_.failed; break;
     }
+    if (outcome.is_commit_unknown()) ++counts_.commit_unknown;
     for (std::size_t i = 0; i < reporters_.size(); ++i) {
       if (!reporter_alive_[i]) continue;
       try {
@@ -392,12 +394,12 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
       }
     }
     progress.finish();
-    if (sink_error.empty()) {
-      try {
-        call_plugin(sink_name, "finish", [&] { sink.finish(); });
-      } catch (const StageError& e) {
-        sink_error = e.what();
-      }
+    // finish() also after a failed write: the sink settles the rows it still holds, so none
+    // is reported failed here while its commit could still arrive.
+    try {
+      call_plugin(sink_name, "finish", [&] { sink.finish(); });
+    } catch (const StageError& e) {
+      if (sink_error.empty()) sink_error = e.what();
     }
     const auto final_counts = ledger.counts();
     if (budget_error.empty() &&
@@ -436,6 +438,7 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
   summary.ok = counts.ok;
   summary.rejected = counts.rejected;
   summary.failed = counts.failed;
+  summary.commit_unknown = counts.commit_unknown;
   summary.seconds = std::chrono::duration<double>(Clock::now() - started).count();
   summary.rows_per_second =
       summary.seconds > 0 ? static_cast<double>(counts.ok + counts.rejected + counts.failed) /
@@ -479,8 +482,10 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
       "summary: " +
       (summary.requested ? "requested " + std::to_string(*summary.requested) + ", " : std::string()) +
       "received " + std::to_string(summary.received) + ", ok " + std::to_string(summary.ok) +
-      ", rejected " + std::to_string(summary.rejected) + ", failed " +
-      std::to_string(summary.failed) + ", " + format_rate(summary.seconds) + " s, " +
+      ", rejected " + std::to_string(summary.rejected) + ", failed " + std::to_string(summary.failed) +
+      (summary.commit_unknown != 0 ? " (commit outcome unknown " + std::to_string(summary.commit_unknown) + ")"
+                                   : std::string()) +
+      ", " + format_rate(summary.seconds) + " s, " +
       format_rate(summary.rows_per_second) + " rows/s, exit code " +
       std::to_string(result.exit_code));
   return result;

@@ -64,6 +64,10 @@ class StdoutReporter final : public sdk::Reporter {
         text += "# note: " + std::to_string(s.received) + " of " + std::to_string(*s.requested) +
                 " requested records came from the source\n";
       }
+      if (s.commit_unknown != 0) {
+        text += "# commit outcome unknown: " + std::to_string(s.commit_unknown) +
+                " of the failed rows may be in the table (their connection was lost; see docs/guarantees.md)\n";
+      }
       if (!s.completed) {
         text += "# incomplete: " + s.stop_reason + " (exit code " + std::to_string(s.exit_code) + ")\n";
       }

@@ -3,6 +3,10 @@
 // Rows are sent in libpq pipeline mode, with a sync point after every row, over several
 // connections: each row stays its own implicit transaction (an error aborts that row only),
 // while the network round trip and the commit's WAL flush of many rows overlap.
+//
+// A lost connection is re-established with backoff, and the rows that were in flight on it
+// are decided before anything is sent again (see resolve()): by their transaction ids, which
+// every insert returns, or by looking them up. docs/guarantees.md states the result.
 
 #include <libpq-fe.h>
 
@@ -11,6 +15,8 @@
 #include <deque>
 #include <future>
 #include <map>
+#include <random>
+#include <set>
 #include <mutex>
 #include <thread>
 
@@ -18,7 +24,9 @@
 #include <Poco/Exception.h>
 
 #include "etl/sdk.hpp"
+#include "etl/sdk/retry.hpp"
 #include "sql_text.hpp"
+#include "transaction_ids.hpp"
 
 namespace etl::plugins::postgres {
 namespace {
@@ -49,30 +57,81 @@ constexpr const char* kSchema = R"({
     "connections": {"type": "integer", "minimum": 1, "maximum": 64, "default": 16,
                     "description": "Connections writing in parallel; commits on different connections share WAL flushes (group commit)."},
     "max_in_flight": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 64,
-                      "description": "Rows sent but not yet answered, per connection (pipeline mode)."}
+                      "description": "Rows sent but not yet answered, per connection (pipeline mode)."},
+    "retry": {"type": "object", "additionalProperties": false, "default": {},
+              "description": "Reconnects after a lost connection or server restart, and retries of rows that hit a serialization failure, deadlock or resource error.",
+              "properties": {
+                "attempts": {"type": "integer", "minimum": 1, "default": 5, "description": "Tries in a row without progress, the first included."},
+                "initial_delay": {"type": "number", "minimum": 0, "default": 0.5, "description": "Seconds before the first retry; doubled each time."},
+                "max_delay": {"type": "number", "minimum": 0, "default": 30, "description": "Cap on one wait, in seconds."}}},
+    "lookup_unanswered": {"type": "boolean", "default": true,
+                          "description": "After a lost connection, decide rows whose answer never arrived by looking them up (mapped columns, inserting transaction). false: report them failed, commit outcome unknown."},
+    "settle_timeout": {"type": "number", "minimum": 0, "default": 10,
+                       "description": "Seconds to wait for the server process of a lost connection to end before its rows are decided."}
   }
 })";
 
 struct Row {
   std::uint64_t sequence = 0;
   std::vector<std::optional<std::string>> values;
+  int attempts = 0;  // tries that ended in a retryable error (serialization, deadlock, resources)
 };
 
-/// Classes whose errors are about the row itself: retrying the same row cannot succeed.
-bool is_row_error(std::string_view sqlstate) {
-  return sqlstate.starts_with("23") || sqlstate.starts_with("22");
+/// A row sent on a connection and not yet decided.
+struct SentRow {
+  Row row;
+  /// The row's transaction id, once the insert's result arrived; its commit may still be unanswered.
+  std::optional<std::uint64_t> xid;
+};
+
+/// The server process behind a connection: what to ask about once the connection is lost.
+struct Backend {
+  int pid = 0;
+  /// backend_start: a pid alone may be reused after a server restart.
+  std::string started;
+  /// Every transaction id this process assigns from here on is at least this.
+  std::uint64_t floor = 0;
+};
+
+enum class ErrorKind {
+  row,         // the row itself is refused: retrying cannot help
+  retry_row,   // the row's transaction lost a race or a resource: the same row may succeed later
+  connection,  // the connection or the server went away: reconnect, decide the rows in flight
+  other,
+};
+
+ErrorKind classify(std::string_view sqlstate) {
+  if (sqlstate.starts_with("23") || sqlstate.starts_with("22")) return ErrorKind::row;
+  if (sqlstate == "40001" || sqlstate == "40P01" || sqlstate.starts_with("53")) return ErrorKind::retry_row;
+  if (sqlstate.starts_with("08") || sqlstate == "57P01" || sqlstate == "57P02" || sqlstate == "57P03") {
+    return ErrorKind::connection;
+  }
+  return ErrorKind::other;
 }
 
-/// Rows waiting for a connection. Bounded: write() blocks while it is full (backpressure).
+/// Connection failures that waiting cannot cure. libpq gives no SQLSTATE for a failed
+/// connection, so the server's (English) message is all there is to go by; anything not
+/// listed here is retried, which costs time but never a row.
+bool is_permanent_connect_failure(std::string_view message) {
+  for (const std::string_view marker :
+       {"password authentication failed", "authentication failed", "no pg_hba.conf entry", "does not exist",
+        "permission denied", "certificate verify failed", "server does not support SSL",
+        "invalid connection option", "password is missing", "no password supplied"}) {
+    if (message.find(marker) != std::string_view::npos) return true;
+  }
+  return false;
+}
+
+/// Rows waiting for one connection. Bounded: write() blocks while it is full (backpressure).
 class RowQueue {
  public:
   explicit RowQueue(std::size_t capacity) : capacity_(capacity) {}
 
-  /// False when no worker is left to take the row.
+  /// False once the connection has given up; `reason()` says why.
   bool push(Row row) {
     std::unique_lock lock(mutex_);
-    not_full_.wait(lock, [&] { return rows_.size() < capacity_ || workers_ == 0; });
-    if (workers_ == 0) return false;
+    not_full_.wait(lock, [&] { return rows_.size() < capacity_ || retired_ || aborted_; });
+    if (retired_ || aborted_) return false;
     rows_.push_back(std::move(row));
     not_empty_.notify_one();
     return true;
@@ -101,21 +160,23 @@ class RowQueue {
     not_empty_.notify_all();
     not_full_.notify_all();
   }
-  void set_workers(std::size_t count) {
+  /// The connection gives up: no row is accepted from now on; returns the rows left.
+  std::vector<Row> retire(const std::string& reason) {
     std::lock_guard lock(mutex_);
-    workers_ = count;
-  }
-  void worker_gone() {
-    std::lock_guard lock(mutex_);
-    if (workers_ > 0) --workers_;
-    not_full_.notify_all();
-  }
-  /// Rows no worker will ever take (every worker is gone).
-  std::vector<Row> drain() {
-    std::lock_guard lock(mutex_);
+    retired_ = true;
+    reason_ = reason;
     std::vector<Row> left(std::make_move_iterator(rows_.begin()), std::make_move_iterator(rows_.end()));
     rows_.clear();
+    not_full_.notify_all();
     return left;
+  }
+  bool retired() {
+    std::lock_guard lock(mutex_);
+    return retired_;
+  }
+  std::string reason() {
+    std::lock_guard lock(mutex_);
+    return reason_;
   }
 
  private:
@@ -132,9 +193,10 @@ class RowQueue {
   std::condition_variable not_full_;
   std::condition_variable not_empty_;
   std::deque<Row> rows_;
-  std::size_t workers_ = 0;
   bool closed_ = false;
   bool aborted_ = false;
+  bool retired_ = false;
+  std::string reason_;
 };
 
 struct ResultDeleter {
@@ -147,18 +209,55 @@ std::string field(const PGresult* result, int code) {
   return text == nullptr ? std::string() : std::string(text);
 }
 
-std::string connection_message(PGconn* connection) {
-  std::string message = PQerrorMessage(connection);
+std::string trimmed(std::string message) {
   while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
   return message;
 }
 
+std::string connection_message(PGconn* connection) {
+  std::string message = trimmed(PQerrorMessage(connection));
+  return message.empty() ? "connection lost" : message;
+}
+
+/// The connection is gone, or cannot be made right now: worth reconnecting.
 class ConnectionLost : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
 
-constexpr const char* kStatementName = "etl_insert";
+struct Connection {
+  std::unique_ptr<Poco::Data::PostgreSQL::SessionHandle> session;
+  Backend backend;
+
+  PGconn* get() const { return *session; }
+  explicit operator bool() const { return session != nullptr; }
+};
+
+/// Runs one statement outside pipeline mode. A lost connection throws ConnectionLost; any
+/// other error is returned for the caller to judge.
+Result execute(PGconn* connection, const char* sql, const std::vector<const char*>& values = {}) {
+  Result result(PQexecParams(connection, sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr,
+                             nullptr, 0));
+  const ExecStatusType status = result ? PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
+  if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK &&
+      (!result || PQstatus(connection) == CONNECTION_BAD ||
+       classify(field(result.get(), PG_DIAG_SQLSTATE)) == ErrorKind::connection)) {
+    throw ConnectionLost(result ? trimmed(field(result.get(), PG_DIAG_MESSAGE_PRIMARY)) : connection_message(connection));
+  }
+  return result;
+}
+
+constexpr const char* kInsertStatement = "etl_insert";
+constexpr const char* kLookupStatement = "etl_lookup";
+
+/// One writer: a connection, its queue of rows, and the thread that drives both.
+struct Worker {
+  explicit Worker(std::size_t index, std::size_t capacity) : index(index), queue(capacity) {}
+  std::size_t index;
+  RowQueue queue;
+  Connection connection;
+  std::thread thread;
+};
 
 class PostgresRowByRowSink final : public sdk::Sink {
  public:
@@ -193,47 +292,53 @@ class PostgresRowByRowSink final : public sdk::Sink {
     if (fields_.empty()) {
       throw sdk::ConfigError("/columns", "map at least one record field to a column, e.g. {\"token\": \"data\"}");
     }
-    pipeline_ = config.at("pipeline").get<bool>();
+    // pipeline: false is the same protocol with one row in flight: one round trip per row.
+    window_ = config.at("pipeline").get<bool>() ? config.at("max_in_flight").get<std::size_t>() : 1;
     connection_count_ = config.at("connections").get<std::size_t>();
-    window_ = pipeline_ ? config.at("max_in_flight").get<std::size_t>() : 1;
+    retry_ = sdk::RetryPolicy::from_json(config.at("retry"));
+    lookup_unanswered_ = config.at("lookup_unanswered").get<bool>();
+    settle_timeout_ms_ = static_cast<long>(config.at("settle_timeout").get<double>() * 1000);
   }
 
   ~PostgresRowByRowSink() override {
-    if (queue_) queue_->abort();
-    for (auto& thread : threads_) {
-      if (thread.joinable()) thread.join();
+    for (auto& worker : workers_) worker->queue.abort();
+    for (auto& worker : workers_) {
+      if (worker->thread.joinable()) worker->thread.join();
     }
   }
 
   void open(sdk::OutcomeReceiver& outcomes) override {
     outcomes_ = &outcomes;
-    sql_ = insert_statement(schema_, table_, columns_);
+    insert_sql_ = insert_statement(schema_, table_, columns_);
+    lookup_sql_ = lookup_statement(schema_, table_, columns_);
+    for (std::size_t i = 0; i < connection_count_; ++i) {
+      workers_.push_back(std::make_unique<Worker>(i, window_ * 2));
+    }
     // Connect in parallel: a TLS handshake plus SCRAM authentication is several round trips,
     // which for 16 connections to a distant server would otherwise add up.
-    std::vector<std::future<std::unique_ptr<Poco::Data::PostgreSQL::SessionHandle>>> pending;
+    std::vector<std::future<Connection>> pending;
     for (std::size_t i = 0; i < connection_count_; ++i) {
-      pending.push_back(std::async(std::launch::async, [this] { return connect(); }));
+      pending.push_back(std::async(std::launch::async, [this, i] { return connect_with_retry(i == 0); }));
     }
     std::string first_failure;
-    for (auto& connection : pending) {
+    for (std::size_t i = 0; i < connection_count_; ++i) {
       try {
-        connections_.push_back(connection.get());
+        workers_[i]->connection = pending[i].get();
       } catch (const std::exception& e) {
         if (first_failure.empty()) first_failure = e.what();
       }
     }
     if (!first_failure.empty()) throw sdk::PluginError(first_failure);
-    PGconn* first = *connections_.front();
+    PGconn* first = workers_.front()->connection.get();
     context_.log(sdk::LogLevel::info,
-                 "connected to PostgreSQL " + std::to_string(PQserverVersion(first) / 10000) +
-                     " at " + where() + " (" + std::to_string(connection_count_) + " connection(s), " +
-                     (pipeline_ ? "pipeline mode, " + std::to_string(window_) + " rows in flight each"
-                                : std::string("serial")) +
+                 "connected to PostgreSQL " + std::to_string(PQserverVersion(first) / 10000) + " at " + where() +
+                     " (" + std::to_string(connection_count_) + " connection(s), " +
+                     (window_ > 1 ? "pipeline mode, " + std::to_string(window_) + " rows in flight each"
+                                  : std::string("serial")) +
                      ", TLS " + (PQsslInUse(first) ? "on" : "off") + ")");
-    queue_ = std::make_unique<RowQueue>(connection_count_ * window_ * 2);
-    queue_->set_workers(connection_count_);
-    for (std::size_t i = 0; i < connection_count_; ++i) {
-      threads_.emplace_back([this, i] { work(i); });
+    for (auto& worker : workers_) {
+      Worker* raw = worker.get();
+      worker->thread = std::thread([this, raw] { work(*raw); });
     }
   }
 
@@ -241,73 +346,125 @@ class PostgresRowByRowSink final : public sdk::Sink {
     for (const auto& record : records) {
       Row row;
       row.sequence = record.sequence;
-      row.values.reserve(fields_.size());
-      std::string problem;
-      for (std::size_t i = 0; i < fields_.size(); ++i) {
-        const sdk::Field* found = record.find(fields_[i]);
-        if (found == nullptr) {
-          problem = "the record has no field \"" + fields_[i] + "\" (mapped to column \"" + columns_[i] + "\")";
-          break;
-        }
-        if (found->value && found->value->find('\0') != std::string::npos) {
-          // libpq passes text parameters as C strings: a NUL would silently cut the value.
-          outcomes_->deliver(record.sequence,
-                             sdk::Outcome::rejected("22021", "field \"" + fields_[i] +
-                                                                 "\" contains a NUL byte, which PostgreSQL text cannot store"));
-          problem = "-";
-          break;
-        }
-        row.values.push_back(found->value);
-      }
-      if (problem == "-") continue;
-      if (!problem.empty()) {
-        outcomes_->deliver(record.sequence, sdk::Outcome::rejected("", problem));
-        continue;
-      }
-      if (!queue_->push(std::move(row))) {
-        throw sdk::PluginError("no connection to PostgreSQL at " + where() + " is left: " + first_error());
+      if (!fill_values(record, row)) continue;
+      // Equal rows always go to the same connection, in order: after a lost connection, a
+      // stored copy of a row can then only be this row's (or an earlier one's on the same
+      // connection, which has been decided already).
+      Worker& worker = *workers_[route(row)];
+      if (worker.queue.push(std::move(row))) continue;
+      outcomes_->deliver(record.sequence, sdk::Outcome::failed("not attempted: " + worker.queue.reason()));
+      if (std::all_of(workers_.begin(), workers_.end(), [](const auto& w) { return w->queue.retired(); })) {
+        throw sdk::PluginError("PostgreSQL at " + where() + ": " + first_error());
       }
     }
   }
 
   void finish() override {
-    queue_->close();
-    for (auto& thread : threads_) {
-      if (thread.joinable()) thread.join();
+    for (auto& worker : workers_) worker->queue.close();
+    for (auto& worker : workers_) {
+      if (worker->thread.joinable()) worker->thread.join();
     }
-    threads_.clear();
-    const std::string error = first_error();
-    if (!error.empty()) {
-      for (const auto& row : queue_->drain()) {
-        outcomes_->deliver(row.sequence, sdk::Outcome::failed("not attempted: " + error));
-      }
+    if (const std::string error = first_error(); !error.empty()) {
       throw sdk::PluginError("PostgreSQL at " + where() + ": " + error);
     }
   }
 
  private:
-  std::string where() const {
-    return host_ + ":" + std::to_string(port_) + "/" + dbname_ + " as " + user_;
+  std::string where() const { return host_ + ":" + std::to_string(port_) + "/" + dbname_ + " as " + user_; }
+
+  /// Copies the mapped fields into `row`; false when the record was reported rejected instead.
+  bool fill_values(const sdk::Record& record, Row& row) {
+    row.values.reserve(fields_.size());
+    for (std::size_t i = 0; i < fields_.size(); ++i) {
+      const sdk::Field* found = record.find(fields_[i]);
+      if (found == nullptr) {
+        outcomes_->deliver(record.sequence,
+                           sdk::Outcome::rejected("", "the record has no field \"" + fields_[i] +
+                                                          "\" (mapped to column \"" + columns_[i] + "\")"));
+        return false;
+      }
+      if (found->value && found->value->find('\0') != std::string::npos) {
+        // libpq passes text parameters as C strings: a NUL would silently cut the value.
+        outcomes_->deliver(record.sequence,
+                           sdk::Outcome::rejected("22021", "field \"" + fields_[i] +
+                                                               "\" contains a NUL byte, which PostgreSQL text cannot store"));
+        return false;
+      }
+      row.values.push_back(found->value);
+    }
+    return true;
   }
 
-  std::unique_ptr<Poco::Data::PostgreSQL::SessionHandle> connect() {
-    auto handle = std::make_unique<Poco::Data::PostgreSQL::SessionHandle>();
-    try {
-      handle->connect(conninfo_);
-    } catch (const Poco::Exception& e) {
-      std::string reason = e.message().empty() ? e.displayText() : e.message();
-      while (!reason.empty() && (reason.back() == '\n' || reason.back() == ' ')) reason.pop_back();
-      throw sdk::PluginError("cannot connect to PostgreSQL at " + where() + ": " + reason);
+  std::size_t route(const Row& row) const {
+    std::size_t hash = 0;
+    for (const auto& value : row.values) {
+      const std::size_t part = value ? std::hash<std::string>{}(*value) : 0x9e3779b97f4a7c15ULL;
+      hash = hash * 31 + part;
     }
-    PGconn* connection = *handle;
-    Result prepared(PQprepare(connection, kStatementName, sql_.c_str(),
-                              static_cast<int>(columns_.size()), nullptr));
+    return hash % workers_.size();
+  }
+
+  /// One connection attempt: connect, learn the server process, prepare the insert.
+  Connection connect_once() {
+    Connection connection;
+    connection.session = std::make_unique<Poco::Data::PostgreSQL::SessionHandle>();
+    try {
+      connection.session->connect(conninfo_);
+    } catch (const Poco::Exception& e) {
+      const std::string reason = trimmed(e.message().empty() ? e.displayText() : e.message());
+      const std::string message = "cannot connect to PostgreSQL at " + where() + ": " + reason;
+      if (is_permanent_connect_failure(reason)) throw sdk::PluginError(message);
+      throw ConnectionLost(message);
+    }
+    PGconn* raw = connection.get();
+    Result identity = execute(raw,
+                              "SELECT pg_backend_pid()::text, backend_start::text,"
+                              " pg_snapshot_xmax(pg_current_snapshot())::text"
+                              " FROM pg_stat_activity WHERE pid = pg_backend_pid()");
+    if (PQresultStatus(identity.get()) != PGRES_TUPLES_OK || PQntuples(identity.get()) != 1) {
+      throw sdk::PluginError("PostgreSQL at " + where() + " did not say which server process serves the session (" +
+                             field(identity.get(), PG_DIAG_MESSAGE_PRIMARY) + ")");
+    }
+    connection.backend.pid = std::stoi(PQgetvalue(identity.get(), 0, 0));
+    connection.backend.started = PQgetvalue(identity.get(), 0, 1);
+    connection.backend.floor = parse_transaction_id(PQgetvalue(identity.get(), 0, 2)).value_or(0);
+    Result prepared(PQprepare(raw, kInsertStatement, insert_sql_.c_str(), static_cast<int>(columns_.size()), nullptr));
     if (PQresultStatus(prepared.get()) != PGRES_COMMAND_OK) {
+      if (PQstatus(raw) == CONNECTION_BAD) throw ConnectionLost(connection_message(raw));
       throw sdk::PluginError("PostgreSQL at " + where() + " refused the insert statement (" +
                              field(prepared.get(), PG_DIAG_SQLSTATE) + "): " +
-                             field(prepared.get(), PG_DIAG_MESSAGE_PRIMARY) + " [" + sql_ + "]");
+                             field(prepared.get(), PG_DIAG_MESSAGE_PRIMARY) + " [" + insert_sql_ + "]");
     }
-    return handle;
+    return connection;
+  }
+
+  Connection connect_with_retry(bool log_retries) {
+    std::mt19937_64 random{std::random_device{}()};
+    for (int attempt = 1;; ++attempt) {
+      try {
+        return connect_once();
+      } catch (const ConnectionLost& e) {
+        if (attempt >= retry_.attempts || context_.stop_requested()) {
+          throw sdk::PluginError(std::string(e.what()) + " (database unreachable after " + std::to_string(attempt) +
+                                 (attempt == 1 ? " attempt)" : " attempts)"));
+        }
+        const double delay = retry_.delay(attempt, random);
+        if (log_retries) {
+          context_.log(sdk::LogLevel::warning, std::string(e.what()) + "; retrying in " + seconds(delay) +
+                                                   " (attempt " + std::to_string(attempt + 1) + " of " +
+                                                   std::to_string(retry_.attempts) + ")");
+        }
+        if (!sdk::sleep_unless_stopped(context_, delay)) {
+          throw sdk::PluginError(std::string(e.what()) + " (the run was stopped while waiting to retry)");
+        }
+      }
+    }
+  }
+
+  static std::string seconds(double value) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.1f s", value);
+    return text;
   }
 
   void record_error(const std::string& message) {
@@ -319,19 +476,6 @@ class PostgresRowByRowSink final : public sdk::Sink {
     return first_error_;
   }
 
-  sdk::Outcome outcome_of(const PGresult* result, PGconn* connection) {
-    const ExecStatusType status = PQresultStatus(result);
-    if (status == PGRES_COMMAND_OK) return sdk::Outcome::ok();
-    const std::string sqlstate = field(result, PG_DIAG_SQLSTATE);
-    std::string message = field(result, PG_DIAG_MESSAGE_PRIMARY);
-    if (message.empty()) message = connection_message(connection);
-    if (PQstatus(connection) == CONNECTION_BAD || sqlstate.starts_with("08") || sqlstate.starts_with("57P")) {
-      throw ConnectionLost(message.empty() ? "connection lost" : message);
-    }
-    if (is_row_error(sqlstate)) return sdk::Outcome::rejected(sqlstate, message);
-    return sdk::Outcome::failed(message, sqlstate);
-  }
-
   std::vector<const char*> parameters(const Row& row) const {
     std::vector<const char*> values;
     values.reserve(row.values.size());
@@ -341,69 +485,282 @@ class PostgresRowByRowSink final : public sdk::Sink {
 
   void send(PGconn* connection, const Row& row) {
     const auto values = parameters(row);
-    if (PQsendQueryPrepared(connection, kStatementName, static_cast<int>(values.size()),
-                            values.data(), nullptr, nullptr, 0) != 1 ||
+    if (PQsendQueryPrepared(connection, kInsertStatement, static_cast<int>(values.size()), values.data(), nullptr,
+                            nullptr, 0) != 1 ||
         PQpipelineSync(connection) != 1) {
       throw ConnectionLost(connection_message(connection));
     }
   }
 
-  /// Reads the results of the oldest row in flight: its command result, then the sync point.
-  sdk::Outcome receive(PGconn* connection) {
+  struct Answer {
+    sdk::Outcome outcome;
+    bool retry = false;  // a retryable error: the row may be sent again
+  };
+
+  /// Reads the answers to the oldest row in flight: its insert's result, then its commit (the
+  /// sync point). The transaction id is kept as soon as it arrives, so a connection lost
+  /// between the two still leaves the row decidable.
+  Answer receive(PGconn* connection, SentRow& sent, Backend& backend) {
     Result result(PQgetResult(connection));
     if (!result) throw ConnectionLost(connection_message(connection));
-    sdk::Outcome outcome = outcome_of(result.get(), connection);
+    Answer answer;
+    const ExecStatusType status = PQresultStatus(result.get());
+    if (status == PGRES_TUPLES_OK && PQntuples(result.get()) == 1) {
+      sent.xid = parse_transaction_id(PQgetvalue(result.get(), 0, 0));
+      if (sent.xid) backend.floor = std::max(backend.floor, *sent.xid + 1);
+      answer.outcome = sdk::Outcome::ok();
+    } else if (status == PGRES_COMMAND_OK) {
+      answer.outcome = sdk::Outcome::ok();
+    } else {
+      const std::string sqlstate = field(result.get(), PG_DIAG_SQLSTATE);
+      std::string message = field(result.get(), PG_DIAG_MESSAGE_PRIMARY);
+      if (message.empty()) message = connection_message(connection);
+      const ErrorKind kind = classify(sqlstate);
+      // PIPELINE_ABORTED means the server skipped the row: it is sent again after reconnecting.
+      if (PQstatus(connection) == CONNECTION_BAD || kind == ErrorKind::connection ||
+          status == PGRES_PIPELINE_ABORTED) {
+        throw ConnectionLost(message);
+      }
+      if (kind == ErrorKind::row) {
+        answer.outcome = sdk::Outcome::rejected(sqlstate, message);
+      } else {
+        answer.outcome = sdk::Outcome::failed(message, sqlstate);
+        answer.retry = kind == ErrorKind::retry_row;
+      }
+    }
     while (Result extra{PQgetResult(connection)}) {
       // Only the end-of-query marker (NULL) is expected here.
     }
     Result sync(PQgetResult(connection));
     if (!sync || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC) {
-      throw ConnectionLost("unexpected reply in pipeline: " + connection_message(connection));
+      throw ConnectionLost("no commit answer: " + connection_message(connection));
     }
-    return outcome;
+    return answer;
   }
 
-  void work(std::size_t index) {
-    PGconn* connection = *connections_[index];
-    std::deque<Row> in_flight;
-    try {
-      if (pipeline_ && PQenterPipelineMode(connection) != 1) {
-        throw ConnectionLost("cannot enter pipeline mode: " + connection_message(connection));
-      }
-      Row row;
-      while (true) {
-        while (in_flight.size() < window_ &&
-               (in_flight.empty() ? queue_->pop_wait(row) : queue_->try_pop(row))) {
-          if (pipeline_) {
-            send(connection, row);
-            in_flight.push_back(std::move(row));
-          } else {
-            const auto values = parameters(row);
-            Result result(PQexecPrepared(connection, kStatementName, static_cast<int>(values.size()),
-                                         values.data(), nullptr, nullptr, 0));
-            in_flight.push_back(std::move(row));
-            sdk::Outcome outcome = outcome_of(result.get(), connection);
-            outcomes_->deliver(in_flight.front().sequence, std::move(outcome));
-            in_flight.pop_front();
-          }
+  /// Sends and answers rows on a live connection until the queue is closed and drained.
+  /// Throws ConnectionLost with the undecided rows left in `in_flight`.
+  void pump(Worker& worker, std::deque<SentRow>& in_flight, std::deque<Row>& unsent, int& failures,
+            std::mt19937_64& random) {
+    PGconn* connection = worker.connection.get();
+    if (PQenterPipelineMode(connection) != 1) throw ConnectionLost("cannot enter pipeline mode: " + connection_message(connection));
+    while (true) {
+      while (in_flight.size() < window_) {
+        Row row;
+        if (!unsent.empty()) {
+          row = std::move(unsent.front());
+          unsent.pop_front();
+        } else if (!(in_flight.empty() ? worker.queue.pop_wait(row) : worker.queue.try_pop(row))) {
+          break;
         }
-        if (in_flight.empty()) break;
-        if (PQflush(connection) != 0) throw ConnectionLost(connection_message(connection));
-        sdk::Outcome outcome = receive(connection);
-        outcomes_->deliver(in_flight.front().sequence, std::move(outcome));
-        in_flight.pop_front();
+        // In flight before it is sent: a send that fails half-way leaves a row to decide.
+        in_flight.push_back(SentRow{std::move(row), std::nullopt});
+        send(connection, in_flight.back().row);
       }
-      if (pipeline_) PQexitPipelineMode(connection);
-    } catch (const std::exception& e) {
-      const std::string reason = std::string("connection lost: ") + e.what();
-      record_error(reason);
-      context_.log(sdk::LogLevel::error, "PostgreSQL at " + where() + ": " + reason);
-      // Rows sent on this connection may or may not have been committed.
-      for (const auto& lost : in_flight) {
-        outcomes_->deliver(lost.sequence, sdk::Outcome::failed(reason + " (commit outcome unknown)"));
+      if (in_flight.empty()) break;
+      if (PQflush(connection) != 0) throw ConnectionLost(connection_message(connection));
+      Answer answer = receive(connection, in_flight.front(), worker.connection.backend);
+      failures = 0;
+      Row row = std::move(in_flight.front().row);
+      in_flight.pop_front();
+      if (answer.retry && ++row.attempts < retry_.attempts) {
+        const double delay = retry_.delay(row.attempts, random);
+        context_.log(sdk::LogLevel::warning, "record " + std::to_string(row.sequence) + ": " + answer.outcome.message +
+                                                 " (" + answer.outcome.sqlstate + "); trying again in " + seconds(delay));
+        if (sdk::sleep_unless_stopped(context_, delay)) {
+          unsent.push_front(std::move(row));
+          continue;
+        }
+      } else if (answer.retry) {
+        answer.outcome.message += " (gave up after " + std::to_string(row.attempts) + " attempts)";
+      }
+      outcomes_->deliver(row.sequence, std::move(answer.outcome));
+    }
+    PQexitPipelineMode(connection);
+  }
+
+  /// Ends the lost server process if it still runs, so that none of its transactions can
+  /// still commit while its rows are decided. Returns why it could not, or empty.
+  std::string settle_backend(PGconn* connection, const Backend& lost) {
+    const std::string pid = std::to_string(lost.pid);
+    const std::string timeout = std::to_string(settle_timeout_ms_);
+    Result ended = execute(connection,
+                           "SELECT pg_terminate_backend(pid, $3::bigint) FROM pg_stat_activity"
+                           " WHERE pid = $1::int AND backend_start = $2::timestamptz",
+                           {pid.c_str(), lost.started.c_str(), timeout.c_str()});
+    if (PQresultStatus(ended.get()) == PGRES_TUPLES_OK &&
+        (PQntuples(ended.get()) == 0 || std::string_view(PQgetvalue(ended.get(), 0, 0)) == "t")) {
+      return {};
+    }
+    // Not allowed to end it (another role's process), or it did not end in time, or it ended
+    // by itself meanwhile: wait for it to be gone.
+    const std::string refusal = PQresultStatus(ended.get()) == PGRES_TUPLES_OK
+                                    ? std::string("it did not end within settle_timeout")
+                                    : field(ended.get(), PG_DIAG_MESSAGE_PRIMARY);
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(settle_timeout_ms_);
+    while (true) {
+      Result alive = execute(connection, "SELECT 1 FROM pg_stat_activity WHERE pid = $1::int AND backend_start = $2::timestamptz",
+                             {pid.c_str(), lost.started.c_str()});
+      if (PQresultStatus(alive.get()) == PGRES_TUPLES_OK && PQntuples(alive.get()) == 0) return {};
+      if (std::chrono::steady_clock::now() >= until) {
+        return "server process " + pid + " still runs and cannot be ended (" + refusal + ")";
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  }
+
+  /// Decides the rows that were in flight on a lost connection, using a new one. Each is
+  /// committed (reported ok), not committed (sent again) or undecidable (reported failed,
+  /// commit outcome unknown). Nothing is reported before every question has been answered,
+  /// so a connection lost again half-way just means asking again.
+  void resolve(PGconn* connection, const Backend& lost, std::deque<SentRow>& in_flight, std::deque<Row>& unsent) {
+    std::vector<std::pair<std::uint64_t, sdk::Outcome>> decided;
+    std::deque<Row> again;
+    const std::string unsettled = settle_backend(connection, lost);
+    if (!unsettled.empty()) {
+      for (auto& sent : in_flight) decided.emplace_back(sent.row.sequence, sdk::Outcome::commit_unknown(unsettled));
+    } else {
+      Result snapshot = execute(connection, "SELECT pg_snapshot_xmax(pg_current_snapshot())::text");
+      const std::uint64_t ceiling =
+          PQresultStatus(snapshot.get()) == PGRES_TUPLES_OK
+              ? parse_transaction_id(PQgetvalue(snapshot.get(), 0, 0)).value_or(0)
+              : 0;
+      std::string lookup_problem = lookup_unanswered_ ? std::string() : "its answer was lost (lookup_unanswered is off)";
+      if (lookup_problem.empty()) {
+        Result prepared(PQprepare(connection, kLookupStatement, lookup_sql_.c_str(), static_cast<int>(columns_.size()), nullptr));
+        if (PQresultStatus(prepared.get()) != PGRES_COMMAND_OK) {
+          if (PQstatus(connection) == CONNECTION_BAD) throw ConnectionLost(connection_message(connection));
+          lookup_problem = "its answer was lost and looking it up failed: " + field(prepared.get(), PG_DIAG_MESSAGE_PRIMARY);
+        }
+      }
+      std::uint64_t floor = lost.floor;
+      std::set<std::uint64_t> claimed;
+      for (auto& sent : in_flight) {
+        if (sent.xid) {
+          floor = std::max(floor, *sent.xid + 1);
+          const std::string xid = std::to_string(*sent.xid);
+          Result status = execute(connection, "SELECT pg_xact_status($1::xid8)", {xid.c_str()});
+          const std::string state = PQresultStatus(status.get()) == PGRES_TUPLES_OK && !PQgetisnull(status.get(), 0, 0)
+                                        ? PQgetvalue(status.get(), 0, 0)
+                                        : "unknown";
+          if (state == "committed") {
+            decided.emplace_back(sent.row.sequence, sdk::Outcome::ok());
+          } else if (state == "aborted") {
+            again.push_back(std::move(sent.row));
+          } else {
+            decided.emplace_back(sent.row.sequence,
+                                 sdk::Outcome::commit_unknown("the server reports transaction " + xid + " as " + state));
+          }
+          continue;
+        }
+        if (!lookup_problem.empty() || ceiling == 0) {
+          decided.emplace_back(sent.row.sequence, sdk::Outcome::commit_unknown(
+                                                      lookup_problem.empty() ? "no transaction snapshot" : lookup_problem));
+          continue;
+        }
+        const auto values = parameters(sent.row);
+        Result found(PQexecPrepared(connection, kLookupStatement, static_cast<int>(values.size()), values.data(),
+                                    nullptr, nullptr, 0));
+        const ExecStatusType status = PQresultStatus(found.get());
+        if (status != PGRES_TUPLES_OK) {
+          const std::string sqlstate = field(found.get(), PG_DIAG_SQLSTATE);
+          if (PQstatus(connection) == CONNECTION_BAD || classify(sqlstate) == ErrorKind::connection) {
+            throw ConnectionLost(connection_message(connection));
+          }
+          if (classify(sqlstate) == ErrorKind::row) {
+            // The values cannot even be compared with the column: the row cannot be stored either.
+            again.push_back(std::move(sent.row));
+          } else {
+            decided.emplace_back(sent.row.sequence,
+                                 sdk::Outcome::commit_unknown("its answer was lost and looking it up failed: " +
+                                                              field(found.get(), PG_DIAG_MESSAGE_PRIMARY)));
+          }
+          continue;
+        }
+        // A stored copy inserted by a transaction this process started after its last known
+        // one, and not claimed by an earlier row, is this row's.
+        std::optional<std::uint64_t> mine;
+        for (int i = 0; i < PQntuples(found.get()); ++i) {
+          const auto xmin = parse_transaction_id(PQgetvalue(found.get(), i, 0));
+          if (!xmin || *xmin > 0xffffffffULL) continue;
+          const auto xid = widen_xmin(static_cast<std::uint32_t>(*xmin), ceiling);
+          if (xid && *xid >= floor && *xid < ceiling && !claimed.contains(*xid) && (!mine || *xid < *mine)) mine = xid;
+        }
+        if (mine) {
+          claimed.insert(*mine);
+          floor = *mine + 1;
+          decided.emplace_back(sent.row.sequence, sdk::Outcome::ok());
+        } else {
+          again.push_back(std::move(sent.row));
+        }
       }
     }
-    queue_->worker_gone();
+    std::size_t committed = 0, unknown = 0;
+    for (const auto& [sequence, outcome] : decided) (outcome.status == sdk::Status::ok ? committed : unknown) += 1;
+    context_.log(unknown == 0 ? sdk::LogLevel::info : sdk::LogLevel::warning,
+                 "decided the " + std::to_string(in_flight.size()) + " row(s) in flight on the lost connection (server process " +
+                     std::to_string(lost.pid) + "): " + std::to_string(committed) + " committed, " +
+                     std::to_string(again.size()) + " not committed (sent again), " + std::to_string(unknown) +
+                     " undecidable");
+    for (auto& [sequence, outcome] : decided) outcomes_->deliver(sequence, std::move(outcome));
+    in_flight.clear();
+    for (auto it = again.rbegin(); it != again.rend(); ++it) unsent.push_front(std::move(*it));
+  }
+
+  /// Reports every row this connection still holds, and refuses new ones.
+  void give_up(Worker& worker, const std::string& reason, std::deque<SentRow>& in_flight, std::deque<Row>& unsent) {
+    record_error(reason);
+    context_.log(sdk::LogLevel::error, "PostgreSQL at " + where() + ": " + reason);
+    for (auto& sent : in_flight) outcomes_->deliver(sent.row.sequence, sdk::Outcome::commit_unknown(reason));
+    for (auto& row : unsent) outcomes_->deliver(row.sequence, sdk::Outcome::failed("not attempted: " + reason));
+    for (auto& row : worker.queue.retire(reason)) {
+      outcomes_->deliver(row.sequence, sdk::Outcome::failed("not attempted: " + reason));
+    }
+    in_flight.clear();
+    unsent.clear();
+  }
+
+  void work(Worker& worker) {
+    std::mt19937_64 random{std::random_device{}() ^ worker.index};
+    std::deque<SentRow> in_flight;  // sent, not yet decided
+    std::deque<Row> unsent;         // to send before new rows: retries and rows found not committed
+    std::optional<Backend> lost;    // the server process whose rows in_flight holds, once its connection is gone
+    int failures = 0;               // connection failures since the last answered row
+    while (true) {
+      try {
+        if (!worker.connection) worker.connection = connect_once();
+        if (lost) {
+          resolve(worker.connection.get(), *lost, in_flight, unsent);
+          lost.reset();
+        }
+        pump(worker, in_flight, unsent, failures, random);
+        return;
+      } catch (const ConnectionLost& e) {
+        if (!lost && !in_flight.empty()) lost = worker.connection.backend;
+        worker.connection = Connection{};
+        ++failures;
+        if (failures >= retry_.attempts || context_.stop_requested()) {
+          give_up(worker, std::string(e.what()) + (context_.stop_requested()
+                                                       ? " (the run was stopped)"
+                                                       : " (database unreachable after " + std::to_string(failures) + " attempts)"),
+                  in_flight, unsent);
+          return;
+        }
+        const double delay = retry_.delay(failures, random);
+        context_.log(sdk::LogLevel::warning, "connection " + std::to_string(worker.index + 1) + " to PostgreSQL at " +
+                                                 where() + ": " + e.what() + "; reconnecting in " + seconds(delay) +
+                                                 " (attempt " + std::to_string(failures + 1) + " of " +
+                                                 std::to_string(retry_.attempts) + ", " + std::to_string(in_flight.size()) +
+                                                 " row(s) to decide)");
+        if (!sdk::sleep_unless_stopped(context_, delay)) {
+          give_up(worker, std::string(e.what()) + " (the run was stopped)", in_flight, unsent);
+          return;
+        }
+      } catch (const std::exception& e) {
+        give_up(worker, e.what(), in_flight, unsent);
+        return;
+      }
+    }
   }
 
   sdk::Context& context_;
@@ -416,15 +773,16 @@ class PostgresRowByRowSink final : public sdk::Sink {
   std::string table_;
   std::vector<std::string> fields_;
   std::vector<std::string> columns_;
-  std::string sql_;
-  bool pipeline_ = true;
-  std::size_t connection_count_ = 1;
+  std::string insert_sql_;
+  std::string lookup_sql_;
   std::size_t window_ = 1;
+  std::size_t connection_count_ = 1;
+  sdk::RetryPolicy retry_;
+  bool lookup_unanswered_ = true;
+  long settle_timeout_ms_ = 10000;
 
   sdk::OutcomeReceiver* outcomes_ = nullptr;
-  std::vector<std::unique_ptr<Poco::Data::PostgreSQL::SessionHandle>> connections_;
-  std::unique_ptr<RowQueue> queue_;
-  std::vector<std::thread> threads_;
+  std::vector<std::unique_ptr<Worker>> workers_;
   std::mutex error_mutex_;
   std::string first_error_;
 };

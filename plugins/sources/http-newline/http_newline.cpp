@@ -25,6 +25,7 @@
 
 #include "body_reader.hpp"
 #include "etl/sdk.hpp"
+#include "etl/sdk/retry.hpp"
 #include "line_splitter.hpp"
 
 namespace etl::plugins::http_newline {
@@ -90,9 +91,7 @@ struct Settings {
   std::size_t max_line_bytes = 0;
   bool tls_verify = true;
   std::string tls_ca_file;
-  int attempts = 5;
-  double initial_delay = 0.5;
-  double max_delay = 30;
+  sdk::RetryPolicy retry;
 };
 
 std::string without_credentials(const Poco::URI& uri) {
@@ -153,10 +152,7 @@ class HttpNewlineSource final : public sdk::Source {
     settings_.max_line_bytes = config.at("max_line_bytes").get<std::size_t>();
     settings_.tls_verify = config.at("tls_verify").get<bool>();
     settings_.tls_ca_file = config.at("tls_ca_file").get<std::string>();
-    const json& retry = config.at("retry");
-    settings_.attempts = retry.at("attempts").get<int>();
-    settings_.initial_delay = retry.at("initial_delay").get<double>();
-    settings_.max_delay = retry.at("max_delay").get<double>();
+    settings_.retry = sdk::RetryPolicy::from_json(config.at("retry"));
     splitter_ = LineSplitter(settings_.max_line_bytes);
     remaining_to_request_ = settings_.size;
   }
@@ -223,23 +219,13 @@ class HttpNewlineSource final : public sdk::Source {
   /// Retry-After, capped by max_delay. False when the attempts are used up or the run stops.
   bool wait_before_retry(const RetryableError& error) {
     ++failures_;
-    if (failures_ >= settings_.attempts || context_.stop_requested()) return false;
-    double delay = settings_.initial_delay * std::pow(2.0, failures_ - 1);
-    std::uniform_real_distribution<double> jitter(0.5, 1.0);
-    delay *= jitter(random_);
-    if (error.retry_after) delay = *error.retry_after;
-    delay = std::min(delay, settings_.max_delay);
+    if (failures_ >= settings_.retry.attempts || context_.stop_requested()) return false;
+    double delay = settings_.retry.delay(failures_, random_);
+    if (error.retry_after) delay = std::min(*error.retry_after, settings_.retry.max_delay);
     context_.log(sdk::LogLevel::warning, std::string(error.what()) + "; retrying in " + std::to_string(delay).substr(0, 4) +
                                              " s (attempt " + std::to_string(failures_ + 1) + " of " +
-                                             std::to_string(settings_.attempts) + ")");
-    const auto until = std::chrono::steady_clock::now() +
-                       std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(delay));
-    while (std::chrono::steady_clock::now() < until) {
-      if (context_.stop_requested()) return false;
-      std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
-          std::chrono::milliseconds(100), until - std::chrono::steady_clock::now()));
-    }
-    return true;
+                                             std::to_string(settings_.retry.attempts) + ")");
+    return sdk::sleep_unless_stopped(context_, delay);
   }
 
   /// Puts a failed request's count back, so the next attempt asks for what did not come.

@@ -7,4 +7,5 @@
 #include "etl/sdk/outcome.hpp"
 #include "etl/sdk/plugin.hpp"
 #include "etl/sdk/record.hpp"
+#include "etl/sdk/retry.hpp"
 #include "etl/sdk/version.hpp"

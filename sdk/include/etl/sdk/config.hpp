@@ -27,6 +27,7 @@ inline nlohmann::json summary_to_json(const Summary& s) {
                         {"ok", s.ok},
                         {"rejected", s.rejected},
                         {"failed", s.failed},
+                        {"commit_unknown", s.commit_unknown},
                         {"seconds", s.seconds},
                         {"rows_per_second", s.rows_per_second},
                         {"completed", s.completed},

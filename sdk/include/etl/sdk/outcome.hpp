@@ -33,6 +33,11 @@ constexpr std::string_view to_string(Status status) noexcept {
   return "failed";
 }
 
+/// SQLSTATE 08007 (transaction_resolution_unknown): a `failed` outcome with this code means
+/// the row was sent, its connection was lost, and whether its commit happened could not be
+/// decided. The row may be in the table. The host counts these in Summary::commit_unknown.
+inline constexpr std::string_view kCommitUnknownSqlstate = "08007";
+
 struct Outcome {
   Status status = Status::ok;
   /// Five-character SQLSTATE from the database for `rejected` (e.g. "23514"), or empty.
@@ -46,6 +51,13 @@ struct Outcome {
   }
   static Outcome failed(std::string message, std::string sqlstate = {}) {
     return Outcome{Status::failed, std::move(sqlstate), std::move(message)};
+  }
+  /// `failed` because the row's commit may or may not have happened; `why` says what was lost.
+  static Outcome commit_unknown(const std::string& why) {
+    return failed("commit outcome unknown: " + why, std::string(kCommitUnknownSqlstate));
+  }
+  [[nodiscard]] bool is_commit_unknown() const noexcept {
+    return status == Status::failed && sqlstate == kCommitUnknownSqlstate;
   }
 };
 

@@ -151,6 +151,10 @@ struct Summary {
   /// Why the run ended early, or empty.
   std::string stop_reason;
   int exit_code = 0;
+  /// Of `failed`, the rows whose commit outcome could not be decided (they may be in the
+  /// table; see Outcome::commit_unknown). Appended in SDK 0.2: plugins built against 0.1
+  /// read the fields above unchanged.
+  std::uint64_t commit_unknown = 0;
 };
 
 class ETL_SDK_API Reporter {
