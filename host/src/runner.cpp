@@ -463,6 +463,13 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
     summary.stop_reason = ledger.reporter_error();
   }
   summary.completed = result.exit_code == exit_code::ok;
+  if (result.exit_code == exit_code::ok && summary.failed != 0) {
+    // The run reached its end, but rows a scheduler would expect stored are not: say so in
+    // the exit code, not only in the report.
+    result.exit_code = exit_code::sink_failed;
+    summary.stop_reason = std::to_string(summary.failed) + " record(s) could not be written (status failed; the report says why)";
+    logger.error(summary.stop_reason);
+  }
   summary.exit_code = result.exit_code;
 
   if (stats.requested && received < *stats.requested && source_error.empty()) {

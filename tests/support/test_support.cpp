@@ -137,6 +137,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOpt
 
 BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv, const ProcessOptions& options) {
   pid_ = spawn(argv, options, out_fd_, err_fd_);
+  collector_ = std::thread([this] { collect(); });
 }
 
 BackgroundProcess::~BackgroundProcess() {
@@ -148,39 +149,69 @@ BackgroundProcess::~BackgroundProcess() {
       waitpid(pid_, &status, 0);
     }
   }
-  if (out_fd_ >= 0) close(out_fd_);
-  if (err_fd_ >= 0) close(err_fd_);
+  if (collector_.joinable()) collector_.join();
+}
+
+void BackgroundProcess::collect() {
+  pollfd fds[2] = {{out_fd_, POLLIN, 0}, {err_fd_, POLLIN, 0}};
+  int open_count = 2;
+  char buffer[65536];
+  while (open_count > 0) {
+    if (poll(fds, 2, 1000) < 0 && errno != EINTR) break;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
+      const ssize_t n = read(fds[i].fd, buffer, sizeof buffer);
+      if (n > 0) {
+        std::lock_guard lock(mutex_);
+        (i == 0 ? out_ : err_).append(buffer, static_cast<std::size_t>(n));
+        changed_.notify_all();
+      } else if (n == 0 || errno != EINTR) {
+        close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_count;
+      }
+    }
+  }
+  for (const auto& fd : fds) {
+    if (fd.fd >= 0) close(fd.fd);
+  }
+  std::lock_guard lock(mutex_);
+  closed_ = true;
+  changed_.notify_all();
 }
 
 std::string BackgroundProcess::read_line(std::chrono::seconds timeout) {
-  const auto deadline = Clock::now() + timeout;
-  while (true) {
-    const auto newline = out_buffer_.find('\n');
-    if (newline != std::string::npos) {
-      std::string line = out_buffer_.substr(0, newline);
-      out_buffer_.erase(0, newline + 1);
-      return line;
-    }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) throw std::runtime_error("timed out waiting for a line from a background process");
-    pollfd fd{out_fd_, POLLIN, 0};
-    if (poll(&fd, 1, static_cast<int>(left)) <= 0) continue;
-    char buffer[4096];
-    const ssize_t n = read(out_fd_, buffer, sizeof buffer);
-    if (n <= 0) throw std::runtime_error("background process closed its output");
-    out_buffer_.append(buffer, static_cast<std::size_t>(n));
-  }
+  std::unique_lock lock(mutex_);
+  std::size_t newline = std::string::npos;
+  const bool found = changed_.wait_for(lock, timeout, [&] {
+    newline = out_.find('\n', out_read_);
+    return newline != std::string::npos || closed_;
+  });
+  if (!found) throw std::runtime_error("timed out waiting for a line from a background process");
+  if (newline == std::string::npos) throw std::runtime_error("background process closed its output");
+  std::string line = out_.substr(out_read_, newline - out_read_);
+  out_read_ = newline + 1;
+  return line;
+}
+
+std::string BackgroundProcess::out() const {
+  std::lock_guard lock(mutex_);
+  return out_.substr(out_read_);
+}
+
+std::string BackgroundProcess::err() const {
+  std::lock_guard lock(mutex_);
+  return err_;
 }
 
 void BackgroundProcess::signal(int signal_number) const { kill(pid_, signal_number); }
 
 int BackgroundProcess::wait(std::chrono::seconds timeout) {
   if (exited_) return exit_code_;
-  std::string out;
-  const bool drained = drain(out_fd_, err_fd_, out, err_, Clock::now() + timeout);
-  out_ = out_buffer_ + out;
-  out_fd_ = err_fd_ = -1;
-  if (!drained) return -1;
+  {
+    std::unique_lock lock(mutex_);
+    if (!changed_.wait_for(lock, timeout, [&] { return closed_; })) return -1;
+  }
   int status = 0;
   // The pipes close when the process exits; give it a moment to be reaped.
   const auto deadline = Clock::now() + std::chrono::seconds(10);

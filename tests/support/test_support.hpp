@@ -3,6 +3,10 @@
 // PostgreSQL server, the token-source emulator, temporary folders.
 
 #include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -36,7 +40,8 @@ struct ProcessOptions {
 /// Runs a program to completion, capturing stdout and stderr. Killed after the timeout.
 ProcessResult run_process(const std::vector<std::string>& argv, const ProcessOptions& options = {});
 
-/// A program running in the background until destroyed (SIGTERM, then SIGKILL).
+/// A program running in the background until destroyed (SIGTERM, then SIGKILL). Its output is
+/// collected all along, so a chatty program never blocks on a full pipe.
 class BackgroundProcess {
  public:
   BackgroundProcess(const std::vector<std::string>& argv, const ProcessOptions& options = {});
@@ -47,20 +52,27 @@ class BackgroundProcess {
   /// Reads one line from the program's stdout (waits at most `timeout`).
   std::string read_line(std::chrono::seconds timeout = std::chrono::seconds(20));
   void signal(int signal_number) const;
-  /// Waits for the program to exit; its exit code (128 + signal when killed).
+  /// Waits for the program to exit; its exit code (128 + signal when killed), -1 on timeout.
   int wait(std::chrono::seconds timeout = std::chrono::seconds(30));
   [[nodiscard]] pid_t pid() const noexcept { return pid_; }
-  /// What the program wrote on stderr (collected by wait()).
-  [[nodiscard]] const std::string& err() const noexcept { return err_; }
-  [[nodiscard]] const std::string& out() const noexcept { return out_; }
+  /// What the program wrote on stderr (complete after wait()).
+  [[nodiscard]] std::string err() const;
+  /// What the program wrote on stdout, less the lines read_line() returned (complete after wait()).
+  [[nodiscard]] std::string out() const;
 
  private:
+  void collect();
+
   pid_t pid_ = -1;
   int out_fd_ = -1;
   int err_fd_ = -1;
-  std::string out_buffer_;
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
   std::string out_;
+  std::size_t out_read_ = 0;
   std::string err_;
+  bool closed_ = false;
+  std::thread collector_;
   bool exited_ = false;
   int exit_code_ = -1;
 };

@@ -17,6 +17,10 @@
 //                          error503; truncate works too), later ones as `mode`
 //   duplicates=K           the first K tokens are sent twice
 //   dash=always|never      every token / no token contains '-'
+//   inject=nul|invalid-utf8|huge-line|blank|crlf
+//                          the second line is hostile instead of a token: one with a NUL byte,
+//                          with bytes that are not UTF-8, a 1 MiB line, an empty line, or a
+//                          token ended by CR LF
 // A size above --max (default 455902) is answered 400, as the real provider does.
 
 #include <csignal>
@@ -145,8 +149,16 @@ class TokenHandler : public Poco::Net::HTTPRequestHandler {
     const int delay_ms = std::stoi(param("delay_ms", "200"));
 
     std::string body_block;
+    const std::string inject = param("inject", "");
     auto lines_for = [&](std::uint64_t i) {
       std::string token = make_token(random, dash);
+      if (i == 1 && !inject.empty()) {
+        if (inject == "nul") token = token.substr(0, 10) + std::string(1, '\0') + token.substr(11);
+        if (inject == "invalid-utf8") token = token.substr(0, 10) + "\xff\xfe\xc3" + token.substr(13);
+        if (inject == "huge-line") token = std::string(std::size_t{1} << 20, 'H');
+        if (inject == "blank") token.clear();
+        if (inject == "crlf") token += "\r";
+      }
       std::string text = token + "\n";
       if (i < duplicates) text += token + "\n";
       return text;

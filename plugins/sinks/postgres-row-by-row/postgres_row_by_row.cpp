@@ -9,6 +9,11 @@
 // every insert returns, or by looking them up. docs/guarantees.md states the result.
 
 #include <libpq-fe.h>
+#include <poll.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
 
 #include <chrono>
 #include <condition_variable>
@@ -66,6 +71,8 @@ constexpr const char* kSchema = R"({
                 "max_delay": {"type": "number", "minimum": 0, "default": 30, "description": "Cap on one wait, in seconds."}}},
     "lookup_unanswered": {"type": "boolean", "default": true,
                           "description": "After a lost connection, decide rows whose answer never arrived by looking them up (mapped columns, inserting transaction). false: report them failed, commit outcome unknown."},
+    "answer_timeout": {"type": "number", "exclusiveMinimum": 0, "default": 60,
+                       "description": "Seconds without any answer while rows are in flight before the connection is taken as lost (a stalled network does not end a TCP connection by itself)."},
     "settle_timeout": {"type": "number", "minimum": 0, "default": 10,
                        "description": "Seconds to wait for the server process of a lost connection to end before its rows are decided."}
   }
@@ -209,9 +216,20 @@ std::string field(const PGresult* result, int code) {
   return text == nullptr ? std::string() : std::string(text);
 }
 
-std::string trimmed(std::string message) {
-  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
-  return message;
+/// libpq's messages span lines ("server closed the connection unexpectedly\n\tThis probably
+/// means..."); reports and logs want one line.
+std::string trimmed(const std::string& message) {
+  std::string line;
+  for (const char c : message) {
+    const bool blank = c == '\n' || c == '\r' || c == '\t' || c == ' ';
+    if (blank) {
+      if (!line.empty() && line.back() != ' ') line += ' ';
+    } else {
+      line += c;
+    }
+  }
+  while (!line.empty() && line.back() == ' ') line.pop_back();
+  return line;
 }
 
 std::string connection_message(PGconn* connection) {
@@ -298,6 +316,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
     retry_ = sdk::RetryPolicy::from_json(config.at("retry"));
     lookup_unanswered_ = config.at("lookup_unanswered").get<bool>();
     settle_timeout_ms_ = static_cast<long>(config.at("settle_timeout").get<double>() * 1000);
+    answer_timeout_ms_ = std::max(1L, static_cast<long>(config.at("answer_timeout").get<double>() * 1000));
   }
 
   ~PostgresRowByRowSink() override {
@@ -497,10 +516,26 @@ class PostgresRowByRowSink final : public sdk::Sink {
     bool retry = false;  // a retryable error: the row may be sent again
   };
 
+  /// Waits until PQgetResult can return without blocking, at most answer_timeout without a
+  /// byte from the server: a blocking read would wait forever on a silently stalled network.
+  void await_answer(PGconn* connection) {
+    while (PQisBusy(connection)) {
+      pollfd readable{PQsocket(connection), POLLIN, 0};
+      const int ready = poll(&readable, 1, static_cast<int>(std::min<long>(answer_timeout_ms_, INT32_MAX)));
+      if (ready == 0) {
+        throw ConnectionLost("no answer from the server for " + seconds(answer_timeout_ms_ / 1000.0) +
+                             " (answer_timeout)");
+      }
+      if (ready < 0 && errno != EINTR) throw ConnectionLost(std::string("waiting for an answer: ") + std::strerror(errno));
+      if (PQconsumeInput(connection) != 1) throw ConnectionLost(connection_message(connection));
+    }
+  }
+
   /// Reads the answers to the oldest row in flight: its insert's result, then its commit (the
   /// sync point). The transaction id is kept as soon as it arrives, so a connection lost
   /// between the two still leaves the row decidable.
   Answer receive(PGconn* connection, SentRow& sent, Backend& backend) {
+    await_answer(connection);
     Result result(PQgetResult(connection));
     if (!result) throw ConnectionLost(connection_message(connection));
     Answer answer;
@@ -531,6 +566,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
     while (Result extra{PQgetResult(connection)}) {
       // Only the end-of-query marker (NULL) is expected here.
     }
+    await_answer(connection);
     Result sync(PQgetResult(connection));
     if (!sync || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC) {
       throw ConnectionLost("no commit answer: " + connection_message(connection));
@@ -780,6 +816,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
   sdk::RetryPolicy retry_;
   bool lookup_unanswered_ = true;
   long settle_timeout_ms_ = 10000;
+  long answer_timeout_ms_ = 60000;
 
   sdk::OutcomeReceiver* outcomes_ = nullptr;
   std::vector<std::unique_ptr<Worker>> workers_;

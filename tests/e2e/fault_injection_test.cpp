@@ -1,0 +1,239 @@
+// Fault injection: the real etl-host, plugins, PostgreSQL and emulator, with faults put between
+// them by tools/tcp-proxy, pg_ctl and the emulator. Every test checks the promise by comparing
+// the reports with the table (check_promise) and prints a FAULT-FIGURES line with the counts.
+
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <atomic>
+#include <iostream>
+#include <random>
+#include <thread>
+
+#include "fault_support.hpp"
+#include "test_support.hpp"
+#include "tokens_job_fixture.hpp"
+
+namespace etl::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+class FaultInjection : public TokensJobTest {
+ protected:
+  std::vector<std::string> command(std::vector<std::string> settings = {}) const {
+    std::vector<std::string> argv{etl_host_binary(), "run", "pipelines/tokens.json"};
+    for (auto& setting : settings) {
+      argv.push_back("--set");
+      argv.push_back(std::move(setting));
+    }
+    return argv;
+  }
+
+  ProcessOptions through(const TcpProxy& proxy, const std::string& query, int count) const {
+    ProcessOptions options = environment(query, count);
+    options.set_env["DB_PORT"] = std::to_string(proxy.port());
+    return options;
+  }
+
+  static std::size_t rows_in_table() {
+    return std::stoul(database_->query("SELECT count(*) FROM secret_tokens").at(0).at(0));
+  }
+
+  /// Waits until the run has stored `rows` rows (the fault then hits it mid-run).
+  static void wait_for_rows(std::size_t rows, BackgroundProcess& run) {
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (rows_in_table() < rows) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the run never stored " << rows << " rows";
+      ASSERT_EQ(kill(run.pid(), 0), 0) << "the run ended before the fault";
+      std::this_thread::sleep_for(50ms);
+    }
+  }
+
+  PromiseCheck promise(const std::string& name) const {
+    auto check = check_promise(reports_.file("reports/tokens.json"), reports_.file("reports/tokens.csv"),
+                               database_->tokens_in_table());
+    std::cout << "FAULT-FIGURES " << name << " " << check << std::endl;
+    return check;
+  }
+
+  static std::size_t occurrences(const std::string& text, const std::string& what) {
+    std::size_t count = 0;
+    for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++count;
+    return count;
+  }
+};
+
+TEST_F(FaultInjection, DatabaseRestartedMidRun) {
+  BackgroundProcess run(command({"sink.config.connections=4"}), environment("", 20000));
+  wait_for_rows(2000, run);
+  database_->control("restart -m immediate");
+  ASSERT_EQ(run.wait(180s), 0) << run.err();
+  const auto check = promise("database-restarted-mid-run");
+  EXPECT_TRUE(check.kept()) << check;
+  EXPECT_EQ(check.received, 20000u);
+  EXPECT_EQ(check.ok + check.rejected, 20000u) << check;
+  EXPECT_EQ(check.commit_unknown, 0u);
+  EXPECT_NE(run.err().find("reconnecting in"), std::string::npos) << run.err();
+  EXPECT_NE(run.err().find("row(s) in flight on the lost connection"), std::string::npos) << run.err();
+}
+
+TEST_F(FaultInjection, ConnectionsResetAtTwentyRandomPoints) {
+  TcpProxy proxy(std::stoi(database_->get("DB_PORT")));
+  BackgroundProcess run(command({"sink.config.connections=4"}), through(proxy, "", 40000));
+  wait_for_rows(500, run);
+  std::mt19937 random(20261123);
+  std::uniform_int_distribution<int> pause_ms(60, 220);
+  int resets = 0;
+  while (resets < 20 && kill(run.pid(), 0) == 0 && rows_in_table() < 39000) {
+    resets += proxy.command("reset");
+    std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms(random)));
+  }
+  ASSERT_EQ(run.wait(180s), 0) << run.err();
+  EXPECT_EQ(resets, 20) << "the run ended before 20 resets";
+  const auto check = promise("connections-reset-at-20-points");
+  EXPECT_TRUE(check.kept()) << check;
+  EXPECT_EQ(check.ok + check.rejected, 40000u) << check;
+  EXPECT_EQ(check.commit_unknown, 0u);
+  EXPECT_GE(occurrences(run.err(), "reconnecting in"), 20u) << run.err();
+}
+
+TEST_F(FaultInjection, ConnectionsResetAfterRandomByteCounts) {
+  TcpProxy proxy(std::stoi(database_->get("DB_PORT")), {"--reset-after-bytes", "40000-400000", "--seed", "7"});
+  BackgroundProcess run(command({"sink.config.connections=4"}), through(proxy, "", 20000));
+  ASSERT_EQ(run.wait(180s), 0) << run.err();
+  const auto check = promise("connections-reset-after-n-bytes");
+  EXPECT_TRUE(check.kept()) << check;
+  EXPECT_EQ(check.ok + check.rejected, 20000u) << check;
+  EXPECT_EQ(check.commit_unknown, 0u);
+  EXPECT_GE(occurrences(run.err(), "reconnecting in"), 5u) << run.err();
+}
+
+TEST_F(FaultInjection, StalledNetworkIsTakenAsLost) {
+  TcpProxy proxy(std::stoi(database_->get("DB_PORT")));
+  BackgroundProcess run(command({"sink.config.connections=4", "sink.config.answer_timeout=2"}),
+                        through(proxy, "", 20000));
+  wait_for_rows(1000, run);
+  EXPECT_GT(proxy.command("stall"), 0);
+  ASSERT_EQ(run.wait(180s), 0) << run.err();
+  const auto check = promise("stalled-network");
+  EXPECT_TRUE(check.kept()) << check;
+  EXPECT_EQ(check.ok + check.rejected, 20000u) << check;
+  EXPECT_EQ(check.commit_unknown, 0u);
+  EXPECT_NE(run.err().find("answer_timeout"), std::string::npos) << run.err();
+}
+
+TEST_F(FaultInjection, DatabaseUnreachableFromTheStart) {
+  TcpProxy proxy(std::stoi(database_->get("DB_PORT")));
+  proxy.command("down");
+  const auto started = std::chrono::steady_clock::now();
+  BackgroundProcess run(command({"sink.config.retry.attempts=3", "sink.config.retry.initial_delay=0.2"}),
+                        through(proxy, "", 50));
+  EXPECT_EQ(run.wait(60s), 6) << run.err();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 20s);
+  EXPECT_NE(run.err().find("database unreachable after 3 attempts"), std::string::npos) << run.err();
+  const auto check = promise("database-unreachable-from-start");
+  EXPECT_TRUE(check.kept()) << check;
+  EXPECT_EQ(check.received, 0u);  // nothing is taken from the provider that could not be stored
+  EXPECT_EQ(rows_in_table(), 0u);
+  EXPECT_NE(run.out().find("# incomplete:"), std::string::npos) << run.out();
+}
+
+TEST_F(FaultInjection, DatabaseUnreachableMidRunLongerThanTheRetryBudget) {
+  TcpProxy proxy(std::stoi(database_->get("DB_PORT")));
+  BackgroundProcess run(command({"sink.config.connections=4", "sink.config.retry.attempts=3",
+                                 "sink.config.retry.initial_delay=0.2"}),
+                        through(proxy, "", 40000));
+  wait_for_rows(1000, run);
+  proxy.command("down");
+  proxy.command("reset all");
+  EXPECT_EQ(run.wait(120s), 6) << run.err();
+  const auto check = promise("database-unreachable-mid-run");
+  EXPECT_TRUE(check.kept()) << check;
+  EXPECT_GT(check.failed, 0u) << check;
+  EXPECT_LT(check.ok, 40000u);
+  EXPECT_NE(run.err().find("database unreachable after 3 attempts"), std::string::npos) << run.err();
+  const auto report = nlohmann::json::parse(read_file(reports_.file("reports/tokens.json")));
+  EXPECT_EQ(report.at("summary").at("commit_unknown").get<std::size_t>(), check.commit_unknown);
+  EXPECT_EQ(report.at("summary").at("exit_code"), 6);
+  bool not_attempted = false;
+  for (const auto& record : report.at("records")) {
+    if (record.at("status") == "failed" && record.at("error").get<std::string>().find("not attempted") != std::string::npos) {
+      not_attempted = true;
+    }
+  }
+  EXPECT_TRUE(not_attempted) << "records never sent are reported as not attempted";
+}
+
+TEST_F(FaultInjection, ProviderAnswers503ThenSucceeds) {
+  BackgroundProcess run(command({"source.config.retry.initial_delay=0.1"}),
+                        environment("fail_first=2&fail_mode=error503&retry_after=0&key=faults-503", 500));
+  ASSERT_EQ(run.wait(60s), 0) << run.err();
+  const auto check = promise("provider-503-then-success");
+  EXPECT_TRUE(check.kept()) << check;
+  EXPECT_EQ(check.ok + check.rejected, 500u);
+  EXPECT_EQ(occurrences(run.err(), "HTTP 503"), 2u) << run.err();
+}
+
+TEST_F(FaultInjection, BodyClosedMidLineIsFetchedAgain) {
+  BackgroundProcess run(command({"source.config.retry.initial_delay=0.1"}),
+                        environment("fail_first=1&fail_mode=truncate&key=faults-truncate", 2000));
+  ASSERT_EQ(run.wait(60s), 0) << run.err();
+  const auto check = promise("body-closed-mid-line-retried");
+  EXPECT_TRUE(check.kept()) << check;
+  EXPECT_EQ(check.received, 2000u);
+  EXPECT_NE(run.err().find("partial last line"), std::string::npos) << run.err();
+}
+
+TEST_F(FaultInjection, BodyClosedMidLineWithoutRetriesEndsWithSourceFailure) {
+  BackgroundProcess run(command({"source.config.retry.attempts=1"}), environment("mode=truncate", 2000));
+  EXPECT_EQ(run.wait(60s), 5) << run.err();
+  const auto check = promise("body-closed-mid-line-no-retry");
+  EXPECT_TRUE(check.kept()) << check;
+  EXPECT_EQ(check.received, 1000u);  // the complete half; the partial line is never yielded
+  EXPECT_EQ(check.ok + check.rejected, 1000u);
+}
+
+TEST_F(FaultInjection, SigtermMidRunThroughASlowNetwork) {
+  TcpProxy proxy(std::stoi(database_->get("DB_PORT")), {"--delay-ms", "2"});
+  BackgroundProcess run(command({"sink.config.connections=2"}), through(proxy, "", 100000));
+  wait_for_rows(500, run);
+  run.signal(SIGTERM);
+  const auto signalled = std::chrono::steady_clock::now();
+  EXPECT_EQ(run.wait(30s), 143) << run.err();
+  EXPECT_LT(std::chrono::steady_clock::now() - signalled, 10s);
+  const auto check = promise("sigterm-mid-run");
+  EXPECT_TRUE(check.kept()) << check;
+  EXPECT_LT(check.ok + check.rejected, 100000u);
+}
+
+TEST_F(FaultInjection, SerializationFailuresDeadlocksAndResourceErrorsAreRetried) {
+  // A trigger fails one insert in ten with a retryable SQLSTATE, cycling through three of them.
+  database_->query(R"(
+    CREATE SEQUENCE IF NOT EXISTS fault_counter;
+    GRANT USAGE ON SEQUENCE fault_counter TO PUBLIC;
+    CREATE OR REPLACE FUNCTION fault_one_in_ten() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE n bigint := nextval('fault_counter');
+    BEGIN
+      IF n % 30 = 0 THEN RAISE EXCEPTION 'injected serialization failure' USING ERRCODE = '40001'; END IF;
+      IF n % 30 = 10 THEN RAISE EXCEPTION 'injected deadlock' USING ERRCODE = '40P01'; END IF;
+      IF n % 30 = 20 THEN RAISE EXCEPTION 'injected out of memory' USING ERRCODE = '53200'; END IF;
+      RETURN NEW;
+    END $$;
+    CREATE TRIGGER fault_one_in_ten BEFORE INSERT ON secret_tokens FOR EACH ROW EXECUTE FUNCTION fault_one_in_ten();)");
+  BackgroundProcess run(command({"sink.config.retry.initial_delay=0.01", "sink.config.retry.attempts=8", "sink.config.connections=4"}),
+                        environment("dash=never", 600));
+  const int exit_code = run.wait(120s);
+  database_->query("DROP TRIGGER fault_one_in_ten ON secret_tokens; DROP FUNCTION fault_one_in_ten(); DROP SEQUENCE fault_counter;");
+  ASSERT_EQ(exit_code, 0) << run.err();
+  const auto check = promise("retryable-row-errors");
+  EXPECT_TRUE(check.kept()) << check;
+  EXPECT_EQ(check.ok, 600u) << check << "\n" << read_file(reports_.file("reports/tokens.csv")).substr(0, 600);
+  EXPECT_GE(occurrences(run.err(), "trying again"), 20u);
+  EXPECT_NE(run.err().find("40P01"), std::string::npos);
+  EXPECT_NE(run.err().find("53200"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace etl::testing
