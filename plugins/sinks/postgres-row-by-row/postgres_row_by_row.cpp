@@ -96,8 +96,11 @@ struct Backend {
   int pid = 0;
   /// backend_start: a pid alone may be reused after a server restart.
   std::string started;
-  /// Every transaction id this process assigns from here on is at least this.
+  /// Every transaction id this process assigned to a row not yet decided is at least this.
   std::uint64_t floor = 0;
+  /// pg_postmaster_start_time(): after a crash restart, transaction ids that never reached
+  /// the WAL are handed out again, so an id's status then no longer speaks for our row.
+  std::string server_started;
 };
 
 enum class ErrorKind {
@@ -438,7 +441,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
     PGconn* raw = connection.get();
     Result identity = execute(raw,
                               "SELECT pg_backend_pid()::text, backend_start::text,"
-                              " pg_snapshot_xmax(pg_current_snapshot())::text"
+                              " pg_snapshot_xmax(pg_current_snapshot())::text, pg_postmaster_start_time()::text"
                               " FROM pg_stat_activity WHERE pid = pg_backend_pid()");
     if (PQresultStatus(identity.get()) != PGRES_TUPLES_OK || PQntuples(identity.get()) != 1) {
       throw sdk::PluginError("PostgreSQL at " + where() + " did not say which server process serves the session (" +
@@ -447,6 +450,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
     connection.backend.pid = std::stoi(PQgetvalue(identity.get(), 0, 0));
     connection.backend.started = PQgetvalue(identity.get(), 0, 1);
     connection.backend.floor = parse_transaction_id(PQgetvalue(identity.get(), 0, 2)).value_or(0);
+    connection.backend.server_started = PQgetvalue(identity.get(), 0, 3);
     Result prepared(PQprepare(raw, kInsertStatement, insert_sql_.c_str(), static_cast<int>(columns_.size()), nullptr));
     if (PQresultStatus(prepared.get()) != PGRES_COMMAND_OK) {
       if (PQstatus(raw) == CONNECTION_BAD) throw ConnectionLost(connection_message(raw));
@@ -534,7 +538,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
   /// Reads the answers to the oldest row in flight: its insert's result, then its commit (the
   /// sync point). The transaction id is kept as soon as it arrives, so a connection lost
   /// between the two still leaves the row decidable.
-  Answer receive(PGconn* connection, SentRow& sent, Backend& backend) {
+  Answer receive(PGconn* connection, SentRow& sent) {
     await_answer(connection);
     Result result(PQgetResult(connection));
     if (!result) throw ConnectionLost(connection_message(connection));
@@ -542,7 +546,6 @@ class PostgresRowByRowSink final : public sdk::Sink {
     const ExecStatusType status = PQresultStatus(result.get());
     if (status == PGRES_TUPLES_OK && PQntuples(result.get()) == 1) {
       sent.xid = parse_transaction_id(PQgetvalue(result.get(), 0, 0));
-      if (sent.xid) backend.floor = std::max(backend.floor, *sent.xid + 1);
       answer.outcome = sdk::Outcome::ok();
     } else if (status == PGRES_COMMAND_OK) {
       answer.outcome = sdk::Outcome::ok();
@@ -595,8 +598,13 @@ class PostgresRowByRowSink final : public sdk::Sink {
       }
       if (in_flight.empty()) break;
       if (PQflush(connection) != 0) throw ConnectionLost(connection_message(connection));
-      Answer answer = receive(connection, in_flight.front(), worker.connection.backend);
+      Answer answer = receive(connection, in_flight.front());
       failures = 0;
+      // Raised only for decided rows: the ids of rows still in flight may not survive a crash.
+      if (in_flight.front().xid) {
+        auto& floor = worker.connection.backend.floor;
+        floor = std::max(floor, *in_flight.front().xid + 1);
+      }
       Row row = std::move(in_flight.front().row);
       in_flight.pop_front();
       if (answer.retry && ++row.attempts < retry_.attempts) {
@@ -650,17 +658,19 @@ class PostgresRowByRowSink final : public sdk::Sink {
   /// commit outcome unknown). Nothing is reported before every question has been answered,
   /// so a connection lost again half-way just means asking again.
   void resolve(PGconn* connection, const Backend& lost, std::deque<SentRow>& in_flight, std::deque<Row>& unsent) {
+    // Rows stay in in_flight until every question is answered: a connection lost half-way
+    // leaves them intact for the next attempt.
     std::vector<std::pair<std::uint64_t, sdk::Outcome>> decided;
-    std::deque<Row> again;
+    std::vector<std::size_t> again;
+    bool restarted = false;
     const std::string unsettled = settle_backend(connection, lost);
     if (!unsettled.empty()) {
       for (auto& sent : in_flight) decided.emplace_back(sent.row.sequence, sdk::Outcome::commit_unknown(unsettled));
     } else {
-      Result snapshot = execute(connection, "SELECT pg_snapshot_xmax(pg_current_snapshot())::text");
-      const std::uint64_t ceiling =
-          PQresultStatus(snapshot.get()) == PGRES_TUPLES_OK
-              ? parse_transaction_id(PQgetvalue(snapshot.get(), 0, 0)).value_or(0)
-              : 0;
+      Result snapshot = execute(connection, "SELECT pg_snapshot_xmax(pg_current_snapshot())::text, pg_postmaster_start_time()::text");
+      const bool have_snapshot = PQresultStatus(snapshot.get()) == PGRES_TUPLES_OK && PQntuples(snapshot.get()) == 1;
+      const std::uint64_t ceiling = have_snapshot ? parse_transaction_id(PQgetvalue(snapshot.get(), 0, 0)).value_or(0) : 0;
+      restarted = have_snapshot && lost.server_started != PQgetvalue(snapshot.get(), 0, 1);
       std::string lookup_problem = lookup_unanswered_ ? std::string() : "its answer was lost (lookup_unanswered is off)";
       if (lookup_problem.empty()) {
         Result prepared(PQprepare(connection, kLookupStatement, lookup_sql_.c_str(), static_cast<int>(columns_.size()), nullptr));
@@ -671,8 +681,9 @@ class PostgresRowByRowSink final : public sdk::Sink {
       }
       std::uint64_t floor = lost.floor;
       std::set<std::uint64_t> claimed;
-      for (auto& sent : in_flight) {
-        if (sent.xid) {
+      for (std::size_t index = 0; index < in_flight.size(); ++index) {
+        const SentRow& sent = in_flight[index];
+        if (sent.xid && !restarted) {
           floor = std::max(floor, *sent.xid + 1);
           const std::string xid = std::to_string(*sent.xid);
           Result status = execute(connection, "SELECT pg_xact_status($1::xid8)", {xid.c_str()});
@@ -682,7 +693,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
           if (state == "committed") {
             decided.emplace_back(sent.row.sequence, sdk::Outcome::ok());
           } else if (state == "aborted") {
-            again.push_back(std::move(sent.row));
+            again.push_back(index);
           } else {
             decided.emplace_back(sent.row.sequence,
                                  sdk::Outcome::commit_unknown("the server reports transaction " + xid + " as " + state));
@@ -705,7 +716,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
           }
           if (classify(sqlstate) == ErrorKind::row) {
             // The values cannot even be compared with the column: the row cannot be stored either.
-            again.push_back(std::move(sent.row));
+            again.push_back(index);
           } else {
             decided.emplace_back(sent.row.sequence,
                                  sdk::Outcome::commit_unknown("its answer was lost and looking it up failed: " +
@@ -714,7 +725,8 @@ class PostgresRowByRowSink final : public sdk::Sink {
           continue;
         }
         // A stored copy inserted by a transaction this process started after its last known
-        // one, and not claimed by an earlier row, is this row's.
+        // one, and not claimed by an earlier row, is this row's. (Equal rows all travel on one
+        // connection, in order, so no other connection of this run can have stored it.)
         std::optional<std::uint64_t> mine;
         for (int i = 0; i < PQntuples(found.get()); ++i) {
           const auto xmin = parse_transaction_id(PQgetvalue(found.get(), i, 0));
@@ -727,7 +739,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
           floor = *mine + 1;
           decided.emplace_back(sent.row.sequence, sdk::Outcome::ok());
         } else {
-          again.push_back(std::move(sent.row));
+          again.push_back(index);
         }
       }
     }
@@ -735,12 +747,14 @@ class PostgresRowByRowSink final : public sdk::Sink {
     for (const auto& [sequence, outcome] : decided) (outcome.status == sdk::Status::ok ? committed : unknown) += 1;
     context_.log(unknown == 0 ? sdk::LogLevel::info : sdk::LogLevel::warning,
                  "decided the " + std::to_string(in_flight.size()) + " row(s) in flight on the lost connection (server process " +
-                     std::to_string(lost.pid) + "): " + std::to_string(committed) + " committed, " +
-                     std::to_string(again.size()) + " not committed (sent again), " + std::to_string(unknown) +
-                     " undecidable");
+                     std::to_string(lost.pid) + (restarted ? ", server restarted since: decided by lookup" : "") + "): " +
+                     std::to_string(committed) + " committed, " + std::to_string(again.size()) +
+                     " not committed (sent again), " + std::to_string(unknown) + " undecidable");
     for (auto& [sequence, outcome] : decided) outcomes_->deliver(sequence, std::move(outcome));
+    std::deque<Row> resend;
+    for (const std::size_t index : again) resend.push_back(std::move(in_flight[index].row));
     in_flight.clear();
-    for (auto it = again.rbegin(); it != again.rend(); ++it) unsent.push_front(std::move(*it));
+    for (auto it = resend.rbegin(); it != resend.rend(); ++it) unsent.push_front(std::move(*it));
   }
 
   /// Reports every row this connection still holds, and refuses new ones.
