@@ -22,6 +22,10 @@ TEST(PostgresRowByRowConfig, GoodConfigGetsDefaults) {
   EXPECT_EQ(checked.config.at("port"), 5432);
   EXPECT_EQ(checked.config.at("sslmode"), "require");
   EXPECT_EQ(checked.config.at("pipeline"), true);
+  EXPECT_EQ(checked.config.at("retry").at("attempts"), 5);
+  EXPECT_EQ(checked.config.at("retry").at("max_delay"), 30);
+  EXPECT_EQ(checked.config.at("answer_timeout"), 60);
+  EXPECT_EQ(checked.config.at("lookup_unanswered"), true);
   // Creating the sink does no I/O: db.example is never contacted.
   auto sink = create_plugin<sdk::Sink>(plugin, good_config());
   EXPECT_NE(sink.object, nullptr);
@@ -48,6 +52,11 @@ TEST(PostgresRowByRowConfig, BadConfigsAreRefusedNamingTheKey) {
       {with("connections", 0), "/connections"},
       {with("columns", json{{"token", 5}}), "/columns/token"},
       {with("tabel", "x"), "/tabel"},
+      {with("retry", json{{"attempts", 0}}), "/retry/attempts"},
+      {with("retry", json{{"initial_delay", -1}}), "/retry/initial_delay"},
+      {with("retry", json{{"tries", 3}}), "/retry/tries"},
+      {with("answer_timeout", 0), "/answer_timeout"},
+      {with("lookup_unanswered", "yes"), "/lookup_unanswered"},
   };
   for (const auto& [config, pointer] : cases) {
     const auto checked = check_config(plugin, config);
