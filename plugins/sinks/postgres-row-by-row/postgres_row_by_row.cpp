@@ -38,7 +38,7 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kSchema = R"({
+const std::string kSchema = std::string(R"({
   "type": "object",
   "additionalProperties": false,
   "required": ["host", "user", "dbname", "table", "columns"],
@@ -63,12 +63,9 @@ constexpr const char* kSchema = R"({
                     "description": "Connections writing in parallel; commits on different connections share WAL flushes (group commit)."},
     "max_in_flight": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 64,
                       "description": "Rows sent but not yet answered, per connection (pipeline mode)."},
-    "retry": {"type": "object", "additionalProperties": false, "default": {},
-              "description": "Reconnects after a lost connection or server restart, and retries of rows that hit a serialization failure, deadlock or resource error.",
-              "properties": {
-                "attempts": {"type": "integer", "minimum": 1, "default": 5, "description": "Tries in a row without progress, the first included."},
-                "initial_delay": {"type": "number", "minimum": 0, "default": 0.5, "description": "Seconds before the first retry; doubled each time."},
-                "max_delay": {"type": "number", "minimum": 0, "default": 30, "description": "Cap on one wait, in seconds."}}},
+    "retry": )") + sdk::RetryPolicy::schema(
+    "Reconnects after a lost connection or server restart, and retries of rows that hit a serialization failure, "
+    "deadlock or resource error: attempts count failures in a row without progress.") + R"(,
     "lookup_unanswered": {"type": "boolean", "default": true,
                           "description": "After a lost connection, decide rows whose answer never arrived by looking them up (mapped columns, inserting transaction). false: report them failed, commit outcome unknown."},
     "answer_timeout": {"type": "number", "exclusiveMinimum": 0, "default": 60,
@@ -254,18 +251,26 @@ struct Connection {
   explicit operator bool() const { return session != nullptr; }
 };
 
-/// Runs one statement outside pipeline mode. A lost connection throws ConnectionLost; any
-/// other error is returned for the caller to judge.
-Result execute(PGconn* connection, const char* sql, const std::vector<const char*>& values = {}) {
-  Result result(PQexecParams(connection, sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr,
-                             nullptr, 0));
+/// The statement failed because the connection or the server went away.
+bool connection_gone(PGconn* connection, const PGresult* result) {
+  return result == nullptr || PQstatus(connection) == CONNECTION_BAD ||
+         classify(field(result, PG_DIAG_SQLSTATE)) == ErrorKind::connection;
+}
+
+/// The result of a statement run outside pipeline mode; throws ConnectionLost when it failed
+/// because the connection went away. Any other error is returned for the caller to judge.
+Result checked(PGconn* connection, Result result) {
   const ExecStatusType status = result ? PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
-  if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK &&
-      (!result || PQstatus(connection) == CONNECTION_BAD ||
-       classify(field(result.get(), PG_DIAG_SQLSTATE)) == ErrorKind::connection)) {
-    throw ConnectionLost(result ? trimmed(field(result.get(), PG_DIAG_MESSAGE_PRIMARY)) : connection_message(connection));
+  if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK && connection_gone(connection, result.get())) {
+    const std::string message = trimmed(field(result.get(), PG_DIAG_MESSAGE_PRIMARY));
+    throw ConnectionLost(message.empty() ? connection_message(connection) : message);
   }
   return result;
+}
+
+Result execute(PGconn* connection, const char* sql, const std::vector<const char*>& values = {}) {
+  return checked(connection, Result(PQexecParams(connection, sql, static_cast<int>(values.size()), nullptr,
+                                                 values.data(), nullptr, nullptr, 0)));
 }
 
 constexpr const char* kInsertStatement = "etl_insert";
@@ -451,9 +456,9 @@ class PostgresRowByRowSink final : public sdk::Sink {
     connection.backend.started = PQgetvalue(identity.get(), 0, 1);
     connection.backend.floor = parse_transaction_id(PQgetvalue(identity.get(), 0, 2)).value_or(0);
     connection.backend.server_started = PQgetvalue(identity.get(), 0, 3);
-    Result prepared(PQprepare(raw, kInsertStatement, insert_sql_.c_str(), static_cast<int>(columns_.size()), nullptr));
+    Result prepared =
+        checked(raw, Result(PQprepare(raw, kInsertStatement, insert_sql_.c_str(), static_cast<int>(columns_.size()), nullptr)));
     if (PQresultStatus(prepared.get()) != PGRES_COMMAND_OK) {
-      if (PQstatus(raw) == CONNECTION_BAD) throw ConnectionLost(connection_message(raw));
       throw sdk::PluginError("PostgreSQL at " + where() + " refused the insert statement (" +
                              field(prepared.get(), PG_DIAG_SQLSTATE) + "): " +
                              field(prepared.get(), PG_DIAG_MESSAGE_PRIMARY) + " [" + insert_sql_ + "]");
@@ -555,8 +560,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
       if (message.empty()) message = connection_message(connection);
       const ErrorKind kind = classify(sqlstate);
       // PIPELINE_ABORTED means the server skipped the row: it is sent again after reconnecting.
-      if (PQstatus(connection) == CONNECTION_BAD || kind == ErrorKind::connection ||
-          status == PGRES_PIPELINE_ABORTED) {
+      if (connection_gone(connection, result.get()) || status == PGRES_PIPELINE_ABORTED) {
         throw ConnectionLost(message);
       }
       if (kind == ErrorKind::row) {
@@ -673,9 +677,9 @@ class PostgresRowByRowSink final : public sdk::Sink {
       restarted = have_snapshot && lost.server_started != PQgetvalue(snapshot.get(), 0, 1);
       std::string lookup_problem = lookup_unanswered_ ? std::string() : "its answer was lost (lookup_unanswered is off)";
       if (lookup_problem.empty()) {
-        Result prepared(PQprepare(connection, kLookupStatement, lookup_sql_.c_str(), static_cast<int>(columns_.size()), nullptr));
+        Result prepared = checked(connection, Result(PQprepare(connection, kLookupStatement, lookup_sql_.c_str(),
+                                                               static_cast<int>(columns_.size()), nullptr)));
         if (PQresultStatus(prepared.get()) != PGRES_COMMAND_OK) {
-          if (PQstatus(connection) == CONNECTION_BAD) throw ConnectionLost(connection_message(connection));
           lookup_problem = "its answer was lost and looking it up failed: " + field(prepared.get(), PG_DIAG_MESSAGE_PRIMARY);
         }
       }
@@ -706,15 +710,10 @@ class PostgresRowByRowSink final : public sdk::Sink {
           continue;
         }
         const auto values = parameters(sent.row);
-        Result found(PQexecPrepared(connection, kLookupStatement, static_cast<int>(values.size()), values.data(),
-                                    nullptr, nullptr, 0));
-        const ExecStatusType status = PQresultStatus(found.get());
-        if (status != PGRES_TUPLES_OK) {
-          const std::string sqlstate = field(found.get(), PG_DIAG_SQLSTATE);
-          if (PQstatus(connection) == CONNECTION_BAD || classify(sqlstate) == ErrorKind::connection) {
-            throw ConnectionLost(connection_message(connection));
-          }
-          if (classify(sqlstate) == ErrorKind::row) {
+        Result found = checked(connection, Result(PQexecPrepared(connection, kLookupStatement, static_cast<int>(values.size()),
+                                                                 values.data(), nullptr, nullptr, 0)));
+        if (PQresultStatus(found.get()) != PGRES_TUPLES_OK) {
+          if (classify(field(found.get(), PG_DIAG_SQLSTATE)) == ErrorKind::row) {
             // The values cannot even be compared with the column: the row cannot be stored either.
             again.push_back(index);
           } else {
@@ -845,7 +844,7 @@ const sdk::PluginDescriptor kDescriptor{
     sdk::PluginKind::sink,
     "1.0.0",
     "Inserts each record into a PostgreSQL table in its own transaction (pipelined, several connections)",
-    kSchema,
+    kSchema.c_str(),
     nullptr,
     &sdk::make_sink<PostgresRowByRowSink>,
     nullptr,
