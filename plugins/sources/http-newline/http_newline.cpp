@@ -33,7 +33,7 @@ namespace {
 
 using nlohmann::json;
 
-constexpr const char* kSchema = R"({
+const std::string kSchema = std::string(R"({
   "type": "object",
   "additionalProperties": false,
   "required": ["url", "size"],
@@ -59,12 +59,9 @@ constexpr const char* kSchema = R"({
                    "description": "Verify the server's certificate and host name (https)."},
     "tls_ca_file": {"type": "string", "default": "",
                     "description": "PEM file of CA certificates to trust instead of the system's."},
-    "retry": {"type": "object", "additionalProperties": false, "default": {},
-              "description": "Retries of connection errors, timeouts, 5xx and 429 answers, and bodies that end early.",
-              "properties": {
-                "attempts": {"type": "integer", "minimum": 1, "default": 5, "description": "Tries per request, the first included."},
-                "initial_delay": {"type": "number", "minimum": 0, "default": 0.5, "description": "Seconds before the first retry; doubled each time."},
-                "max_delay": {"type": "number", "minimum": 0, "default": 30, "description": "Cap on one wait, Retry-After included."}}}
+    "retry": )") + sdk::RetryPolicy::schema(
+    "Retries of connection errors, timeouts, 5xx and 429 answers, and bodies that end early: attempts "
+    "count per request; a Retry-After is honoured up to max_delay.") + R"(
   }
 })";
 
@@ -403,7 +400,7 @@ const sdk::PluginDescriptor kDescriptor{
     sdk::PluginKind::source,
     "1.0.0",
     "Records from an HTTP(S) endpoint that answers newline-separated values (one record per line)",
-    kSchema,
+    kSchema.c_str(),
     &sdk::make_source<HttpNewlineSource>,
     nullptr,
     nullptr,

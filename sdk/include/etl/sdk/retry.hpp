@@ -11,6 +11,8 @@
 #include <chrono>
 #include <cmath>
 #include <random>
+#include <string>
+#include <string_view>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -36,6 +38,25 @@ struct RetryPolicy {
     policy.initial_delay = block.value("initial_delay", policy.initial_delay);
     policy.max_delay = block.value("max_delay", policy.max_delay);
     return policy;
+  }
+
+  /// JSON Schema of a `retry` block for a plugin's config schema, with RetryPolicy's defaults;
+  /// `description` says what the plugin retries.
+  static std::string schema(std::string_view description) {
+    const RetryPolicy defaults;
+    const nlohmann::json block{
+        {"type", "object"},
+        {"additionalProperties", false},
+        {"default", nlohmann::json::object()},
+        {"description", description},
+        {"properties",
+         {{"attempts", {{"type", "integer"}, {"minimum", 1}, {"default", defaults.attempts},
+                        {"description", "Tries in all, the first included."}}},
+          {"initial_delay", {{"type", "number"}, {"minimum", 0}, {"default", defaults.initial_delay},
+                             {"description", "Seconds before the first retry; doubled each time, with jitter."}}},
+          {"max_delay", {{"type", "number"}, {"minimum", 0}, {"default", defaults.max_delay},
+                         {"description", "Cap on one wait, in seconds."}}}}}};
+    return block.dump();
   }
 
   /// The wait before retry number `retry` (1 for the first retry). Jitter draws from
