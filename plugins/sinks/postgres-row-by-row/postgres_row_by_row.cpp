@@ -121,7 +121,7 @@ ErrorKind classify(std::string_view sqlstate) {
 /// listed here is retried, which costs time but never a row.
 bool is_permanent_connect_failure(std::string_view message) {
   for (const std::string_view marker :
-       {"password authentication failed", "authentication failed", "no pg_hba.conf entry", "does not exist",
+       {"authentication failed", "no pg_hba.conf entry", "does not exist",
         "permission denied", "certificate verify failed", "server does not support SSL",
         "invalid connection option", "password is missing", "no password supplied"}) {
     if (message.find(marker) != std::string_view::npos) return true;
