@@ -1,6 +1,10 @@
 #include "logging.hpp"
 
+#include "etl/sdk/credentials.hpp"
+
 #include <algorithm>
+#include <cctype>
+#include <string_view>
 #include <mutex>
 
 #include <Poco/AutoPtr.h>
@@ -29,17 +33,9 @@ void Redactor::add(const std::string& secret) {
 }
 
 std::string Redactor::redact(std::string text) const {
-  // Credentials in URLs ("scheme://user:password@host") are hidden whatever printed them.
-  for (auto scheme = text.find("://"); scheme != std::string::npos;
-       scheme = text.find("://", scheme + 3)) {
-    const auto start = scheme + 3;
-    const auto end = text.find_first_of("/?# \t\n\"'", start);
-    const auto at = text.rfind('@', end == std::string::npos ? text.size() - 1 : end - 1);
-    if (at != std::string::npos && at >= start && (end == std::string::npos || at < end) &&
-        text.compare(start, at - start, "***") != 0) {
-      text.replace(start, at - start, "***");
-    }
-  }
+  // Credentials in URLs ("scheme://user:password@host", "?access_token=...") are hidden
+  // whatever printed them.
+  text = etl::sdk::redact_urls(std::move(text));
   std::lock_guard lock(mutex_);
   for (const auto& secret : secrets_) {
     for (auto at = text.find(secret); at != std::string::npos; at = text.find(secret, at + 3)) {

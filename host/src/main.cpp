@@ -34,16 +34,20 @@ using namespace etl::host;
 using nlohmann::json;
 using Poco::Util::Option;
 
-std::atomic<bool> g_stop{false};
-std::atomic<int> g_stop_exit_code{0};
+// Written only by the signal handler: a run's own stop reasons live in its RunStop.
+std::atomic<int> g_signal_code{0};
+std::atomic<int> g_signals{0};
 
 extern "C" void on_stop_signal(int signal_number) {
   const int code = signal_number == SIGINT ? exit_code::interrupted : exit_code::terminated;
-  if (g_stop.exchange(true)) {
-    // A second signal: the user wants out now.
-    ::_exit(code);
+  if (g_signals.fetch_add(1) != 0) {
+    // A second signal: the user wants out now. Reports stay under their .partial names, the
+    // previous ones untouched; a code of its own says so.
+    static const char message[] = "etl-host: second signal: exiting at once; reports are left as .partial files\n";
+    [[maybe_unused]] auto ignored = ::write(STDERR_FILENO, message, sizeof message - 1);
+    ::_exit(exit_code::killed_by_second_signal);
   }
-  g_stop_exit_code.store(code);
+  g_signal_code.store(code);
   static const char message[] =
       "etl-host: stopping: settling records in flight (signal again to exit at once)\n";
   [[maybe_unused]] auto ignored = ::write(STDERR_FILENO, message, sizeof message - 1);
@@ -200,6 +204,9 @@ class EtlHostApplication : public Poco::Util::Application {
     return registry_;
   }
 
+  /// Problems of the last load() or create() that failed, for validate --json.
+  std::vector<std::string> problems_;
+
   /// Loads and validates the pipeline; on failure prints every problem and returns the exit code.
   std::optional<PipelineSpec> load(const std::string& path, int& failure_code) {
     bool plugin_problem = false;
@@ -222,35 +229,69 @@ class EtlHostApplication : public Poco::Util::Application {
     try {
       return load_pipeline(path, overrides_, environment_variable, schemas);
     } catch (const PipelineError& e) {
-      for (const auto& problem : e.problems()) host_logger().error(problem);
-      host_logger().error(path + ": " + std::to_string(e.problems().size()) + " problem(s) found");
+      problems_ = e.problems();
+      // Stages whose config passed the schema are also handed to their plugins, so that a
+      // plugin's own objection is found in the same pass, not after the others are fixed.
+      if (e.partial()) {
+        for (const StageSpec* stage : e.partial()->stages()) {
+          if (!stage->schema_valid) continue;
+          if (auto refusal = configure_problem(*e.partial(), *stage)) problems_.push_back(*refusal);
+        }
+      }
+      for (const auto& problem : problems_) host_logger().error(problem);
+      host_logger().error(path + ": " + std::to_string(problems_.size()) + " problem(s) found");
       failure_code = plugin_problem ? exit_code::plugin_error : exit_code::invalid_pipeline;
       return std::nullopt;
     }
   }
 
-  std::optional<PipelinePlugins> create(const PipelineSpec& spec, int& failure_code) {
+  /// What the plugin of `stage` says about its config when created, if it refuses it.
+  std::optional<std::string> configure_problem(const PipelineSpec& spec, const StageSpec& stage) {
+    const RunStop stop;
     try {
-      return create_plugins(spec, registry(), g_stop);
+      create_stage(stage, registry(), stop);
+    } catch (const StageError& e) {
+      return spec.path + ": " + e.what();
+    } catch (const std::exception&) {
+      // Not loadable: already among the problems.
+    }
+    return std::nullopt;
+  }
+
+  std::optional<PipelinePlugins> create(const PipelineSpec& spec, int& failure_code, const RunStop& stop) {
+    try {
+      return create_plugins(spec, registry(), stop);
     } catch (const PluginLoadError& e) {
       host_logger().error(e.what());
       failure_code = exit_code::plugin_error;
     } catch (const StageError& e) {
-      host_logger().error(spec.path + ": " + e.what());
+      problems_ = {spec.path + ": " + e.what()};
+      host_logger().error(problems_.front());
       failure_code = exit_code::invalid_pipeline;
     }
     return std::nullopt;
+  }
+
+  /// validate --json: the verdict on stdout whatever it is, so scripts always get JSON.
+  int invalid_json(const std::string& path, int failure_code) const {
+    std::cout << json{{"pipeline", path}, {"valid", false}, {"exit_code", failure_code}, {"problems", problems_}}
+                     .dump(2, ' ', false, json::error_handler_t::replace)
+              << "\n";
+    return failure_code;
   }
 
   int validate_command(const ArgVec& args) {
     if (!expect_pipeline_argument(args, "validate")) return exit_code::usage;
     int failure = 0;
     auto spec = load(args.front(), failure);
-    if (!spec) return failure;
-    auto plugins = create(*spec, failure);
-    if (!plugins) return failure;
+    if (!spec) return json_ ? invalid_json(args.front(), failure) : failure;
+    const RunStop stop;
+    auto plugins = create(*spec, failure, stop);
+    if (!plugins) return json_ ? invalid_json(args.front(), failure) : failure;
     if (json_) {
-      std::cout << describe(*spec).dump(2) << "\n";
+      json described = describe(*spec);
+      described["valid"] = true;
+      std::cout << described.dump(2) << "\n";
     } else {
       std::string reporters;
       for (const auto& r : spec->reporters) reporters += (reporters.empty() ? "" : ", ") + r.plugin;
@@ -287,11 +328,13 @@ class EtlHostApplication : public Poco::Util::Application {
     int failure = 0;
     auto spec = load(path, failure);
     if (!spec) return failure;
-    auto plugins = create(*spec, failure);
+    // One per run: an internal stop (error budget) ends this run only, never a schedule.
+    RunStop stop(&g_signal_code);
+    auto plugins = create(*spec, failure, stop);
     if (!plugins) return failure;
     host_logger().information("running " + spec->path + ": " + spec->source.plugin + " -> " +
                               spec->sink.plugin);
-    const RunResult result = run_pipeline(*spec, *plugins, RunOptions{&g_stop, &g_stop_exit_code});
+    const RunResult result = run_pipeline(*spec, *plugins, RunOptions{&stop});
     if (!summary_json_.empty()) write_summary_json(*spec, result);
     std::string pushgateway = metrics_push_;
     if (const char* env = std::getenv("ETL_PUSHGATEWAY_URL"); pushgateway.empty() && env != nullptr) pushgateway = env;
@@ -309,11 +352,11 @@ class EtlHostApplication : public Poco::Util::Application {
   /// Sleeps until `until`, waking early on a stop signal; false when stopped.
   static bool sleep_until(std::chrono::system_clock::time_point until) {
     while (std::chrono::system_clock::now() < until) {
-      if (g_stop.load()) return false;
+      if (g_signal_code.load() != 0) return false;
       std::this_thread::sleep_for(std::min<std::chrono::system_clock::duration>(
           std::chrono::milliseconds(200), until - std::chrono::system_clock::now()));
     }
-    return !g_stop.load();
+    return g_signal_code.load() == 0;
   }
 
   int schedule_command(const ArgVec& args) {
@@ -360,9 +403,14 @@ class EtlHostApplication : public Poco::Util::Application {
       const auto started = SystemClock::now();
       host_logger().information("schedule: run " + std::to_string(run) + " starts");
       last_exit = run_once(args.front());
-      if (g_stop.load()) {
+      if (g_signal_code.load() != 0) {
         host_logger().information("schedule: stopped during run " + std::to_string(run));
         return last_exit;
+      }
+      if (last_exit != exit_code::ok) {
+        // A failed run is in its own log lines and metrics; the schedule goes on.
+        host_logger().warning("schedule: run " + std::to_string(run) + " ended with exit code " +
+                              std::to_string(last_exit) + "; the schedule goes on");
       }
       // Runs never overlap: a run that outlasts its slot delays the next one.
       SystemClock::time_point next = next_slot(slot);

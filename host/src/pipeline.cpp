@@ -1,16 +1,21 @@
 #include "pipeline.hpp"
 
 #include <charconv>
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
+
+#include "error_budget.hpp"
 
 namespace etl::host {
 
 using nlohmann::json;
 
-PipelineError::PipelineError(std::vector<std::string> problems)
+PipelineError::PipelineError(std::vector<std::string> problems, std::shared_ptr<const PipelineSpec> partial)
     : std::runtime_error(problems.empty() ? std::string("invalid pipeline") : problems.front()),
-      problems_(std::move(problems)) {}
+      problems_(std::move(problems)),
+      partial_(std::move(partial)) {}
 
 Override parse_override(const std::string& text) {
   const auto eq = text.find('=');
@@ -193,8 +198,21 @@ PipelineSpec parse_pipeline(const std::string& path, const std::string& text,
                             const VariableLookup& variables, const SchemaLookup& schemas) {
   std::vector<std::string> problems;
   json document;
+  struct TooDeep {
+    std::size_t depth;
+  };
   try {
-    document = json::parse(text);
+    // Every later step walks the document recursively: refuse deep nesting while parsing.
+    document = json::parse(text, [](int depth, json::parse_event_t event, json&) {
+      if (depth > static_cast<int>(kMaxPipelineDepth) &&
+          (event == json::parse_event_t::object_start || event == json::parse_event_t::array_start)) {
+        throw TooDeep{static_cast<std::size_t>(depth)};
+      }
+      return true;
+    });
+  } catch (const TooDeep&) {
+    throw PipelineError({path + ": nested more than " + std::to_string(kMaxPipelineDepth) +
+                         " levels deep; a pipeline file needs far fewer"});
   } catch (const json::parse_error& e) {
     std::string reason = e.what();
     // nlohmann's message starts with "[json.exception.parse_error.101] parse error at line..."
@@ -219,6 +237,12 @@ PipelineSpec parse_pipeline(const std::string& path, const std::string& text,
   validate_against_schema(document_schema, document, "", origins, structure);
   for (const auto& d : structure.diagnostics) problems.push_back(format(path, d));
   if (!problems.empty()) throw PipelineError(problems);
+  // Settings the schema cannot check fully are checked here, so validate finds what run would.
+  try {
+    ErrorBudget checked(document.at("settings").value("max_rejected", json()));
+  } catch (const std::invalid_argument& e) {
+    problems.push_back(path + ": /settings/max_rejected: " + e.what());
+  }
 
   PipelineSpec spec;
   spec.path = path;
@@ -231,6 +255,26 @@ PipelineSpec parse_pipeline(const std::string& path, const std::string& text,
     }
   }
   spec.settings = document.at("settings");
+
+  // Two stages writing one file would mix their records into one unreadable report.
+  std::map<std::string, std::string> output_files;  // normalized path -> the pointer that names it
+  auto claim_output_files = [&](const json& schema, const json& config, const std::string& config_pointer) {
+    if (!schema.contains("properties") || !config.is_object()) return;
+    for (const auto& [key, property] : schema.at("properties").items()) {
+      if (!property.is_object() || !property.value("output_file", false)) continue;
+      const auto value = config.find(key);
+      if (value == config.end() || !value->is_string()) continue;
+      std::error_code ec;
+      std::filesystem::path file = std::filesystem::absolute(value->get<std::string>(), ec);
+      const std::string normalized = (ec ? std::filesystem::path(value->get<std::string>()) : file).lexically_normal().string();
+      const std::string pointer = config_pointer + "/" + pointer_token(key);
+      const auto [claimed, fresh] = output_files.emplace(normalized, pointer);
+      if (!fresh) {
+        problems.push_back(path + ": " + pointer + ": " + value->get<std::string>() + " is also written by " +
+                           claimed->second + "; give each report its own file");
+      }
+    }
+  };
 
   auto build_stage = [&](const json& stage, const std::string& pointer, const std::string& kind) {
     StageSpec result;
@@ -250,6 +294,7 @@ PipelineSpec parse_pipeline(const std::string& path, const std::string& text,
     }
     ValidationResult checked;
     validate_against_schema(*lookup.schema, result.config, config_pointer, origins, checked);
+    result.schema_valid = checked.diagnostics.empty() && interpolation_problems.empty();
     for (const auto& d : checked.diagnostics) {
       // An unset variable already produced a clearer message for the same value.
       const bool already_reported =
@@ -258,6 +303,7 @@ PipelineSpec parse_pipeline(const std::string& path, const std::string& text,
       if (!already_reported) problems.push_back(format(path, d));
     }
     result.secrets.insert(result.secrets.end(), checked.secrets.begin(), checked.secrets.end());
+    claim_output_files(*lookup.schema, result.config, config_pointer);
     return result;
   };
 
@@ -268,18 +314,27 @@ PipelineSpec parse_pipeline(const std::string& path, const std::string& text,
     spec.reporters.push_back(
         build_stage(reporters[i], "/reporters/" + std::to_string(i), "reporter"));
   }
-  if (!problems.empty()) throw PipelineError(problems);
+  if (!problems.empty()) throw PipelineError(problems, std::make_shared<const PipelineSpec>(spec));
   return spec;
 }
 
 PipelineSpec load_pipeline(const std::string& path, const std::vector<Override>& overrides,
                            const VariableLookup& variables, const SchemaLookup& schemas) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw PipelineError({path + ": is a folder, not a pipeline file"});
   std::ifstream in(path, std::ios::binary);
   if (!in) throw PipelineError({path + ": cannot open the pipeline file"});
-  std::ostringstream text;
-  text << in.rdbuf();
+  // Read at most one byte past the limit: /dev/zero or a log file given by mistake must not
+  // fill memory.
+  std::string text(kMaxPipelineBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
   if (in.bad()) throw PipelineError({path + ": cannot read the pipeline file"});
-  return parse_pipeline(path, text.str(), overrides, variables, schemas);
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  if (text.size() > kMaxPipelineBytes) {
+    throw PipelineError({path + ": larger than " + std::to_string(kMaxPipelineBytes / (1024 * 1024)) +
+                         " MiB; not a pipeline file"});
+  }
+  return parse_pipeline(path, text, overrides, variables, schemas);
 }
 
 }  // namespace etl::host

@@ -2,6 +2,7 @@
 // Pipeline files: reading, --set overrides, interpolation and validation.
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -22,6 +23,8 @@ struct StageSpec {
   std::string pointer;
   /// Secret values found in this stage's config (for redaction).
   std::vector<std::string> secrets;
+  /// The config passed its plugin's schema (false while a pipeline has problems).
+  bool schema_valid = false;
 };
 
 struct PipelineSpec {
@@ -32,17 +35,33 @@ struct PipelineSpec {
   std::vector<StageSpec> reporters;
   /// Host settings (batch size, progress interval, error budget), defaults filled in.
   nlohmann::json settings = nlohmann::json::object();
+
+  /// Every stage, source first.
+  [[nodiscard]] std::vector<const StageSpec*> stages() const {
+    std::vector<const StageSpec*> all{&source, &sink};
+    for (const auto& reporter : reporters) all.push_back(&reporter);
+    return all;
+  }
 };
 
 /// All problems found in a pipeline, each already formatted as "FILE: /pointer: message".
 class PipelineError : public std::runtime_error {
  public:
-  explicit PipelineError(std::vector<std::string> problems);
+  explicit PipelineError(std::vector<std::string> problems, std::shared_ptr<const PipelineSpec> partial = nullptr);
   [[nodiscard]] const std::vector<std::string>& problems() const noexcept { return problems_; }
+  /// The stages as far as they could be read (see StageSpec::schema_valid), when the document
+  /// itself was sound; null otherwise.
+  [[nodiscard]] const std::shared_ptr<const PipelineSpec>& partial() const noexcept { return partial_; }
 
  private:
   std::vector<std::string> problems_;
+  std::shared_ptr<const PipelineSpec> partial_;
 };
+
+/// Limits on a pipeline file: far above any real one, low enough that a wrong file given by
+/// mistake (a log, /dev/zero, a hostile document) is refused quickly.
+inline constexpr std::size_t kMaxPipelineBytes = 4 * 1024 * 1024;
+inline constexpr std::size_t kMaxPipelineDepth = 64;
 
 /// A `--set path=value` override: `source.config.size=20`, `reporters.0.config.path=x.csv`.
 struct Override {

@@ -1,5 +1,7 @@
 #include "plugin_registry.hpp"
 
+#include <fstream>
+
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -48,20 +50,34 @@ std::vector<std::string> PluginRegistry::search_path(const std::vector<std::stri
 
 namespace {
 
-/// A library anyone can replace would run their code inside our process.
+/// A library anyone can replace would run their code inside our process. Every folder on the
+/// way to it counts, as for ssh and sudo: whoever can write to an ancestor can rename the
+/// folders below it and put their own library in place. A sticky folder (/tmp) lets no one
+/// rename what others own, so it passes.
 void refuse_if_world_writable(const std::string& path) {
   struct stat info {};
   if (::stat(path.c_str(), &info) == 0 && (info.st_mode & S_IWOTH) != 0) {
     throw PluginLoadError(path + ": refusing to load a plugin file that anyone can write to (chmod o-w)");
   }
-  const std::string dir = fs::path(path).parent_path().empty()
-                              ? std::string(".")
-                              : fs::path(path).parent_path().string();
-  if (::stat(dir.c_str(), &info) == 0 && (info.st_mode & S_IWOTH) != 0 &&
-      (info.st_mode & S_ISVTX) == 0) {
-    throw PluginLoadError(path + ": refusing to load a plugin from folder " + dir +
-                          ", which anyone can write to (chmod o-w)");
+  std::error_code ec;
+  fs::path dir = fs::absolute(path, ec).parent_path();
+  if (ec) dir = fs::path(path).parent_path();
+  while (!dir.empty()) {
+    if (::stat(dir.c_str(), &info) == 0 && (info.st_mode & S_IWOTH) != 0 && (info.st_mode & S_ISVTX) == 0) {
+      throw PluginLoadError(path + ": refusing to load a plugin from under folder " + dir.string() +
+                            ", which anyone can write to (chmod o-w)");
+    }
+    if (dir == dir.root_path()) break;
+    dir = dir.parent_path();
   }
+}
+
+/// Whether the file starts like an ELF object; anything else (a README, a script) gets a
+/// plain answer instead of the ELF reader's stream error.
+bool looks_like_elf(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[4] = {};
+  return in.read(magic, 4) && magic[0] == 0x7f && magic[1] == 'E' && magic[2] == 'L' && magic[3] == 'F';
 }
 
 bool null_or_empty(const char* text) { return text == nullptr || *text == '\0'; }
@@ -69,6 +85,9 @@ bool null_or_empty(const char* text) { return text == nullptr || *text == '\0'; 
 /// Reads the ABI version from the name of the library's etl_abi_v<N> section, without loading
 /// the library: a plugin built for another ABI must not get to run even its static initializers.
 void check_abi_marker(const std::string& path) {
+  if (!looks_like_elf(path)) {
+    throw PluginLoadError(path + ": not a plugin: the file is not a shared library (no ELF header)");
+  }
   std::vector<std::string> sections;
   try {
     boost::dll::library_info info(path);

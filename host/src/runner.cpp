@@ -2,13 +2,17 @@
 
 #include <algorithm>
 #include <cmath>
+#include <condition_variable>
+#include <functional>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 
 #include <unistd.h>
 
 #include <Poco/Logger.h>
 
+#include "error_budget.hpp"
 #include "exit_codes.hpp"
 
 #include <nlohmann/json.hpp>
@@ -18,7 +22,7 @@ namespace etl::host {
 
 using Clock = std::chrono::steady_clock;
 
-HostContext::HostContext(std::string plugin_name, const std::atomic<bool>& stop)
+HostContext::HostContext(std::string plugin_name, const RunStop& stop)
     : plugin_name_(std::move(plugin_name)),
       stop_(stop),
       logger_(Poco::Logger::get("plugin." + plugin_name_)) {}
@@ -37,7 +41,7 @@ void HostContext::log(sdk::LogLevel level, std::string_view message) noexcept {
   }
 }
 
-bool HostContext::stop_requested() const noexcept { return stop_.load(std::memory_order_relaxed); }
+bool HostContext::stop_requested() const noexcept { return stop_.requested(); }
 
 std::string_view HostContext::plugin_name() const noexcept { return plugin_name_; }
 
@@ -49,8 +53,7 @@ StageError::StageError(std::string plugin, std::string stage, const std::string&
 namespace {
 
 template <class T>
-PluginInstance<T> instantiate(const StageSpec& stage, PluginRegistry& registry,
-                              const std::atomic<bool>& stop) {
+PluginInstance<T> instantiate(const StageSpec& stage, PluginRegistry& registry, const RunStop& stop) {
   const PluginInfo& info = registry.resolve(stage.plugin);
   PluginInstance<T> instance;
   instance.library = info.descriptor;
@@ -79,8 +82,8 @@ PluginInstance<T> instantiate(const StageSpec& stage, PluginRegistry& registry,
 /// the reporters exactly once, whatever the sink does (late, duplicate or missing outcomes).
 class OutcomeLedger final : public sdk::OutcomeReceiver {
  public:
-  OutcomeLedger(std::vector<PluginInstance<sdk::Reporter>>& reporters, std::atomic<bool>& stop)
-      : reporters_(reporters), stop_(stop), logger_(host_logger()) {
+  OutcomeLedger(std::vector<PluginInstance<sdk::Reporter>>& reporters, RunStop& stop, ErrorBudget budget)
+      : reporters_(reporters), stop_(stop), budget_(std::move(budget)), logger_(host_logger()) {
     reporter_alive_.assign(reporters.size(), true);
   }
 
@@ -149,13 +152,44 @@ class OutcomeLedger final : public sdk::OutcomeReceiver {
         reporter_alive_[i] = false;
         if (reporter_error_.empty()) reporter_error_ = e.what();
         logger_.error(e.what());
-        stop_.store(true);
+        stop_.request();
       }
     }
   }
 
+  /// Why the error budget stopped the run, or empty. Checked at every outcome, so a run stops
+  /// at the first rejection over the budget, not at the end of a batch.
+  std::string budget_error() const {
+    std::lock_guard lock(mutex_);
+    return budget_error_;
+  }
+
+  /// The budget judged on the final totals (a percentage may only be decidable then).
+  void check_budget_at_end() {
+    std::lock_guard lock(mutex_);
+    check_budget(true);
+  }
+
  private:
-  void settle(const sdk::Record& record, const sdk::Outcome& outcome) {
+  void check_budget(bool final) {
+    if (!budget_error_.empty() || !budget_.limited()) return;
+    const std::uint64_t settled = counts_.ok + counts_.rejected + counts_.failed;
+    if (!budget_.exceeded(counts_.rejected, settled, final)) return;
+    budget_error_ = "error budget exceeded: " + std::to_string(counts_.rejected) + " of " + std::to_string(settled) +
+                    " records rejected, more than settings.max_rejected allows (" + budget_.describe() + ")" +
+                    (final ? "" : "; stopping");
+    logger_.error(budget_error_);
+    stop_.request();
+  }
+
+  void settle(const sdk::Record& record, const sdk::Outcome& raw_outcome) {
+    // Messages may quote a URL or a connection string: reports get them redacted, like logs.
+    std::optional<sdk::Outcome> redacted;
+    if (!raw_outcome.message.empty()) {
+      redacted = raw_outcome;
+      redacted->message = Redactor::instance().redact(raw_outcome.message);
+    }
+    const sdk::Outcome& outcome = redacted ? *redacted : raw_outcome;
     switch (outcome.status) {
       case sdk::Status::ok: ++counts_.ok; break;
       case sdk::Status::rejected: ++counts_.rejected; break;
@@ -171,14 +205,17 @@ class OutcomeLedger final : public sdk::OutcomeReceiver {
         reporter_alive_[i] = false;
         if (reporter_error_.empty()) reporter_error_ = e.what();
         logger_.error(e.what());
-        stop_.store(true);
+        stop_.request();
       }
     }
+    if (outcome.status == sdk::Status::rejected) check_budget(false);
   }
 
   std::vector<PluginInstance<sdk::Reporter>>& reporters_;
   std::vector<bool> reporter_alive_;
-  std::atomic<bool>& stop_;
+  RunStop& stop_;
+  ErrorBudget budget_;
+  std::string budget_error_;
   Poco::Logger& logger_;
   mutable std::mutex mutex_;
   std::unordered_map<std::uint64_t, sdk::Record> pending_;
@@ -203,7 +240,15 @@ class Progress {
         started_(started),
         next_(started + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(terminal_ ? 1.0 : interval))) {}
 
-  void update(std::uint64_t received, std::uint64_t settled, std::uint64_t ok, std::uint64_t rejected, std::uint64_t failed) {
+  /// How often update() should be called; zero when progress is off.
+  [[nodiscard]] std::chrono::milliseconds period() const {
+    if (interval_ <= 0) return std::chrono::milliseconds(0);
+    return std::chrono::milliseconds(terminal_ ? 250 : std::clamp<long>(static_cast<long>(interval_ * 250), 50, 1000));
+  }
+
+  /// `waiting` is how long the current read of the source has taken so far, if one is running.
+  void update(std::uint64_t received, std::uint64_t settled, std::uint64_t ok, std::uint64_t rejected, std::uint64_t failed,
+              Clock::duration waiting = Clock::duration::zero()) {
     if (interval_ <= 0) return;
     const auto now = Clock::now();
     if (now < next_) return;
@@ -219,7 +264,8 @@ class Progress {
       host_logger().information("progress: received " + std::to_string(received) +
                                 (expected_ ? " of " + std::to_string(*expected_) : std::string()) + ", ok " +
                                 std::to_string(ok) + ", rejected " + std::to_string(rejected) + ", failed " +
-                                std::to_string(failed) + ", " + format_rate(rate) + " rows/s" + eta);
+                                std::to_string(failed) + ", " + format_rate(rate) + " rows/s" + eta +
+                                waiting_note(waiting));
       return;
     }
     std::string line = "\r\033[K";
@@ -231,7 +277,7 @@ class Progress {
     } else {
       line += std::to_string(settled) + " done";
     }
-    line += ", " + format_rate(rate) + " rows/s" + eta;
+    line += ", " + format_rate(rate) + " rows/s" + eta + waiting_note(waiting);
     drawn_ = true;
     std::fwrite(line.data(), 1, line.size(), stderr);
     std::fflush(stderr);
@@ -242,6 +288,13 @@ class Progress {
   }
 
  private:
+  /// A source blocked for longer than a progress interval is worth saying (a silent provider).
+  [[nodiscard]] std::string waiting_note(Clock::duration waiting) const {
+    const double seconds = std::chrono::duration<double>(waiting).count();
+    if (seconds < std::max(1.0, interval_)) return {};
+    return ", waiting for the source for " + std::to_string(static_cast<long long>(seconds)) + " s";
+  }
+
   bool terminal_;
   double interval_;
   std::optional<std::uint64_t> expected_;
@@ -250,43 +303,51 @@ class Progress {
   bool drawn_ = false;
 };
 
-/// settings.max_rejected: a count, or a percentage of the records settled so far.
-class ErrorBudget {
+/// Calls `tick` every `period` on a thread of its own until destroyed, so that progress shows
+/// while the source or the sink is blocked, not only between batches.
+class Ticker {
  public:
-  explicit ErrorBudget(const nlohmann::json& setting) {
-    if (setting.is_number_integer()) {
-      count_ = setting.get<std::uint64_t>();
-    } else if (setting.is_string()) {
-      const std::string text = setting.get<std::string>();
-      percent_ = std::stod(text.substr(0, text.size() - 1));
-    }
+  Ticker(std::chrono::milliseconds period, std::function<void()> tick) {
+    if (period.count() <= 0) return;
+    thread_ = std::thread([this, period, tick = std::move(tick)] {
+      std::unique_lock lock(mutex_);
+      while (!wake_.wait_for(lock, period, [this] { return done_; })) {
+        lock.unlock();
+        tick();
+        lock.lock();
+      }
+    });
   }
-
-  /// Whether `rejected` of `settled` passes the budget. A percentage needs a sample: it is
-  /// judged from 100 settled records on, or on the final totals.
-  [[nodiscard]] bool exceeded(std::uint64_t rejected, std::uint64_t settled, bool final) const {
-    if (count_) return rejected > *count_;
-    if (percent_ && (final || settled >= 100) && settled > 0) {
-      return 100.0 * static_cast<double>(rejected) / static_cast<double>(settled) > *percent_;
+  Ticker(const Ticker&) = delete;
+  Ticker& operator=(const Ticker&) = delete;
+  ~Ticker() {
+    {
+      std::lock_guard lock(mutex_);
+      done_ = true;
     }
-    return false;
-  }
-
-  [[nodiscard]] std::string describe() const {
-    if (count_) return std::to_string(*count_) + " rejected record(s)";
-    if (percent_) return format_rate(*percent_) + "% rejected records";
-    return "unlimited";
+    wake_.notify_all();
+    if (thread_.joinable()) thread_.join();
   }
 
  private:
-  std::optional<std::uint64_t> count_;
-  std::optional<double> percent_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool done_ = false;
+  std::thread thread_;
 };
 
 }  // namespace
 
-PipelinePlugins create_plugins(const PipelineSpec& spec, PluginRegistry& registry,
-                               const std::atomic<bool>& stop) {
+void create_stage(const StageSpec& stage, PluginRegistry& registry, const RunStop& stop) {
+  const PluginInfo& info = registry.resolve(stage.plugin);
+  switch (info.kind) {
+    case sdk::PluginKind::source: instantiate<sdk::Source>(stage, registry, stop); break;
+    case sdk::PluginKind::sink: instantiate<sdk::Sink>(stage, registry, stop); break;
+    case sdk::PluginKind::reporter: instantiate<sdk::Reporter>(stage, registry, stop); break;
+  }
+}
+
+PipelinePlugins create_plugins(const PipelineSpec& spec, PluginRegistry& registry, const RunStop& stop) {
   for (const StageSpec* stage : {&spec.source, &spec.sink}) {
     for (const auto& secret : stage->secrets) Redactor::instance().add(secret);
   }
@@ -304,11 +365,12 @@ PipelinePlugins create_plugins(const PipelineSpec& spec, PluginRegistry& registr
 
 RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const RunOptions& options) {
   Poco::Logger& logger = host_logger();
-  std::atomic<bool> local_stop{false};
-  std::atomic<bool>& stop = options.stop != nullptr ? *options.stop : local_stop;
+  RunStop local_stop;
+  RunStop& stop = options.stop != nullptr ? *options.stop : local_stop;
   const auto started = Clock::now();
 
-  OutcomeLedger ledger(plugins.reporters, stop);
+  // Checked when the pipeline was loaded (check_settings), so this cannot throw here.
+  OutcomeLedger ledger(plugins.reporters, stop, ErrorBudget(spec.settings.value("max_rejected", nlohmann::json())));
   sdk::Source& source = *plugins.source.object;
   sdk::Sink& sink = *plugins.sink.object;
   const std::string& source_name = plugins.source.name;
@@ -316,7 +378,6 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
 
   std::string source_error;
   std::string sink_error;
-  std::string budget_error;
   std::uint64_t received = 0;
 
   sdk::RunInfo run_info;
@@ -358,39 +419,42 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
       // Progress without a total is still progress.
     }
     Progress progress(spec.settings.value("progress_interval", 5.0), expected, started);
-    const ErrorBudget budget(spec.settings.value("max_rejected", nlohmann::json()));
-    sdk::Batch batch;
-    bool more = true;
-    while (more && !stop.load()) {
-      batch.clear();
-      try {
-        more = call_plugin(source_name, "read", [&] { return source.read(batch, batch_size); });
-      } catch (const StageError& e) {
-        source_error = e.what();
-        more = false;
-      }
-      for (auto& record : batch) record.sequence = ++received;
-      if (batch.empty()) continue;
-      if (stop.load()) {
-        ledger.fail_unsent(batch, 0, "not attempted: the run was stopped");
-        break;
-      }
-      for (const auto& record : batch) ledger.add(record);
-      try {
-        call_plugin(sink_name, "write", [&] { sink.write(batch); });
-      } catch (const StageError& e) {
-        sink_error = e.what();
-        break;
-      }
-      const auto counts = ledger.counts();
-      const std::uint64_t settled = counts.ok + counts.rejected + counts.failed;
-      progress.update(received, settled, counts.ok, counts.rejected, counts.failed);
-      if (budget_error.empty() && budget.exceeded(counts.rejected, settled, false)) {
-        budget_error = "error budget exceeded: " + std::to_string(counts.rejected) + " of " +
-                       std::to_string(settled) + " records rejected, more than settings.max_rejected allows (" +
-                       budget.describe() + "); stopping";
-        logger.error(budget_error);
-        stop.store(true);
+    std::atomic<std::uint64_t> received_so_far{0};
+    std::atomic<Clock::rep> reading_since{0};  // when the current source read began, 0 between reads
+    {
+      Ticker ticker(progress.period(), [&] {
+        const auto counts = ledger.counts();
+        const Clock::rep since = reading_since.load();
+        progress.update(received_so_far.load(), counts.ok + counts.rejected + counts.failed, counts.ok,
+                        counts.rejected, counts.failed,
+                        since == 0 ? Clock::duration::zero() : Clock::now() - Clock::time_point(Clock::duration(since)));
+      });
+      sdk::Batch batch;
+      bool more = true;
+      while (more && !stop.requested()) {
+        batch.clear();
+        reading_since.store(Clock::now().time_since_epoch().count());
+        try {
+          more = call_plugin(source_name, "read", [&] { return source.read(batch, batch_size); });
+        } catch (const StageError& e) {
+          source_error = e.what();
+          more = false;
+        }
+        reading_since.store(0);
+        for (auto& record : batch) record.sequence = ++received;
+        received_so_far.store(received);
+        if (batch.empty()) continue;
+        if (stop.requested()) {
+          ledger.fail_unsent(batch, 0, "not attempted: the run was stopped");
+          break;
+        }
+        for (const auto& record : batch) ledger.add(record);
+        try {
+          call_plugin(sink_name, "write", [&] { sink.write(batch); });
+        } catch (const StageError& e) {
+          sink_error = e.what();
+          break;
+        }
       }
     }
     progress.finish();
@@ -401,14 +465,9 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
     } catch (const StageError& e) {
       if (sink_error.empty()) sink_error = e.what();
     }
-    const auto final_counts = ledger.counts();
-    if (budget_error.empty() &&
-        budget.exceeded(final_counts.rejected, final_counts.ok + final_counts.rejected + final_counts.failed, true)) {
-      budget_error = "error budget exceeded: " + std::to_string(final_counts.rejected) + " records rejected, more than settings.max_rejected allows (" +
-                     budget.describe() + ")";
-      logger.error(budget_error);
-    }
+    ledger.check_budget_at_end();
   }
+  const std::string budget_error = ledger.budget_error();
   // Whatever the sink did not settle is failed now; late outcomes are refused by the ledger.
   if (sink_error.empty() && sink_open && ledger.pending() != 0) {
     sink_error = "plugin '" + sink_name + "' finished without an outcome for " +
@@ -445,8 +504,8 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
                                 summary.seconds
                           : 0;
 
-  const int signal_code = options.stop_exit_code != nullptr ? options.stop_exit_code->load() : 0;
-  if (signal_code != 0) {
+  const int signal_code = stop.signal_code();
+  if (signal_code != 0 && !(stop.internal_first() && !budget_error.empty())) {
     result.exit_code = signal_code;
     summary.stop_reason = "stopped by a signal";
   } else if (!budget_error.empty()) {
@@ -472,12 +531,16 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
   }
   summary.exit_code = result.exit_code;
 
-  if (stats.requested && received < *stats.requested && source_error.empty()) {
+  // Only a run that went to the source's end "went on with what came"; after a stop or a
+  // failure the shortfall is explained by the stop reason instead.
+  if (stats.requested && received < *stats.requested && source_error.empty() && sink_error.empty() &&
+      budget_error.empty() && signal_code == 0 && ledger.reporter_error().empty()) {
     logger.warning("source '" + source_name + "' asked for " + std::to_string(*stats.requested) +
                    " records and received " + std::to_string(received) +
                    "; the run went on with what came");
   }
 
+  summary.stop_reason = Redactor::instance().redact(summary.stop_reason);
   ledger.for_each_reporter("finish", [&](sdk::Reporter& reporter) { reporter.finish(summary); });
   if (result.exit_code == exit_code::ok && !ledger.reporter_error().empty()) {
     result.exit_code = exit_code::reporter_failed;

@@ -19,17 +19,41 @@ class Logger;
 
 namespace etl::host {
 
+/// Why a run should stop. Signals (process-wide, set only by the signal handler) and the run's
+/// own reasons (error budget, a failed reporter) are kept apart: an internal stop must not make
+/// the first signal look like a second one, and must not outlive its run (schedule goes on).
+class RunStop {
+ public:
+  explicit RunStop(const std::atomic<int>* signal_code = nullptr) noexcept : signal_code_(signal_code) {}
+  [[nodiscard]] bool requested() const noexcept { return internal_.load() || signal_code() != 0; }
+  /// The exit code the signal asks for (130, 143), or 0 when no signal came.
+  [[nodiscard]] int signal_code() const noexcept {
+    return signal_code_ != nullptr ? signal_code_->load(std::memory_order_relaxed) : 0;
+  }
+  /// Stops the run for a reason of its own (it is logged and in the summary).
+  void request() noexcept {
+    if (!internal_.exchange(true) && signal_code() == 0) internal_first_.store(true);
+  }
+  /// Whether the run's own reason came before any signal: its exit code is then the run's.
+  [[nodiscard]] bool internal_first() const noexcept { return internal_first_.load(); }
+
+ private:
+  const std::atomic<int>* signal_code_;
+  std::atomic<bool> internal_{false};
+  std::atomic<bool> internal_first_{false};
+};
+
 /// The Context the host gives each plugin object.
 class HostContext final : public sdk::Context {
  public:
-  HostContext(std::string plugin_name, const std::atomic<bool>& stop);
+  HostContext(std::string plugin_name, const RunStop& stop);
   void log(sdk::LogLevel level, std::string_view message) noexcept override;
   [[nodiscard]] bool stop_requested() const noexcept override;
   [[nodiscard]] std::string_view plugin_name() const noexcept override;
 
  private:
   std::string plugin_name_;
-  const std::atomic<bool>& stop_;
+  const RunStop& stop_;
   Poco::Logger& logger_;
 };
 
@@ -77,6 +101,10 @@ decltype(auto) call_plugin(const std::string& plugin, const char* stage, F&& fun
   }
 }
 
+/// Creates one stage's plugin (its config parsed, nothing opened) and drops it; throws
+/// StageError when the plugin refuses the config.
+void create_stage(const StageSpec& stage, PluginRegistry& registry, const RunStop& stop);
+
 /// Every plugin of a pipeline, created (config parsed) but not opened.
 struct PipelinePlugins {
   PluginInstance<sdk::Source> source;
@@ -86,13 +114,12 @@ struct PipelinePlugins {
 
 /// Creates the plugins of `spec`; throws StageError (stage "configure") on a config a plugin
 /// refuses. Registers the pipeline's secrets with the Redactor.
-PipelinePlugins create_plugins(const PipelineSpec& spec, PluginRegistry& registry,
-                               const std::atomic<bool>& stop);
+/// `stop` must outlive the plugins.
+PipelinePlugins create_plugins(const PipelineSpec& spec, PluginRegistry& registry, const RunStop& stop);
 
 struct RunOptions {
-  /// Set (by a signal handler) to stop the run gracefully; `stop_exit_code` says why.
-  std::atomic<bool>* stop = nullptr;
-  std::atomic<int>* stop_exit_code = nullptr;
+  /// The stop the plugins were created with; run_pipeline requests it for internal reasons.
+  RunStop* stop = nullptr;
 };
 
 struct RunResult {

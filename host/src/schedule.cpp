@@ -1,5 +1,6 @@
 #include "schedule.hpp"
 
+#include <cctype>
 #include <sstream>
 #include <vector>
 
@@ -13,16 +14,24 @@ std::chrono::milliseconds parse_duration(const std::string& text) {
     std::size_t digits = at;
     while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
     if (digits == at) throw ScheduleError("duration '" + text + "': expected a number at '" + text.substr(at) + "'");
-    const long long value = std::stoll(text.substr(at, digits - at));
+    // Far more than any schedule needs, and far from overflowing milliseconds in 64 bits.
+    constexpr long long kMaxMilliseconds = 100LL * 366 * 24 * 3600 * 1000;
+    const std::string number = text.substr(at, digits - at);
+    const long long value = number.size() > 15 ? kMaxMilliseconds + 1 : std::stoll(number);
     std::size_t unit_end = digits;
     while (unit_end < text.size() && std::isalpha(static_cast<unsigned char>(text[unit_end]))) ++unit_end;
     const std::string unit = text.substr(digits, unit_end - digits);
-    if (unit == "ms") total += std::chrono::milliseconds(value);
-    else if (unit == "s") total += std::chrono::seconds(value);
-    else if (unit == "m") total += std::chrono::minutes(value);
-    else if (unit == "h") total += std::chrono::hours(value);
-    else if (unit == "d") total += std::chrono::hours(24 * value);
+    long long scale = 0;
+    if (unit == "ms") scale = 1;
+    else if (unit == "s") scale = 1000;
+    else if (unit == "m") scale = 60 * 1000;
+    else if (unit == "h") scale = 3600 * 1000;
+    else if (unit == "d") scale = 24 * 3600 * 1000;
     else throw ScheduleError("duration '" + text + "': unknown unit '" + unit + "' (use ms, s, m, h or d)");
+    if (value > kMaxMilliseconds / scale || total.count() + value * scale > kMaxMilliseconds) {
+      throw ScheduleError("duration '" + text + "' is longer than 100 years");
+    }
+    total += std::chrono::milliseconds(value * scale);
     at = unit_end;
   }
   if (total.count() <= 0) throw ScheduleError("duration '" + text + "' must be longer than zero");
@@ -89,6 +98,17 @@ CronSchedule::CronSchedule(const std::string& expression) : expression_(expressi
   months_ = parse_field(fields[3], 1, 12, "month", unused);
   weekdays_ = parse_field(fields[4], 0, 7, "day-of-week", weekdays_restricted_);
   if (weekdays_.count(7) != 0) weekdays_.insert(0);
+  // Only a day of the month that no month of the expression has can make it never match
+  // (with the day of week restricted too, either one matching is enough, and weekdays recur).
+  if (days_restricted_ && !weekdays_restricted_) {
+    static constexpr int kLongest[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool possible = false;
+    for (const int month : months_) possible = possible || *days_.begin() <= kLongest[month - 1];
+    if (!possible) {
+      throw ScheduleError("cron expression '" + expression + "' never matches: no month it names has day " +
+                          std::to_string(*days_.begin()) + (days_.size() > 1 ? " or later" : ""));
+    }
+  }
 }
 
 std::time_t CronSchedule::next_after(std::time_t after, bool local) const {
@@ -102,14 +122,15 @@ std::time_t CronSchedule::next_after(std::time_t after, bool local) const {
     } else {
       gmtime_r(&candidate, &parts);
     }
-    if (minutes_.count(parts.tm_min) == 0 || hours_.count(parts.tm_hour) == 0 ||
-        months_.count(parts.tm_mon + 1) == 0) {
-      continue;
-    }
     const bool day = days_.count(parts.tm_mday) != 0;
     const bool weekday = weekdays_.count(parts.tm_wday) != 0;
-    const bool matches = (days_restricted_ && weekdays_restricted_) ? (day || weekday) : (day && weekday);
-    if (matches) return candidate;
+    const bool day_matches = (days_restricted_ && weekdays_restricted_) ? (day || weekday) : (day && weekday);
+    if (!day_matches || hours_.count(parts.tm_hour) == 0 || months_.count(parts.tm_mon + 1) == 0) {
+      // Nothing in this hour can match: go on at the next whole (local) hour.
+      candidate += (59 - parts.tm_min) * 60;
+      continue;
+    }
+    if (minutes_.count(parts.tm_min) != 0) return candidate;
   }
   throw ScheduleError("cron expression '" + expression_ + "' never matches");
 }

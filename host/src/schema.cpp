@@ -43,8 +43,9 @@ bool matches_type(const json& value, const std::string& type) {
   if (type == "integer") {
     if (value.is_number_integer()) return true;
     if (value.is_number_float()) {
+      // Only whole numbers a 64-bit integer can hold: 1e30 is "a number", not an integer.
       const double d = value.get<double>();
-      return std::isfinite(d) && std::floor(d) == d;
+      return std::isfinite(d) && std::floor(d) == d && d >= -9.2e18 && d <= 9.2e18;
     }
     return false;
   }

@@ -3,6 +3,9 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <cstring>
 #include <filesystem>
 #include <set>
@@ -14,6 +17,14 @@
 namespace etl::plugins::reporting {
 
 /// A buffered output (a file, or stdout) that reports write errors with its name.
+///
+/// What reaches the file always ends at a record boundary: callers write whole records, and
+/// the buffer goes out with one write(2) loop, never through stdio's own buffer. A run killed
+/// at any moment leaves every line but none cut in half (CSV and JSON Lines stay parseable).
+///
+/// A file is written under "<path>.partial" and renamed to its name by close(): a run that
+/// dies leaves the previous report in place. The .partial file is locked (flock) for the run,
+/// so a second run writing the same report is refused instead of mixing rows into it.
 class Output {
  public:
   /// Opens `path` for writing, creating missing parent folders.
@@ -22,41 +33,69 @@ class Output {
     const auto parent = std::filesystem::path(path).parent_path();
     if (!parent.empty()) std::filesystem::create_directories(parent, ec);
     if (ec) throw sdk::PluginError("cannot create folder " + parent.string() + ": " + ec.message());
-    std::FILE* handle = std::fopen(path.c_str(), "wb");
-    if (handle == nullptr) {
-      throw sdk::PluginError("cannot open " + path + " for writing: " + std::strerror(errno));
+    const std::string partial = path + ".partial";
+    // Not O_TRUNC: a file another run holds must not be emptied before its lock is tested.
+    const int fd = ::open(partial.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) throw sdk::PluginError("cannot open " + partial + " for writing: " + std::strerror(errno));
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      const int error = errno;
+      ::close(fd);
+      if (error == EWOULDBLOCK) {
+        throw sdk::PluginError("report " + path + " is being written by another run (" + partial +
+                               " is locked); give each run its own report path");
+      }
+      throw sdk::PluginError("cannot lock " + partial + ": " + std::strerror(error));
     }
-    return Output(handle, path, true);
+    if (::ftruncate(fd, 0) != 0) {
+      const int error = errno;
+      ::close(fd);
+      throw sdk::PluginError("cannot empty " + partial + ": " + std::strerror(error));
+    }
+    return Output(fd, path, partial);
   }
-  static Output standard_output() { return Output(stdout, "stdout", false); }
+  static Output standard_output() { return Output(STDOUT_FILENO, "stdout", std::string()); }
 
   Output(Output&& other) noexcept
-      : handle_(std::exchange(other.handle_, nullptr)), name_(std::move(other.name_)), owned_(other.owned_) {
+      : fd_(std::exchange(other.fd_, -1)), name_(std::move(other.name_)), partial_(std::move(other.partial_)) {
     buffer_.swap(other.buffer_);
   }
   Output& operator=(Output&&) = delete;
   ~Output() {
-    if (handle_ != nullptr && owned_) std::fclose(handle_);
+    // Not closed properly (the run failed in between): the .partial file stays as it is.
+    if (fd_ >= 0 && !partial_.empty()) ::close(fd_);
   }
 
+  /// Appends `text`, which must end at a record boundary.
   void write(std::string_view text) {
     buffer_.append(text);
-    if (buffer_.size() >= kFlushAt) flush_buffer();
+    if (buffer_.size() >= kFlushAt) flush();
   }
 
   /// Writes out what is buffered; throws on a write error (disk full, closed pipe).
   void flush() {
-    flush_buffer();
-    if (std::fflush(handle_) != 0) fail();
+    std::size_t done = 0;
+    while (done < buffer_.size()) {
+      const ssize_t n = ::write(fd_, buffer_.data() + done, buffer_.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) fail();
+      done += static_cast<std::size_t>(n);
+    }
+    buffer_.clear();
   }
 
-  /// Flushes and closes; throws on error.
+  /// Flushes, closes and gives the file its name; throws on error.
   void close() {
     flush();
-    if (owned_) {
-      std::FILE* handle = std::exchange(handle_, nullptr);
-      if (std::fclose(handle) != 0) fail();
+    if (partial_.empty()) return;
+    const int fd = std::exchange(fd_, -1);
+    // Renamed while still locked, so no other run can take the .partial name in between.
+    if (::fsync(fd) != 0 || std::rename(partial_.c_str(), name_.c_str()) != 0) {
+      const int error = errno;
+      ::close(fd);
+      errno = error;
+      fail();
     }
+    if (::close(fd) != 0) fail();
   }
 
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
@@ -64,24 +103,18 @@ class Output {
  private:
   static constexpr std::size_t kFlushAt = 64 * 1024;
 
-  Output(std::FILE* handle, std::string name, bool owned)
-      : handle_(handle), name_(std::move(name)), owned_(owned) {
+  Output(int fd, std::string name, std::string partial)
+      : fd_(fd), name_(std::move(name)), partial_(std::move(partial)) {
     buffer_.reserve(kFlushAt + 4096);
   }
 
-  void flush_buffer() {
-    if (buffer_.empty()) return;
-    if (std::fwrite(buffer_.data(), 1, buffer_.size(), handle_) != buffer_.size()) fail();
-    buffer_.clear();
-  }
-
   [[noreturn]] void fail() const {
-    throw sdk::PluginError("cannot write to " + name_ + ": " + std::strerror(errno));
+    throw sdk::PluginError("cannot write to " + (partial_.empty() ? name_ : partial_) + ": " + std::strerror(errno));
   }
 
-  std::FILE* handle_;
+  int fd_;
   std::string name_;
-  bool owned_;
+  std::string partial_;  // empty for stdout
   std::string buffer_;
 };
 

@@ -34,7 +34,7 @@ CheckedConfig check_config(const host::PluginInfo& plugin, nlohmann::json config
 }
 
 namespace {
-const std::atomic<bool> kNeverStop{false};
+const host::RunStop kNeverStop;
 }
 
 template <class T>

@@ -180,6 +180,12 @@ void BackgroundProcess::collect() {
   changed_.notify_all();
 }
 
+bool BackgroundProcess::wait_for_err(const std::string& text, std::chrono::seconds timeout) {
+  std::unique_lock lock(mutex_);
+  return changed_.wait_for(lock, timeout, [&] { return err_.find(text) != std::string::npos || closed_; }) &&
+         err_.find(text) != std::string::npos;
+}
+
 std::string BackgroundProcess::read_line(std::chrono::seconds timeout) {
   std::unique_lock lock(mutex_);
   std::size_t newline = std::string::npos;

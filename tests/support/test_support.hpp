@@ -49,6 +49,9 @@ class BackgroundProcess {
   BackgroundProcess(const BackgroundProcess&) = delete;
   BackgroundProcess& operator=(const BackgroundProcess&) = delete;
 
+  /// Waits until the program has written `text` on stderr; false if it did not within
+  /// `timeout` (or exited first).
+  bool wait_for_err(const std::string& text, std::chrono::seconds timeout = std::chrono::seconds(30));
   /// Reads one line from the program's stdout (waits at most `timeout`).
   std::string read_line(std::chrono::seconds timeout = std::chrono::seconds(20));
   void signal(int signal_number) const;
@@ -137,6 +140,17 @@ class TokenSource {
   std::unique_ptr<BackgroundProcess> process_;
   int port_ = 0;
 };
+
+/// Polls `condition` every 20 ms until it holds; false if it did not within `timeout`.
+template <class Condition>
+bool eventually(Condition&& condition, std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
 
 /// Splits text into lines (without the newline characters).
 std::vector<std::string> lines_of(const std::string& text);

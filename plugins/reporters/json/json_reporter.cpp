@@ -17,7 +17,8 @@ const std::string kSchema = std::string(R"({
   "additionalProperties": false,
   "required": ["path"],
   "properties": {
-    "path": {"type": "string", "minLength": 1, "description": "File to write; missing folders are created."},
+    "path": {"type": "string", "minLength": 1, "output_file": true,
+             "description": "File to write (as PATH.partial until the run ends); missing folders are created."},
     "format": {"type": "string", "enum": ["document", "lines"], "default": "document",
                "description": "document: one JSON object; lines: JSON Lines, one record per line, the summary last."},
     "statuses": )") + reporting::kStatusesSchema + R"(

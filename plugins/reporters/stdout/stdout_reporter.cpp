@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "etl/sdk.hpp"
+#include "printable.hpp"
 #include "report_output.hpp"
 
 namespace etl::plugins::stdout_reporter {
@@ -46,7 +47,7 @@ class StdoutReporter final : public sdk::Reporter {
         line_ += outcome.sqlstate;
       }
       line_ += ": ";
-      line_ += outcome.message;
+      append_printable(line_, outcome.message);
     }
     line_ += '\n';
     output_.write(line_);
@@ -69,7 +70,9 @@ class StdoutReporter final : public sdk::Reporter {
                 " of the failed rows may be in the table (their connection was lost; see docs/guarantees.md)\n";
       }
       if (!s.completed) {
-        text += "# incomplete: " + s.stop_reason + " (exit code " + std::to_string(s.exit_code) + ")\n";
+        text += "# incomplete: ";
+        append_printable(text, s.stop_reason);
+        text += " (exit code " + std::to_string(s.exit_code) + ")\n";
       }
       output_.write(text);
     }
@@ -83,7 +86,11 @@ class StdoutReporter final : public sdk::Reporter {
         line_ += field.name;
         line_ += '=';
       }
-      line_ += field.value ? std::string_view(*field.value) : std::string_view("NULL");
+      if (field.value) {
+        append_printable(line_, *field.value);
+      } else {
+        line_ += "NULL";
+      }
     };
     if (fields_.empty()) {
       const bool named = record.fields().size() != 1;

@@ -18,7 +18,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <atomic>
 #include <future>
+#include <optional>
 #include <map>
 #include <random>
 #include <set>
@@ -102,6 +104,7 @@ struct Backend {
 
 enum class ErrorKind {
   row,         // the row itself is refused: retrying cannot help
+  fatal,       // every row will meet it (no table, no privilege, read-only): stop the run
   retry_row,   // the row's transaction lost a race or a resource: the same row may succeed later
   connection,  // the connection or the server went away: reconnect, decide the rows in flight
   other,
@@ -110,6 +113,10 @@ enum class ErrorKind {
 ErrorKind classify(std::string_view sqlstate) {
   if (sqlstate.starts_with("23") || sqlstate.starts_with("22")) return ErrorKind::row;
   if (sqlstate == "40001" || sqlstate == "40P01" || sqlstate.starts_with("53")) return ErrorKind::retry_row;
+  // undefined table / column / schema / function, insufficient privilege, read-only transaction
+  for (const std::string_view every_row : {"42P01", "42703", "3F000", "42883", "42501", "25006"}) {
+    if (sqlstate == every_row) return ErrorKind::fatal;
+  }
   if (sqlstate.starts_with("08") || sqlstate == "57P01" || sqlstate == "57P02" || sqlstate == "57P03") {
     return ErrorKind::connection;
   }
@@ -123,6 +130,7 @@ bool is_permanent_connect_failure(std::string_view message) {
   for (const std::string_view marker :
        {"authentication failed", "no pg_hba.conf entry", "does not exist",
         "permission denied", "certificate verify failed", "server does not support SSL",
+        "does not match host name", "root certificate file", "could not read certificate",
         "invalid connection option", "password is missing", "no password supplied"}) {
     if (message.find(marker) != std::string_view::npos) return true;
   }
@@ -274,6 +282,8 @@ Result execute(PGconn* connection, const char* sql, const std::vector<const char
 }
 
 constexpr const char* kInsertStatement = "etl_insert";
+/// How long rows in flight may take to be answered once the run is asked to stop.
+constexpr std::chrono::milliseconds kStopGrace{2000};
 constexpr const char* kLookupStatement = "etl_lookup";
 
 /// One writer: a connection, its queue of rows, and the thread that drives both.
@@ -282,6 +292,8 @@ struct Worker {
   std::size_t index;
   RowQueue queue;
   Connection connection;
+  /// When this connection first saw the stop request: rows in flight get kStopGrace from then.
+  std::optional<std::chrono::steady_clock::time_point> stop_seen;
   std::thread thread;
 };
 
@@ -309,6 +321,11 @@ class PostgresRowByRowSink final : public sdk::Sink {
       parameters["sslrootcert"] = root;
     }
     conninfo_ = connection_string(parameters);
+    // After a stop only a quick attempt is worth making (the stop must end within seconds).
+    // Its statements are bounded too: a locked table must not hold the stop.
+    parameters["connect_timeout"] = "2";
+    parameters["options"] = "-c statement_timeout=2000";
+    stop_conninfo_ = connection_string(parameters);
     schema_ = config.at("schema").get<std::string>();
     table_ = config.at("table").get<std::string>();
     for (const auto& [record_field, column] : config.at("columns").items()) {
@@ -370,7 +387,17 @@ class PostgresRowByRowSink final : public sdk::Sink {
   }
 
   void write(std::span<const sdk::Record> records) override {
-    for (const auto& record : records) {
+    for (std::size_t i = 0; i < records.size(); ++i) {
+      const sdk::Record& record = records[i];
+      if (stopping()) {
+        // Stopped, or an error every row would meet: the rest is not attempted.
+        const std::string reason = stop_reason();
+        for (; i < records.size(); ++i) {
+          outcomes_->deliver(records[i].sequence, sdk::Outcome::failed("not attempted: " + reason));
+        }
+        if (fatal_.load()) throw sdk::PluginError("PostgreSQL at " + where() + ": " + reason);
+        return;
+      }
       Row row;
       row.sequence = record.sequence;
       if (!fill_values(record, row)) continue;
@@ -431,12 +458,13 @@ class PostgresRowByRowSink final : public sdk::Sink {
     return hash % workers_.size();
   }
 
-  /// One connection attempt: connect, learn the server process, prepare the insert.
-  Connection connect_once() {
+  /// One connection attempt: connect, learn the server process, prepare the insert (unless
+  /// the connection is only to decide rows after a stop: preparing waits for table locks).
+  Connection connect_once(const std::string& conninfo, bool prepare_insert = true) {
     Connection connection;
     connection.session = std::make_unique<Poco::Data::PostgreSQL::SessionHandle>();
     try {
-      connection.session->connect(conninfo_);
+      connection.session->connect(conninfo);
     } catch (const Poco::Exception& e) {
       const std::string reason = trimmed(e.message().empty() ? e.displayText() : e.message());
       const std::string message = "cannot connect to PostgreSQL at " + where() + ": " + reason;
@@ -456,6 +484,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
     connection.backend.started = PQgetvalue(identity.get(), 0, 1);
     connection.backend.floor = parse_transaction_id(PQgetvalue(identity.get(), 0, 2)).value_or(0);
     connection.backend.server_started = PQgetvalue(identity.get(), 0, 3);
+    if (!prepare_insert) return connection;
     Result prepared =
         checked(raw, Result(PQprepare(raw, kInsertStatement, insert_sql_.c_str(), static_cast<int>(columns_.size()), nullptr)));
     if (PQresultStatus(prepared.get()) != PGRES_COMMAND_OK) {
@@ -470,7 +499,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
     std::mt19937_64 random{std::random_device{}()};
     for (int attempt = 1;; ++attempt) {
       try {
-        return connect_once();
+        return connect_once(conninfo_);
       } catch (const ConnectionLost& e) {
         if (attempt >= retry_.attempts || context_.stop_requested()) {
           throw sdk::PluginError(std::string(e.what()) + " (database unreachable after " + std::to_string(attempt) +
@@ -523,28 +552,54 @@ class PostgresRowByRowSink final : public sdk::Sink {
   struct Answer {
     sdk::Outcome outcome;
     bool retry = false;  // a retryable error: the row may be sent again
+    bool fatal = false;  // an error every row will meet: the run must stop
   };
+
+  /// The sink stops taking rows: an error every row would meet, or the host asked to stop.
+  bool stopping() const { return fatal_.load() || context_.stop_requested(); }
+
+  void declare_fatal(const sdk::Outcome& outcome) {
+    if (fatal_.exchange(true)) return;
+    record_error(outcome.sqlstate + ": " + outcome.message + " (every row would meet this error; stopping)");
+    context_.log(sdk::LogLevel::error, "PostgreSQL at " + where() + ": " + first_error());
+  }
 
   /// Waits until PQgetResult can return without blocking, at most answer_timeout without a
   /// byte from the server: a blocking read would wait forever on a silently stalled network.
-  void await_answer(PGconn* connection) {
+  /// Once the run is asked to stop, it waits at most kStopGrace more (a locked table or a
+  /// stalled network must not hold the stop).
+  void await_answer(PGconn* connection, std::optional<std::chrono::steady_clock::time_point>& stop_seen) {
+    using Clock = std::chrono::steady_clock;
+    auto last_byte = Clock::now();
     while (PQisBusy(connection)) {
-      pollfd readable{PQsocket(connection), POLLIN, 0};
-      const int ready = poll(&readable, 1, static_cast<int>(std::min<long>(answer_timeout_ms_, INT32_MAX)));
-      if (ready == 0) {
+      const auto now = Clock::now();
+      if (context_.stop_requested()) {
+        if (!stop_seen) stop_seen = now;
+        if (now - *stop_seen >= kStopGrace) {
+          throw ConnectionLost("no answer within " + seconds(std::chrono::duration<double>(kStopGrace).count()) +
+                               " after the run was asked to stop");
+        }
+      }
+      const long waited = static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(now - last_byte).count());
+      if (waited >= answer_timeout_ms_) {
         throw ConnectionLost("no answer from the server for " + seconds(answer_timeout_ms_ / 1000.0) +
                              " (answer_timeout)");
       }
+      pollfd readable{PQsocket(connection), POLLIN, 0};
+      const int ready = poll(&readable, 1, static_cast<int>(std::min<long>(100, answer_timeout_ms_ - waited)));
       if (ready < 0 && errno != EINTR) throw ConnectionLost(std::string("waiting for an answer: ") + std::strerror(errno));
-      if (PQconsumeInput(connection) != 1) throw ConnectionLost(connection_message(connection));
+      if (ready > 0) {
+        if (PQconsumeInput(connection) != 1) throw ConnectionLost(connection_message(connection));
+        last_byte = Clock::now();
+      }
     }
   }
 
   /// Reads the answers to the oldest row in flight: its insert's result, then its commit (the
   /// sync point). The transaction id is kept as soon as it arrives, so a connection lost
   /// between the two still leaves the row decidable.
-  Answer receive(PGconn* connection, SentRow& sent) {
-    await_answer(connection);
+  Answer receive(PGconn* connection, SentRow& sent, std::optional<std::chrono::steady_clock::time_point>& stop_seen) {
+    await_answer(connection, stop_seen);
     Result result(PQgetResult(connection));
     if (!result) throw ConnectionLost(connection_message(connection));
     Answer answer;
@@ -565,6 +620,9 @@ class PostgresRowByRowSink final : public sdk::Sink {
       }
       if (kind == ErrorKind::row) {
         answer.outcome = sdk::Outcome::rejected(sqlstate, message);
+      } else if (kind == ErrorKind::fatal) {
+        answer.outcome = sdk::Outcome::failed(message, sqlstate);
+        answer.fatal = true;
       } else {
         answer.outcome = sdk::Outcome::failed(message, sqlstate);
         answer.retry = kind == ErrorKind::retry_row;
@@ -573,7 +631,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
     while (Result extra{PQgetResult(connection)}) {
       // Only the end-of-query marker (NULL) is expected here.
     }
-    await_answer(connection);
+    await_answer(connection, stop_seen);
     Result sync(PQgetResult(connection));
     if (!sync || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC) {
       throw ConnectionLost("no commit answer: " + connection_message(connection));
@@ -588,7 +646,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
     PGconn* connection = worker.connection.get();
     if (PQenterPipelineMode(connection) != 1) throw ConnectionLost("cannot enter pipeline mode: " + connection_message(connection));
     while (true) {
-      while (in_flight.size() < window_) {
+      while (!stopping() && in_flight.size() < window_) {
         Row row;
         if (!unsent.empty()) {
           row = std::move(unsent.front());
@@ -602,7 +660,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
       }
       if (in_flight.empty()) break;
       if (PQflush(connection) != 0) throw ConnectionLost(connection_message(connection));
-      Answer answer = receive(connection, in_flight.front());
+      Answer answer = receive(connection, in_flight.front(), worker.stop_seen);
       failures = 0;
       // Raised only for decided rows: the ids of rows still in flight may not survive a crash.
       if (in_flight.front().xid) {
@@ -622,16 +680,30 @@ class PostgresRowByRowSink final : public sdk::Sink {
       } else if (answer.retry) {
         answer.outcome.message += " (gave up after " + std::to_string(row.attempts) + " attempts)";
       }
+      if (answer.fatal) declare_fatal(answer.outcome);
       outcomes_->deliver(row.sequence, std::move(answer.outcome));
     }
     PQexitPipelineMode(connection);
+  }
+
+  /// After a stop: the rows this connection has not sent are reported, and no more are taken.
+  void retire_unsent(Worker& worker, std::deque<Row>& unsent) {
+    const std::string reason = "not attempted: " + stop_reason();
+    for (auto& row : unsent) outcomes_->deliver(row.sequence, sdk::Outcome::failed(reason));
+    unsent.clear();
+    for (auto& row : worker.queue.retire(stop_reason())) outcomes_->deliver(row.sequence, sdk::Outcome::failed(reason));
+  }
+
+  std::string stop_reason() {
+    return fatal_.load() ? first_error() : std::string("the run was stopped");
   }
 
   /// Ends the lost server process if it still runs, so that none of its transactions can
   /// still commit while its rows are decided. Returns why it could not, or empty.
   std::string settle_backend(PGconn* connection, const Backend& lost) {
     const std::string pid = std::to_string(lost.pid);
-    const std::string timeout = std::to_string(settle_timeout_ms_);
+    const long settle_ms = stopping() ? std::min(settle_timeout_ms_, 2000L) : settle_timeout_ms_;
+    const std::string timeout = std::to_string(settle_ms);
     Result ended = execute(connection,
                            "SELECT pg_terminate_backend(pid, $3::bigint) FROM pg_stat_activity"
                            " WHERE pid = $1::int AND backend_start = $2::timestamptz",
@@ -645,7 +717,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
     const std::string refusal = PQresultStatus(ended.get()) == PGRES_TUPLES_OK
                                     ? std::string("it did not end within settle_timeout")
                                     : field(ended.get(), PG_DIAG_MESSAGE_PRIMARY);
-    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(settle_timeout_ms_);
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(settle_ms);
     while (true) {
       Result alive = execute(connection, "SELECT 1 FROM pg_stat_activity WHERE pid = $1::int AND backend_start = $2::timestamptz",
                              {pid.c_str(), lost.started.c_str()});
@@ -757,8 +829,10 @@ class PostgresRowByRowSink final : public sdk::Sink {
   }
 
   /// Reports every row this connection still holds, and refuses new ones.
-  void give_up(Worker& worker, const std::string& reason, std::deque<SentRow>& in_flight, std::deque<Row>& unsent) {
-    record_error(reason);
+  void give_up(Worker& worker, const std::string& reason, std::deque<SentRow>& in_flight, std::deque<Row>& unsent,
+               bool record = true) {
+    // A stop the host asked for is no sink failure: the host already knows why it stopped.
+    if (record) record_error(reason);
     context_.log(sdk::LogLevel::error, "PostgreSQL at " + where() + ": " + reason);
     for (auto& sent : in_flight) outcomes_->deliver(sent.row.sequence, sdk::Outcome::commit_unknown(reason));
     for (auto& row : unsent) outcomes_->deliver(row.sequence, sdk::Outcome::failed("not attempted: " + reason));
@@ -775,23 +849,35 @@ class PostgresRowByRowSink final : public sdk::Sink {
     std::deque<Row> unsent;         // to send before new rows: retries and rows found not committed
     std::optional<Backend> lost;    // the server process whose rows in_flight holds, once its connection is gone
     int failures = 0;               // connection failures since the last answered row
+    bool stop_resolution_tried = false;
     while (true) {
       try {
-        if (!worker.connection) worker.connection = connect_once();
+        if (!worker.connection) {
+          worker.connection = stopping() ? connect_once(stop_conninfo_, /*prepare_insert=*/false) : connect_once(conninfo_);
+        }
         if (lost) {
           resolve(worker.connection.get(), *lost, in_flight, unsent);
           lost.reset();
         }
         pump(worker, in_flight, unsent, failures, random);
+        if (stopping()) retire_unsent(worker, unsent);
         return;
       } catch (const ConnectionLost& e) {
         if (!lost && !in_flight.empty()) lost = worker.connection.backend;
         worker.connection = Connection{};
         ++failures;
-        if (failures >= retry_.attempts || context_.stop_requested()) {
-          give_up(worker, std::string(e.what()) + (context_.stop_requested()
-                                                       ? " (the run was stopped)"
-                                                       : " (database unreachable after " + std::to_string(failures) + " attempts)"),
+        if (stopping()) {
+          // One quick try to decide the rows in flight (their server process is ended first,
+          // so none can commit later); what stays undecided is reported commit-unknown.
+          if (lost && !stop_resolution_tried) {
+            stop_resolution_tried = true;
+            continue;
+          }
+          give_up(worker, std::string(e.what()) + " (" + stop_reason() + ")", in_flight, unsent, /*record=*/false);
+          return;
+        }
+        if (failures >= retry_.attempts) {
+          give_up(worker, std::string(e.what()) + " (database unreachable after " + std::to_string(failures) + " attempts)",
                   in_flight, unsent);
           return;
         }
@@ -802,7 +888,11 @@ class PostgresRowByRowSink final : public sdk::Sink {
                                                  std::to_string(retry_.attempts) + ", " + std::to_string(in_flight.size()) +
                                                  " row(s) to decide)");
         if (!sdk::sleep_unless_stopped(context_, delay)) {
-          give_up(worker, std::string(e.what()) + " (the run was stopped)", in_flight, unsent);
+          if (lost && !stop_resolution_tried) {
+            stop_resolution_tried = true;
+            continue;
+          }
+          give_up(worker, std::string(e.what()) + " (the run was stopped)", in_flight, unsent, /*record=*/false);
           return;
         }
       } catch (const std::exception& e) {
@@ -818,6 +908,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
   std::string dbname_;
   std::string user_;
   std::string conninfo_;
+  std::string stop_conninfo_;
   std::string schema_;
   std::string table_;
   std::vector<std::string> fields_;
@@ -835,6 +926,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::mutex error_mutex_;
   std::string first_error_;
+  std::atomic<bool> fatal_{false};
 };
 
 const sdk::PluginDescriptor kDescriptor{

@@ -1,12 +1,16 @@
 // http-newline: records from an HTTP(S) endpoint that answers newline-separated values.
 
 #include <algorithm>
+#include <cstdio>
+#include <type_traits>
 #include <chrono>
 #include <cmath>
 #include <random>
 #include <thread>
 #include <memory>
 #include <mutex>
+
+#include <poll.h>
 
 #include <Poco/Exception.h>
 #include <Poco/NumberParser.h>
@@ -24,7 +28,9 @@
 #include <Poco/URI.h>
 
 #include "body_reader.hpp"
+#include "request_watchdog.hpp"
 #include "etl/sdk.hpp"
+#include "etl/sdk/credentials.hpp"
 #include "etl/sdk/retry.hpp"
 #include "line_splitter.hpp"
 
@@ -52,6 +58,8 @@ const std::string kSchema = std::string(R"({
                 "description": "Extra request headers; their values are treated as secrets."},
     "timeout": {"type": "number", "exclusiveMinimum": 0, "default": 30,
                 "description": "Seconds allowed to connect, and between two reads of the body."},
+    "request_timeout": {"type": "number", "exclusiveMinimum": 0, "default": 300,
+                        "description": "Seconds one request may spend waiting for the server in all (headers and body; the time the sink takes does not count). A request over it is ended and counts as a failed attempt."},
     "field": {"type": "string", "minLength": 1, "default": "token",
               "description": "Name of the record field each line goes into."},
     "max_line_bytes": {"type": "integer", "minimum": 1, "default": 1048576},
@@ -61,9 +69,13 @@ const std::string kSchema = std::string(R"({
                     "description": "PEM file of CA certificates to trust instead of the system's."},
     "retry": )") + sdk::RetryPolicy::schema(
     "Retries of connection errors, timeouts, 5xx and 429 answers, and bodies that end early: attempts "
-    "count per request; a Retry-After is honoured up to max_delay.") + R"(
+    "count failed requests in a row that yielded no complete record; a Retry-After is honoured up to "
+    "max_delay.") + R"(
   }
 })";
+
+/// The run was asked to stop while a request was in progress.
+struct Stopped {};
 
 /// A failure worth trying again (connection trouble, 5xx, 429); `retry_after` from the server.
 class RetryableError : public sdk::PluginError {
@@ -84,6 +96,7 @@ struct Settings {
   std::string content_type;
   std::vector<std::pair<std::string, std::string>> headers;
   Poco::Timespan timeout;
+  std::chrono::milliseconds request_timeout{0};
   std::string field;
   std::size_t max_line_bytes = 0;
   bool tls_verify = true;
@@ -91,10 +104,11 @@ struct Settings {
   sdk::RetryPolicy retry;
 };
 
+/// The URL as messages show it: no user info, credential-like query values replaced by ***.
 std::string without_credentials(const Poco::URI& uri) {
   Poco::URI copy(uri);
   copy.setUserInfo("");
-  return copy.toString();
+  return sdk::redact_urls(copy.toString());
 }
 
 /// Exposes the session's protected raw read, which bypasses Poco's lenient body decoding.
@@ -104,6 +118,13 @@ class RawSession : public Session {
   using Session::Session;
   int read_raw(char* buffer, std::size_t length) {
     return Session::read(buffer, static_cast<std::streamsize>(length));
+  }
+  /// Whether a read would return at once: bytes in the session's buffer, in TLS's buffer, or
+  /// waiting on the socket.
+  bool data_ready() {
+    if (Session::buffered() > 0 || Session::socket().available() > 0) return true;
+    pollfd readable{static_cast<int>(Session::socket().impl()->sockfd()), POLLIN, 0};
+    return ::poll(&readable, 1, 0) > 0;
   }
 };
 
@@ -145,6 +166,8 @@ class HttpNewlineSource final : public sdk::Source {
     }
     settings_.timeout =
         Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(config.at("timeout").get<double>() * 1e6));
+    settings_.request_timeout = std::chrono::milliseconds(
+        static_cast<std::int64_t>(std::ceil(config.at("request_timeout").get<double>() * 1000)));
     settings_.field = config.at("field").get<std::string>();
     settings_.max_line_bytes = config.at("max_line_bytes").get<std::size_t>();
     settings_.tls_verify = config.at("tls_verify").get<bool>();
@@ -156,6 +179,7 @@ class HttpNewlineSource final : public sdk::Source {
 
   void open() override {
     if (Poco::toLower(settings_.uri.getScheme()) == "https") initialize_tls_once();
+    watchdog_ = std::make_unique<RequestWatchdog>([this] { return context_.stop_requested(); });
   }
 
   [[nodiscard]] std::vector<std::string> fields() const override { return {settings_.field}; }
@@ -163,22 +187,44 @@ class HttpNewlineSource final : public sdk::Source {
   [[nodiscard]] std::optional<std::uint64_t> expected() const override { return settings_.size; }
 
   bool read(sdk::Batch& batch, std::size_t max_records) override {
+    if (pending_retry_) {
+      // A failure met during the last read, which first handed over the records it had.
+      const RetryableError failure = std::move(*pending_retry_);
+      pending_retry_.reset();
+      if (!wait_before_retry(failure)) return give_up(failure);
+    }
     while (batch.size() < max_records) {
       // A stop request ends the read with what is complete; the host settles it.
       if (context_.stop_requested()) return false;
-      if (auto line = splitter_.next()) {
-        emit(batch, std::move(*line));
-        continue;
-      }
       try {
+        if (auto line = splitter_.next()) {
+          emit(batch, std::move(*line));
+          if (received_in_request_ >= asked_in_request_ && body_) finish_full_request();
+          continue;
+        }
         if (!body_) {
-          if (remaining_to_request_ == 0 || context_.stop_requested()) return false;
+          if (remaining_to_request_ == 0) return false;
           start_request();
           continue;
         }
+        // Records in hand go to the sink before the read waits for a slow server.
+        if (!batch.empty() && !data_ready_()) return true;
         if (!pump()) finish_request(batch);
+      } catch (const LineTooLong& e) {
+        close_request();
+        throw sdk::PluginError(describe_request() + ": " + e.what() + " (max_line_bytes)");
+      } catch (const Stopped&) {
+        return false;
       } catch (const RetryableError& e) {
-        if (!wait_before_retry(e)) throw sdk::PluginError(std::string(e.what()) + failed_after());
+        if (context_.stop_requested()) return false;
+        // A request that brought complete records made progress: its failure starts a new count.
+        if (progressed_) failures_ = 0;
+        if (!batch.empty()) {
+          // Hand over what is complete before waiting: the sink must not wait for the retry.
+          pending_retry_ = e;
+          return true;
+        }
+        if (!wait_before_retry(e)) return give_up(e);
       }
     }
     return true;
@@ -225,16 +271,88 @@ class HttpNewlineSource final : public sdk::Source {
     return sdk::sleep_unless_stopped(context_, delay);
   }
 
+  /// Ends the read after the last attempt failed (or the run stopped while waiting for it).
+  bool give_up(const RetryableError& failure) {
+    if (context_.stop_requested()) return false;
+    throw sdk::PluginError(std::string(failure.what()) + failed_after());
+  }
+
   /// Puts a failed request's count back, so the next attempt asks for what did not come.
   void give_back_request() {
     remaining_to_request_ += asked_in_request_ - std::min(asked_in_request_, received_in_request_);
+    progressed_ = received_in_request_ > 0;
     close_request();
+  }
+
+  /// Runs one blocking network call under the watchdog: the request's time budget
+  /// (request_timeout) shrinks by the time spent, and a stop request ends the call at once.
+  template <class F>
+  decltype(auto) guarded(F&& call) {
+    const int socket = session_ && session_->socket().impl() != nullptr
+                           ? static_cast<int>(session_->socket().impl()->sockfd())
+                           : -1;
+    const auto started = RequestWatchdog::Clock::now();
+    if (socket >= 0) watchdog_->arm(socket, started + (settings_.request_timeout - waited_in_request_));
+    // Disarmed on every way out, before the socket can be closed.
+    struct Disarm {
+      explicit Disarm(RequestWatchdog& watchdog) : watchdog(watchdog) {}
+      ~Disarm() { now(); }
+      std::optional<RequestWatchdog::Reason> now() {
+        if (!done) fired = watchdog.disarm();
+        done = true;
+        return fired;
+      }
+      RequestWatchdog& watchdog;
+      std::optional<RequestWatchdog::Reason> fired;
+      bool done = false;
+    } disarm(*watchdog_);
+    auto check = [&] {
+      waited_in_request_ += std::chrono::duration_cast<std::chrono::milliseconds>(RequestWatchdog::Clock::now() - started);
+      const auto fired = disarm.now();
+      if (fired == RequestWatchdog::Reason::stopped || context_.stop_requested()) {
+        close_request();
+        throw Stopped{};
+      }
+      if (fired == RequestWatchdog::Reason::deadline || waited_in_request_ >= settings_.request_timeout) {
+        const std::string message = describe_request() + ": the server took more than " +
+                                    seconds(settings_.request_timeout) + " (request_timeout) and sent " +
+                                    std::to_string(received_in_request_) + " complete line(s)";
+        give_back_request();
+        throw RetryableError(message);
+      }
+    };
+    try {
+      if constexpr (std::is_void_v<decltype(call())>) {
+        call();
+        check();
+      } else {
+        decltype(auto) result = call();
+        check();
+        return result;
+      }
+    } catch (const Stopped&) {
+      throw;
+    } catch (const RetryableError&) {
+      throw;
+    } catch (...) {
+      // The call failed because the watchdog shut its socket: say why, not "connection reset".
+      check();
+      throw;
+    }
+  }
+
+  static std::string seconds(std::chrono::milliseconds value) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.1f s", static_cast<double>(value.count()) / 1000.0);
+    return text;
   }
 
   void start_request() {
     asked_in_request_ = std::min(remaining_to_request_, settings_.max_per_request);
     remaining_to_request_ -= asked_in_request_;
     received_in_request_ = 0;
+    waited_in_request_ = std::chrono::milliseconds(0);
+    progressed_ = false;
     const std::string target = request_target(asked_in_request_);
     try {
       if (Poco::toLower(settings_.uri.getScheme()) == "https") {
@@ -246,11 +364,13 @@ class HttpNewlineSource final : public sdk::Source {
         auto session = std::make_unique<RawSession<Poco::Net::HTTPSClientSession>>(
             settings_.uri.getHost(), settings_.uri.getPort(), tls);
         raw_read_ = [s = session.get()](char* b, std::size_t n) { return s->read_raw(b, n); };
+        data_ready_ = [s = session.get()] { return s->data_ready(); };
         session_ = std::move(session);
       } else {
         auto session = std::make_unique<RawSession<Poco::Net::HTTPClientSession>>(
             settings_.uri.getHost(), settings_.uri.getPort());
         raw_read_ = [s = session.get()](char* b, std::size_t n) { return s->read_raw(b, n); };
+        data_ready_ = [s = session.get()] { return s->data_ready(); };
         session_ = std::move(session);
       }
       session_->setTimeout(settings_.timeout, settings_.timeout, settings_.timeout);
@@ -278,7 +398,7 @@ class HttpNewlineSource final : public sdk::Source {
 
       Poco::Net::HTTPResponse response;
       // The stream Poco returns is deliberately not used: see body_reader.hpp.
-      session_->receiveResponse(response);
+      guarded([&] { session_->receiveResponse(response); });
       const int status = static_cast<int>(response.getStatus());
       if (status < 200 || status > 299) {
         std::string message = describe_request() + ": HTTP " + std::to_string(status) + " " +
@@ -313,8 +433,10 @@ class HttpNewlineSource final : public sdk::Source {
       }
       body_ = std::make_unique<BodyReader>(raw_read_, framing, length);
       context_.log(sdk::LogLevel::debug, describe_request() + ": HTTP " + std::to_string(status));
+    } catch (const Stopped&) {
+      throw;
     } catch (const RetryableError&) {
-      give_back_request();
+      if (session_) give_back_request();
       throw;
     } catch (const sdk::PluginError&) {
       close_request();
@@ -324,16 +446,19 @@ class HttpNewlineSource final : public sdk::Source {
       give_back_request();
       throw RetryableError(message);
     }
-    failures_ = 0;
   }
 
   /// Reads the next piece of the body into the splitter; false at the end of the body.
   bool pump() {
     try {
-      const std::size_t n = body_->read(chunk_, sizeof chunk_);
+      const std::size_t n = guarded([&] { return body_->read(chunk_, sizeof chunk_); });
       if (n == 0) return false;
       splitter_.feed(std::string_view(chunk_, n));
       return true;
+    } catch (const Stopped&) {
+      throw;
+    } catch (const RetryableError&) {
+      throw;
     } catch (const TruncatedBody& e) {
       // The complete lines already yielded stand; the shortfall is asked for again.
       const std::size_t lost = splitter_.partial_bytes();
@@ -343,9 +468,6 @@ class HttpNewlineSource final : public sdk::Source {
                                              : std::string());
       give_back_request();
       throw RetryableError(message);
-    } catch (const LineTooLong& e) {
-      close_request();
-      throw sdk::PluginError(describe_request() + ": " + e.what() + " (max_line_bytes)");
     } catch (const Poco::TimeoutException&) {
       const std::string message = describe_request() + ": no data for " +
                                   std::to_string(settings_.timeout.totalSeconds()) + " s (timeout)";
@@ -362,7 +484,14 @@ class HttpNewlineSource final : public sdk::Source {
   }
 
   void finish_request(sdk::Batch& batch) {
-    if (auto last = splitter_.finish()) emit(batch, std::move(*last));
+    if (auto last = splitter_.finish()) {
+      if (received_in_request_ < asked_in_request_) {
+        emit(batch, std::move(*last));
+      } else {
+        warn_extra();
+      }
+    }
+    failures_ = 0;
     if (received_in_request_ < asked_in_request_) {
       context_.log(sdk::LogLevel::warning,
                    describe_request() + ": asked for " + std::to_string(asked_in_request_) +
@@ -371,9 +500,24 @@ class HttpNewlineSource final : public sdk::Source {
     close_request();
   }
 
+  /// All the lines asked for have come: the rest of the body, if any, is not read (a server
+  /// that sends more than asked, or never stops, must not hold the run).
+  void finish_full_request() {
+    if (splitter_.partial_bytes() != 0) warn_extra();
+    failures_ = 0;
+    close_request();
+  }
+
+  void warn_extra() {
+    context_.log(sdk::LogLevel::warning, describe_request() + ": the server sent more than the " +
+                                             std::to_string(asked_in_request_) +
+                                             " line(s) asked for; the rest of the body was not read");
+  }
+
   void close_request() {
     body_.reset();
     raw_read_ = nullptr;
+    data_ready_ = nullptr;
     session_.reset();
     splitter_.reset();
   }
@@ -383,13 +527,18 @@ class HttpNewlineSource final : public sdk::Source {
   LineSplitter splitter_;
   std::unique_ptr<Poco::Net::HTTPClientSession> session_;
   BodyReader::RawRead raw_read_;
+  std::function<bool()> data_ready_;
   std::unique_ptr<BodyReader> body_;
   char chunk_[64 * 1024];
   std::uint64_t remaining_to_request_ = 0;
   std::uint64_t asked_in_request_ = 0;
   std::uint64_t received_in_request_ = 0;
   std::uint64_t received_ = 0;
-  int failures_ = 0;  // consecutive failed attempts of the current request
+  int failures_ = 0;  // failed requests in a row that yielded no complete record
+  bool progressed_ = false;  // the last failed request yielded complete records
+  std::chrono::milliseconds waited_in_request_{0};
+  std::optional<RetryableError> pending_retry_;
+  std::unique_ptr<RequestWatchdog> watchdog_;
   std::mt19937 random_{std::random_device{}()};
 };
 
