@@ -1,6 +1,7 @@
 // etl-host: runs pipelines made of source, sink and reporter plugins.
 
 #include <csignal>
+#include <ctime>
 #include <cstdlib>
 #include <fstream>
 #include <iomanip>
@@ -422,6 +423,14 @@ class EtlHostApplication : public Poco::Util::Application {
         next = now;
       }
       slot = next;
+      if (max_runs == 0 || run < max_runs) {
+        const std::time_t at = SystemClock::to_time_t(slot);
+        std::tm parts{};
+        gmtime_r(&at, &parts);
+        char text[32];
+        std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &parts);
+        host_logger().information("schedule: next run at " + std::string(text));
+      }
     }
     return last_exit;
   }

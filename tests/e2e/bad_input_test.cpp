@@ -100,7 +100,90 @@ TEST_F(BadInput, SizeNotANumber) {
   expect_error(run({}, options), 3, "/source/config/size");
 }
 
+TEST_F(BadInput, SizeFarBeyondAnInteger) {
+  // Out of range for a 64-bit integer: a clear error, not a conversion with undefined result.
+  const auto result = run({"--set", "source.config.size=1e30"}, environment());
+  expect_error(result, 3, "/source/config/size: expected integer, got number 1e+30");
+}
+
+TEST_F(BadInput, PipelineNestedSeventyThousandDeep) {
+  std::string text = R"({"source": {"plugin": "http-newline", "config": {"url": )";
+  text += std::string(70000, '[') + std::string(70000, ']') + "}}}";
+  const auto path = pipeline_file(text);
+  const auto result = run_process({etl_host_binary(), "validate", path}, environment());
+  EXPECT_EQ(result.exit_code, 3) << result.err;
+  EXPECT_NE(result.err.find("nested more than 64 levels deep"), std::string::npos) << result.err;
+}
+
+TEST_F(BadInput, ErrorBudgetOfFourHundredNinesPercentIsRefusedByValidate) {
+  const auto result = run_process({etl_host_binary(), "validate", "pipelines/tokens.json", "--set",
+                                   "settings.max_rejected=" + std::string(400, '9') + "%"},
+                                  environment());
+  EXPECT_EQ(result.exit_code, 3) << result.err;
+  EXPECT_NE(result.err.find("/settings/max_rejected: expected a count of records"), std::string::npos) << result.err;
+  EXPECT_EQ(result.err.find("internal error"), std::string::npos) << result.err;
+}
+
+TEST_F(BadInput, ValidateOfAnEndlessFileStopsAtTheSizeLimit) {
+  const auto started = std::chrono::steady_clock::now();
+  const auto result = run_process({etl_host_binary(), "validate", "/dev/zero"}, environment());
+  EXPECT_EQ(result.exit_code, 3) << result.err;
+  EXPECT_NE(result.err.find("/dev/zero: larger than 4 MiB"), std::string::npos) << result.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
+}
+
+TEST_F(BadInput, ValidateJsonSaysInvalidOnStdout) {
+  const auto result = run_process({etl_host_binary(), "validate", "pipelines/tokens.json", "--json", "--set",
+                                   "source.config.sise=5"},
+                                  environment());
+  EXPECT_EQ(result.exit_code, 3) << result.err;
+  const json verdict = json::parse(result.out);
+  EXPECT_EQ(verdict.at("valid"), false);
+  EXPECT_EQ(verdict.at("exit_code"), 3);
+  ASSERT_EQ(verdict.at("problems").size(), 1u) << verdict;
+  EXPECT_NE(verdict.at("problems")[0].get<std::string>().find("/source/config/sise"), std::string::npos) << verdict;
+  const auto valid = run_process({etl_host_binary(), "validate", "pipelines/tokens.json", "--json"}, environment());
+  EXPECT_EQ(json::parse(valid.out).at("valid"), true) << valid.out;
+}
+
+TEST_F(BadInput, ATypoInAKeyGetsADidYouMean) {
+  const auto result = run({"--set", "source.config.sise=5"}, environment());
+  expect_error(result, 3, "unknown key \"sise\" (did you mean \"size\"?)");
+}
+
+TEST_F(BadInput, APluginsOwnObjectionComesWithTheSchemaErrors) {
+  // The source's config breaks its schema; the sink's passes its schema but the sink itself
+  // refuses it (no column mapped). Both are listed in one pass.
+  const auto result = run({"--set", "source.config.sise=5", "--set", "sink.config.columns={}"}, environment());
+  expect_error(result, 3, "/source/config/sise");
+  EXPECT_NE(result.err.find("/sink/config/columns: map at least one record field to a column"), std::string::npos)
+      << result.err;
+}
+
+TEST_F(BadInput, CronExpressionThatNeverMatches) {
+  const auto result = run_process({etl_host_binary(), "schedule", "pipelines/tokens.json", "--cron", "0 0 30 2 *"},
+                                  environment());
+  EXPECT_EQ(result.exit_code, 2) << result.err;
+  EXPECT_NE(result.err.find("never matches"), std::string::npos) << result.err;
+}
+
+TEST_F(BadInput, OverflowingEveryIsNamedAsTheDuration) {
+  const auto result = run_process({etl_host_binary(), "schedule", "pipelines/tokens.json", "--every",
+                                   "99999999999999999999h"},
+                                  environment());
+  EXPECT_EQ(result.exit_code, 2) << result.err;
+  EXPECT_NE(result.err.find("duration '99999999999999999999h' is longer than 100 years"), std::string::npos) << result.err;
+  EXPECT_EQ(result.err.find("--max-runs"), std::string::npos) << result.err;
+}
+
 // --- plugins ----------------------------------------------------------------------------------
+
+TEST_F(BadInput, AReadmeGivenAsAPlugin) {
+  const auto path = source_dir() + "/plugins/sinks/postgres-row-by-row/README.md";
+  const auto result = run({tokens_pipeline_with("sink", path)}, environment());
+  expect_error(result, 4, "README.md: not a plugin: the file is not a shared library");
+  EXPECT_EQ(result.err.find("iostream error"), std::string::npos) << result.err;
+}
 
 TEST_F(BadInput, UnknownPluginIsNamed) {
   expect_error(run({tokens_pipeline_with("source", "http-newlin")}, environment()), 4, "http-newlin");
@@ -190,7 +273,8 @@ TEST_F(BadInput, OneMebibyteTokenLineIsStoredIntact) {
 TEST_F(BadInput, LineLongerThanTheLimitEndsTheSourceClearly) {
   const auto result = run({"--set", "source.config.max_line_bytes=1000"}, environment("inject=huge-line&dash=never", 5));
   EXPECT_EQ(result.exit_code, 5) << result.err;
-  EXPECT_NE(result.err.find("longer than 1000 bytes"), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("longer than 1000 bytes (max_line_bytes)"), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("POST " + source_->url()), std::string::npos) << "the error names the URL:\n" << result.err;
   const auto check = expect_kept(result, 5);
   EXPECT_EQ(check.received, 1u);  // the line before the long one
 }

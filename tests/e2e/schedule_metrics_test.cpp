@@ -79,7 +79,8 @@ TEST_F(Shipping, BadScheduleArguments) {
 
 TEST_F(Shipping, SigtermBetweenRunsExitsAtOnce) {
   BackgroundProcess schedule({etl_host_binary(), "schedule", "pipelines/tokens.json", "--every", "1h"}, environment());
-  std::this_thread::sleep_for(3s);  // the first run (10 tokens) is long over
+  // Between runs: the first one (10 tokens) is over and the next slot is announced.
+  ASSERT_TRUE(schedule.wait_for_err("schedule: next run at")) << schedule.err();
   const auto signalled = std::chrono::steady_clock::now();
   schedule.signal(SIGTERM);
   EXPECT_EQ(schedule.wait(10s), 0) << schedule.err();
@@ -92,7 +93,8 @@ TEST_F(Shipping, SigtermDuringARunStopsItGracefully) {
   // 100 tokens sent 10 at a time, one block a second: the run would take 10 s.
   BackgroundProcess schedule({etl_host_binary(), "schedule", "pipelines/tokens.json", "--every", "1h"},
                              environment("mode=slow&delay_ms=1000", 100));
-  std::this_thread::sleep_for(2500ms);
+  // Mid-run: the first rows are stored, the rest still to come.
+  ASSERT_TRUE(eventually([&] { return !table().empty(); })) << schedule.err();
   const auto signalled = std::chrono::steady_clock::now();
   schedule.signal(SIGTERM);
   EXPECT_EQ(schedule.wait(15s), 143) << schedule.err();

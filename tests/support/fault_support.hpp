@@ -80,9 +80,13 @@ struct PromiseCheck {
   std::size_t duplicated = 0;   // in the table more often than reported ok (beyond commit-unknown rows)
   std::size_t invented = 0;     // in the table, never reported ok nor commit-unknown
   std::size_t unknown_in_table = 0;
+  /// Records whose value and status the CSV report gives otherwise than the JSON report (as
+  /// multisets): the CSV report is compared with the table through the JSON one.
+  std::size_t csv_mismatches = 0;
 
   [[nodiscard]] bool kept() const {
-    return reported == received && csv_rows == received && lost == 0 && duplicated == 0 && invented == 0;
+    return reported == received && csv_rows == received && csv_mismatches == 0 && lost == 0 && duplicated == 0 &&
+           invented == 0;
   }
 };
 
@@ -90,7 +94,51 @@ inline std::ostream& operator<<(std::ostream& out, const PromiseCheck& c) {
   return out << "received=" << c.received << " reported=" << c.reported << " csv_rows=" << c.csv_rows
              << " ok=" << c.ok << " rejected=" << c.rejected << " failed=" << c.failed
              << " commit_unknown=" << c.commit_unknown << " (in table " << c.unknown_in_table << ")"
-             << " lost=" << c.lost << " duplicated=" << c.duplicated << " invented=" << c.invented;
+             << " lost=" << c.lost << " duplicated=" << c.duplicated << " invented=" << c.invented
+             << " csv_mismatches=" << c.csv_mismatches;
+}
+
+/// The fields of each record of CSV text (RFC 4180: quoted fields may hold commas, quotes and
+/// line breaks), header included.
+inline std::vector<std::vector<std::string>> csv_rows_of(const std::string& text) {
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> row;
+  std::string field;
+  bool quoted = false, any = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') {
+        field += '"';
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        field += c;
+      }
+    } else if (c == '"') {
+      quoted = any = true;
+    } else if (c == ',') {
+      row.push_back(std::move(field));
+      field.clear();
+      any = true;
+    } else if (c == '\n') {
+      if (!field.empty() && field.back() == '\r') field.pop_back();
+      row.push_back(std::move(field));
+      field.clear();
+      rows.push_back(std::move(row));
+      row.clear();
+      any = false;
+    } else {
+      field += c;
+      any = true;
+    }
+  }
+  if (any) {
+    row.push_back(std::move(field));
+    rows.push_back(std::move(row));
+  }
+  return rows;
 }
 
 /// Records in CSV text after its header; a quoted field may hold line breaks.
@@ -135,6 +183,34 @@ inline PromiseCheck check_promise(const std::string& json_report_path, const std
       }
     }
   }
+  // The CSV report: the same records, value and status, as the JSON one.
+  std::map<std::pair<std::string, std::string>, long> by_status;
+  for (const auto& record : report.at("records")) {
+    const std::string value = record.at(field).is_string() ? record.at(field).get<std::string>() : std::string();
+    ++by_status[{value, record.at("status").get<std::string>()}];
+  }
+  const auto csv = csv_rows_of(read_file(csv_report_path));
+  std::size_t value_column = 0, status_column = 1;
+  if (!csv.empty()) {
+    for (std::size_t i = 0; i < csv.front().size(); ++i) {
+      if (csv.front()[i] == field) value_column = i;
+      if (csv.front()[i] == "status") status_column = i;
+    }
+  }
+  for (std::size_t r = 1; r < csv.size(); ++r) {
+    const auto& row = csv[r];
+    if (row.size() <= std::max(value_column, status_column)) {
+      ++check.csv_mismatches;
+      continue;
+    }
+    // JSON cannot carry bytes that are not UTF-8: its report has them replaced (U+FFFD),
+    // where the CSV keeps them as they came. Compare the CSV value as JSON would show it.
+    const std::string as_json = nlohmann::json::parse(
+        nlohmann::json(row[value_column]).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)).get<std::string>();
+    --by_status[{as_json, row[status_column]}];
+  }
+  for (const auto& [key, count] : by_status) check.csv_mismatches += static_cast<std::size_t>(count < 0 ? -count : count);
+
   for (const auto& value : table) ++stored[value];
   for (const auto& [value, count] : ok) {
     const std::size_t in_table = stored.count(value) != 0 ? stored[value] : 0;

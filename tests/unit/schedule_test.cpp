@@ -60,10 +60,36 @@ TEST(Cron, BadExpressionsNameTheField) {
   }
   try {
     CronSchedule("* 25 * * *");
+    ADD_FAILURE() << "an hour of 25 was accepted";
   } catch (const ScheduleError& e) {
     EXPECT_NE(std::string(e.what()).find("hour"), std::string::npos);
   }
-  EXPECT_THROW((void)CronSchedule("0 0 30 2 *").next_after(utc(2026, 1, 1, 0, 0), false), ScheduleError);
+}
+
+TEST(Cron, AnExpressionThatNeverMatchesIsRefusedAtOnce) {
+  for (const char* never : {"0 0 30 2 *", "0 0 31 4,6,9,11 *", "* * 30-31 2 *"}) {
+    try {
+      CronSchedule cron(never);
+      ADD_FAILURE() << never << " was accepted";
+    } catch (const ScheduleError& e) {
+      EXPECT_NE(std::string(e.what()).find("never matches"), std::string::npos) << e.what();
+    }
+  }
+  // 29 February does match, every four years; with a weekday too, either one matches.
+  EXPECT_EQ(CronSchedule("0 0 29 2 *").next_after(utc(2026, 3, 1, 0, 0), false), utc(2028, 2, 29, 0, 0));
+  EXPECT_EQ(CronSchedule("0 0 30 2 1").next_after(utc(2026, 11, 24, 0, 0), false), utc(2027, 2, 1, 0, 0));
+}
+
+TEST(Duration, OverflowingDurationsAreScheduleErrors) {
+  for (const char* huge : {"99999999999999999999h", "9223372036854775807ms1s", "200000000h", "36600000d"}) {
+    try {
+      (void)parse_duration(huge);
+      ADD_FAILURE() << huge << " was accepted";
+    } catch (const ScheduleError& e) {
+      EXPECT_NE(std::string(e.what()).find(huge), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(parse_duration("36500d"), std::chrono::hours(24 * 36500));
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "schema.hpp"
 
 namespace etl::host {
@@ -112,6 +114,27 @@ TEST(Schema, CheckSchemaRejectsUnknownTypes) {
   EXPECT_TRUE(check_schema(kSchema).empty());
   EXPECT_FALSE(check_schema(json::parse(R"({"type": "object", "properties": {"a": {"type": "int"}}})")).empty());
   EXPECT_FALSE(check_schema(json::parse(R"({"type": "string"})")).empty());
+  // A default its own schema refuses would make every config without the key invalid.
+  const auto bad_default = check_schema(json::parse(R"({"type": "object", "properties": {"n": {"type": "integer", "default": "x"}}})"));
+  ASSERT_EQ(bad_default.size(), 1u);
+  EXPECT_NE(bad_default[0].find("#/properties/n: the default \"x\" does not pass its own schema"), std::string::npos) << bad_default[0];
+}
+
+TEST(Schema, AnUnknownKeyGetsADidYouMean) {
+  json value = {{"url", "u"}, {"sise", 1}, {"zzzzzz", 2}};
+  const auto result = check(value);
+  std::map<std::string, std::string> by_pointer;
+  for (const auto& d : result.diagnostics) by_pointer[d.pointer] = d.message;
+  EXPECT_NE(by_pointer.at("/config/sise").find("unknown key \"sise\" (did you mean \"size\"?)"), std::string::npos)
+      << by_pointer.at("/config/sise");
+  EXPECT_EQ(by_pointer.at("/config/zzzzzz").find("did you mean"), std::string::npos) << by_pointer.at("/config/zzzzzz");
+}
+
+TEST(Schema, IntegersOutOfRangeAreNotIntegers) {
+  json value = {{"url", "u"}, {"size", 1e30}};
+  const auto result = check(value);
+  ASSERT_EQ(result.diagnostics.size(), 1u);
+  EXPECT_EQ(result.diagnostics[0].message, "expected integer, got number 1e+30");
 }
 
 TEST(Schema, StringsMustBeUtf8) {

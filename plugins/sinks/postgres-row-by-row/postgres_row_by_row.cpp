@@ -733,7 +733,8 @@ class PostgresRowByRowSink final : public sdk::Sink {
   /// committed (reported ok), not committed (sent again) or undecidable (reported failed,
   /// commit outcome unknown). Nothing is reported before every question has been answered,
   /// so a connection lost again half-way just means asking again.
-  void resolve(PGconn* connection, const Backend& lost, std::deque<SentRow>& in_flight, std::deque<Row>& unsent) {
+  /// Returns the number of rows decided (reported); the others were sent again.
+  std::size_t resolve(PGconn* connection, const Backend& lost, std::deque<SentRow>& in_flight, std::deque<Row>& unsent) {
     // Rows stay in in_flight until every question is answered: a connection lost half-way
     // leaves them intact for the next attempt.
     std::vector<std::pair<std::uint64_t, sdk::Outcome>> decided;
@@ -826,6 +827,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
     for (const std::size_t index : again) resend.push_back(std::move(in_flight[index].row));
     in_flight.clear();
     for (auto it = resend.rbegin(); it != resend.rend(); ++it) unsent.push_front(std::move(*it));
+    return decided.size();
   }
 
   /// Reports every row this connection still holds, and refuses new ones.
@@ -856,7 +858,10 @@ class PostgresRowByRowSink final : public sdk::Sink {
           worker.connection = stopping() ? connect_once(stop_conninfo_, /*prepare_insert=*/false) : connect_once(conninfo_);
         }
         if (lost) {
-          resolve(worker.connection.get(), *lost, in_flight, unsent);
+          // Rows decided (committed, or undecidable and reported) are progress; rows found
+          // not committed and sent again are not, so a server that drops every connection
+          // before its rows are answered still spends the budget.
+          if (resolve(worker.connection.get(), *lost, in_flight, unsent) != 0) failures = 0;
           lost.reset();
         }
         pump(worker, in_flight, unsent, failures, random);

@@ -423,15 +423,15 @@ class HttpNewlineSource final : public sdk::Source {
         throw sdk::PluginError(describe_request() + ": the response is " + response.getContentType() +
                                ", not newline-separated text; is the url right?");
       }
-      BodyReader::Framing framing = BodyReader::Framing::until_close;
+      BodyDecoder::Framing framing = BodyDecoder::Framing::until_close;
       std::uint64_t length = 0;
       if (response.getChunkedTransferEncoding()) {
-        framing = BodyReader::Framing::chunked;
+        framing = BodyDecoder::Framing::chunked;
       } else if (response.hasContentLength()) {
-        framing = BodyReader::Framing::content_length;
+        framing = BodyDecoder::Framing::content_length;
         length = static_cast<std::uint64_t>(response.getContentLength64());
       }
-      body_ = std::make_unique<BodyReader>(raw_read_, framing, length);
+      body_ = std::make_unique<BodyDecoder>(framing, length);
       context_.log(sdk::LogLevel::debug, describe_request() + ": HTTP " + std::to_string(status));
     } catch (const Stopped&) {
       throw;
@@ -448,12 +448,19 @@ class HttpNewlineSource final : public sdk::Source {
     }
   }
 
-  /// Reads the next piece of the body into the splitter; false at the end of the body.
+  /// Passes what the server has sent to the splitter: one raw read, which waits only when
+  /// nothing has come yet; false at the end of the body.
   bool pump() {
     try {
-      const std::size_t n = guarded([&] { return body_->read(chunk_, sizeof chunk_); });
-      if (n == 0) return false;
-      splitter_.feed(std::string_view(chunk_, n));
+      if (body_->complete()) return false;
+      const int n = guarded([&] { return raw_read_(chunk_, sizeof chunk_); });
+      if (n <= 0) {
+        body_->closed();  // throws TruncatedBody unless the framing is complete
+        return false;
+      }
+      decoded_.clear();
+      body_->feed(std::string_view(chunk_, static_cast<std::size_t>(n)), decoded_);
+      splitter_.feed(decoded_);
       return true;
     } catch (const Stopped&) {
       throw;
@@ -526,9 +533,10 @@ class HttpNewlineSource final : public sdk::Source {
   Settings settings_;
   LineSplitter splitter_;
   std::unique_ptr<Poco::Net::HTTPClientSession> session_;
-  BodyReader::RawRead raw_read_;
+  std::function<int(char*, std::size_t)> raw_read_;
   std::function<bool()> data_ready_;
-  std::unique_ptr<BodyReader> body_;
+  std::unique_ptr<BodyDecoder> body_;
+  std::string decoded_;
   char chunk_[64 * 1024];
   std::uint64_t remaining_to_request_ = 0;
   std::uint64_t asked_in_request_ = 0;

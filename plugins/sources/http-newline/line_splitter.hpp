@@ -81,6 +81,9 @@ class LineSplitter {
     start_ = 0;
   }
 
+  /// Bytes the buffer holds allocated (for tests of memory use).
+  [[nodiscard]] std::size_t buffer_capacity() const noexcept { return buffer_.capacity(); }
+
   /// Non-empty lines returned so far.
   [[nodiscard]] std::size_t lines() const noexcept { return lines_; }
 
