@@ -1,12 +1,14 @@
 #pragma once
-// A JSON Schema validator for the subset plugin config schemas use.
+// Validation of pipeline files and plugin configs against JSON Schemas.
 //
-// Supported keywords: type (one or a list), properties, required, additionalProperties
-// (boolean or schema), items, enum, const, minimum, maximum, exclusiveMinimum,
-// exclusiveMaximum, minLength, maxLength, minItems, maxItems, pattern, anyOf, default, and the
-// etl-host extension "secret": true (the value is redacted from logs and printed configs).
-// Annotations (title, description, examples, format, $schema, $id) are accepted and ignored.
-// No JSON Schema library ships with Debian 12 for C++, hence this small one.
+// valijson (draft 7) judges. What a validator does not do is done here, in one pass before it:
+// textual values (from interpolation or --set) are converted to the type the schema asks for,
+// defaults of missing properties are filled in, values of properties marked with the
+// etl-host extension "secret": true are collected for redaction, and strings are checked to be
+// UTF-8. valijson's verdicts are then put into words for the user: the pointer of the value,
+// what is wrong with it, where it came from, and for an unknown key the one probably meant.
+// Other extensions: "output_file": true marks a property naming a file the plugin writes
+// (two stages may not name the same one).
 
 #include <map>
 #include <set>
@@ -47,8 +49,8 @@ void validate_against_schema(const nlohmann::json& schema, nlohmann::json& value
                              const std::string& pointer, const ValueOrigins& origins,
                              ValidationResult& result);
 
-/// Checks that a plugin's schema is one this validator understands (an object schema with
-/// known types); returns problems, empty when fine.
+/// Checks that a plugin's schema is usable: valijson can compile it, it is an object schema
+/// with known types, and every default passes its own schema; returns problems, empty when fine.
 std::vector<std::string> check_schema(const nlohmann::json& schema);
 
 /// A copy of `value` with every property marked secret replaced by "***".

@@ -47,6 +47,20 @@ class Hardening : public TokensJobTest {
 
   std::string report(const std::string& name) const { return reports_.file("reports/" + name); }
 
+  /// Runs the job against `provider` with `settings`: it must give up with exit 5 after exactly
+  /// `requests` requests, within `limit`, and say `why` on stderr.
+  ProcessResult expect_gives_up(const HostileProvider& provider, int count, const std::vector<std::string>& settings,
+                                int requests, std::chrono::seconds limit, const std::string& why) const {
+    const auto started = Clock::now();
+    auto result = run_process(command(settings), against(provider, count));
+    EXPECT_EQ(result.exit_code, 5) << result.err;
+    EXPECT_EQ(provider.requests(), requests) << result.err;
+    EXPECT_LT(Clock::now() - started, limit);
+    EXPECT_NE(result.err.find(why), std::string::npos) << result.err;
+    EXPECT_NE(result.err.find("gave up after " + std::to_string(requests) + " attempts"), std::string::npos) << result.err;
+    return result;
+  }
+
   /// Both reports exist under their final names and parse; the JSON report's records.
   json closed_reports() const {
     EXPECT_TRUE(std::filesystem::exists(report("tokens.csv")));
@@ -87,14 +101,9 @@ class Hardening : public TokensJobTest {
 // --- providers that never let a request end ------------------------------------------------------
 
 TEST_F(Hardening, ProviderThatTruncatesEveryResponseEndsWithinTheRetryBudget) {
-  HostileProvider provider(Mode::truncated);
-  const auto started = Clock::now();
-  const auto result = run_process(command({"source.config.retry.initial_delay=0.1"}), against(provider, 1000));
-  EXPECT_EQ(result.exit_code, 5) << result.err;
-  EXPECT_LT(Clock::now() - started, 30s);
   // The first request's 999 complete lines are progress; then 4 more requests yield nothing.
-  EXPECT_EQ(provider.requests(), 5) << result.err;
-  EXPECT_NE(result.err.find("gave up after 5 attempts"), std::string::npos) << result.err;
+  HostileProvider provider(Mode::truncated);
+  expect_gives_up(provider, 1000, {"source.config.retry.initial_delay=0.1"}, 5, 30s, "bytes (Content-Length)");
   // Every complete token received was written, none of the partial ones.
   auto sent = provider.complete_lines_sent();
   std::sort(sent.begin(), sent.end());
@@ -107,39 +116,23 @@ TEST_F(Hardening, ProviderThatTruncatesEveryResponseEndsWithinTheRetryBudget) {
 
 TEST_F(Hardening, ProviderSilentAfterHeadersEndsWithinTheRetryBudget) {
   HostileProvider provider(Mode::silent_after_headers);
-  const auto started = Clock::now();
-  const auto result =
-      run_process(command({"source.config.timeout=1", "source.config.retry.initial_delay=0.1"}), against(provider, 10));
-  EXPECT_EQ(result.exit_code, 5) << result.err;
-  EXPECT_EQ(provider.requests(), 5);
-  EXPECT_LT(Clock::now() - started, 20s);
-  EXPECT_NE(result.err.find("no data for 1 s (timeout)"), std::string::npos) << result.err;
+  expect_gives_up(provider, 10, {"source.config.timeout=1", "source.config.retry.initial_delay=0.1"}, 5, 20s,
+                  "no data for 1 s (timeout)");
 }
 
 TEST_F(Hardening, ProviderTricklingHeadersIsEndedByTheRequestTimeout) {
   HostileProvider provider(Mode::trickled_headers, 100ms);
-  const auto started = Clock::now();
-  const auto result = run_process(
-      command({"source.config.request_timeout=1.5", "source.config.retry.attempts=2", "source.config.retry.initial_delay=0.1"}),
-      against(provider, 10));
-  EXPECT_EQ(result.exit_code, 5) << result.err;
-  EXPECT_EQ(provider.requests(), 2);
-  EXPECT_LT(Clock::now() - started, 10s);
-  EXPECT_NE(result.err.find("(request_timeout)"), std::string::npos) << result.err;
-  EXPECT_NE(result.err.find("gave up after 2 attempts"), std::string::npos) << result.err;
+  expect_gives_up(provider, 10,
+                  {"source.config.request_timeout=1.5", "source.config.retry.attempts=2", "source.config.retry.initial_delay=0.1"},
+                  2, 10s, "(request_timeout)");
 }
 
 TEST_F(Hardening, ProviderTricklingTheBodyIsEndedByTheRequestTimeout) {
   // One byte every 200 ms: a 23-byte line takes 4.6 s, more than the 1.5 s a request may take.
   HostileProvider provider(Mode::trickled_body, 200ms);
-  const auto started = Clock::now();
-  const auto result = run_process(
-      command({"source.config.request_timeout=1.5", "source.config.retry.attempts=3", "source.config.retry.initial_delay=0.1"}),
-      against(provider, 10));
-  EXPECT_EQ(result.exit_code, 5) << result.err;
-  EXPECT_EQ(provider.requests(), 3);
-  EXPECT_LT(Clock::now() - started, 15s);
-  EXPECT_NE(result.err.find("(request_timeout)"), std::string::npos) << result.err;
+  expect_gives_up(provider, 10,
+                  {"source.config.request_timeout=1.5", "source.config.retry.attempts=3", "source.config.retry.initial_delay=0.1"},
+                  3, 15s, "(request_timeout)");
   EXPECT_EQ(rows_in_table(), 0u);
 }
 
@@ -183,6 +176,18 @@ TEST_F(Hardening, SigtermWhileTheProviderTricklesTheBody) {
   BackgroundProcess run(command(), against(provider, 1000));
   ASSERT_TRUE(eventually([&] { return rows_in_table() >= 2; }));
   expect_prompt_stop(run);
+}
+
+TEST_F(Hardening, SigtermWhileAnHttpsProviderIsSlow) {
+  // Over TLS the blocked read is inside OpenSSL: the watchdog must reach the socket under it.
+  TokenSource https(true);
+  ProcessOptions options = environment("", 40);
+  options.set_env["TOKEN_HOST"] = https.url("mode=slow&delay_ms=30000&dash=never");
+  options.set_env["TOKEN_CA_FILE"] = https.certificate();
+  BackgroundProcess run(command(), options);
+  ASSERT_TRUE(eventually([&] { return rows_in_table() >= 10; })) << run.err();
+  expect_prompt_stop(run);
+  EXPECT_EQ(rows_in_table(), 10u);
 }
 
 /// Holds a lock on secret_tokens that makes every insert wait, until destroyed.
