@@ -8,7 +8,7 @@ ARG BASE=debian:bookworm-slim
 FROM ${BASE} AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      build-essential cmake libpoco-dev libboost-dev nlohmann-json3-dev libpq-dev prometheus-cpp-dev \
+      build-essential cmake libpoco-dev libboost-dev nlohmann-json3-dev libvalijson-dev libpq-dev prometheus-cpp-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./

@@ -244,6 +244,25 @@ TEST_F(Hardening, SigtermWhileTheDatabaseNetworkIsStalled) {
   EXPECT_TRUE(check.kept()) << check;
 }
 
+TEST_F(Hardening, SigtermWhileTheDatabaseIsDown) {
+  TcpProxy proxy(std::stoi(database_->get("DB_PORT")));
+  ProcessOptions options = environment("dash=never", 200000);
+  options.set_env["DB_PORT"] = std::to_string(proxy.port());
+  // A long retry budget: without the stop, the sink would go on reconnecting for minutes.
+  BackgroundProcess run(command({"sink.config.retry.attempts=100", "sink.config.retry.max_delay=5"}), options);
+  ASSERT_TRUE(eventually([&] { return rows_in_table() >= 200; }));
+  proxy.command("down");
+  proxy.command("reset all");
+  ASSERT_TRUE(run.wait_for_err("reconnecting in")) << run.err();
+  const auto signalled = Clock::now();
+  run.signal(SIGTERM);
+  EXPECT_EQ(run.wait(30s), 143) << run.err();
+  EXPECT_LT(Clock::now() - signalled, 10s);
+  closed_reports();
+  const auto check = check_promise(report("tokens.json"), report("tokens.csv"), database_->tokens_in_table());
+  EXPECT_TRUE(check.kept()) << check;
+}
+
 TEST_F(Hardening, ASecondSignalExitsAtOnceWithItsOwnCodeAndLeavesThePreviousReports) {
   std::filesystem::create_directories(report(""));
   write_file(report("tokens.csv"), "previous\r\n");

@@ -407,7 +407,9 @@ class PostgresRowByRowSink final : public sdk::Sink {
       Worker& worker = *workers_[route(row)];
       if (worker.queue.push(std::move(row))) continue;
       outcomes_->deliver(record.sequence, sdk::Outcome::failed("not attempted: " + worker.queue.reason()));
-      if (std::all_of(workers_.begin(), workers_.end(), [](const auto& w) { return w->queue.retired(); })) {
+      // Retired for a stop: the next record takes the stop branch above. Otherwise every
+      // connection gave up, and the sink has failed.
+      if (!stopping() && std::all_of(workers_.begin(), workers_.end(), [](const auto& w) { return w->queue.retired(); })) {
         throw sdk::PluginError("PostgreSQL at " + where() + ": " + first_error());
       }
     }
