@@ -164,6 +164,8 @@ TEST_F(FaultInjection, DatabaseUnreachableFromTheStart) {
   EXPECT_EQ(check.received, 0u);  // nothing is taken from the provider that could not be stored
   EXPECT_EQ(rows_in_table(), 0u);
   EXPECT_NE(run.out().find("# incomplete:"), std::string::npos) << run.out();
+  // The sink's failure explains the shortfall; the run did not "go on with what came".
+  EXPECT_EQ(run.err().find("the run went on"), std::string::npos) << run.err();
 }
 
 TEST_F(FaultInjection, DatabaseUnreachableMidRunLongerThanTheRetryBudget) {
