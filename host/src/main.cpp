@@ -263,6 +263,7 @@ class EtlHostApplication : public Poco::Util::Application {
     try {
       return create_plugins(spec, registry(), stop);
     } catch (const PluginLoadError& e) {
+      problems_ = {e.what()};
       host_logger().error(e.what());
       failure_code = exit_code::plugin_error;
     } catch (const StageError& e) {
@@ -275,7 +276,10 @@ class EtlHostApplication : public Poco::Util::Application {
 
   /// validate --json: the verdict on stdout whatever it is, so scripts always get JSON.
   int invalid_json(const std::string& path, int failure_code) const {
-    std::cout << json{{"pipeline", path}, {"valid", false}, {"exit_code", failure_code}, {"problems", problems_}}
+    // Redacted like the log lines that say the same (URL credentials, known secrets).
+    json problems = json::array();
+    for (const auto& problem : problems_) problems.push_back(Redactor::instance().redact(problem));
+    std::cout << json{{"pipeline", path}, {"valid", false}, {"exit_code", failure_code}, {"problems", problems}}
                      .dump(2, ' ', false, json::error_handler_t::replace)
               << "\n";
     return failure_code;

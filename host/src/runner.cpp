@@ -178,8 +178,10 @@ class OutcomeLedger final : public sdk::OutcomeReceiver {
     budget_error_ = "error budget exceeded: " + std::to_string(counts_.rejected) + " of " + std::to_string(settled) +
                     " records rejected, more than settings.max_rejected allows (" + budget_.describe() + ")" +
                     (final ? "" : "; stopping");
-    logger_.error(budget_error_);
+    // Stop first, then say so: whoever reacts to the line (a person, a supervisor sending
+    // SIGTERM) finds the run already stopping for this reason.
     stop_.request();
+    logger_.error(budget_error_);
   }
 
   void settle(const sdk::Record& record, const sdk::Outcome& raw_outcome) {

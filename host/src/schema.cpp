@@ -397,7 +397,8 @@ class Explainer {
     const std::string from = Preparer::origin(origins_, pointer);
     const auto types = schema_types(schema);
     if (!types.empty() && std::none_of(types.begin(), types.end(), [&](const std::string& t) { return matches_type(*value, t); })) {
-      fail(pointer, "expected " + join(types, " or ") + ", got " + type_name(*value) + " " + shown(*value) + from);
+      const std::string what = schema.value("secret", false) ? std::string() : " " + shown(*value);
+      fail(pointer, "expected " + join(types, " or ") + ", got " + type_name(*value) + what + from);
       return out;
     }
     if (schema.contains("enum") && schema.at("enum").is_array()) {

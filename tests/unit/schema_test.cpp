@@ -130,6 +130,13 @@ TEST(Schema, AnUnknownKeyGetsADidYouMean) {
   EXPECT_EQ(by_pointer.at("/config/zzzzzz").find("did you mean"), std::string::npos) << by_pointer.at("/config/zzzzzz");
 }
 
+TEST(Schema, ASecretOfTheWrongTypeIsNotShown) {
+  json value = {{"url", "u"}, {"size", 1}, {"password", 918273645}};
+  const auto result = check(value);
+  ASSERT_EQ(result.diagnostics.size(), 1u);
+  EXPECT_EQ(result.diagnostics[0].message, "expected string, got integer");
+}
+
 TEST(Schema, IntegersOutOfRangeAreNotIntegers) {
   json value = {{"url", "u"}, {"size", 1e30}};
   const auto result = check(value);
