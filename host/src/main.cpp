@@ -300,7 +300,9 @@ class EtlHostApplication : public Poco::Util::Application {
     } else {
       std::string reporters;
       for (const auto& r : spec->reporters) reporters += (reporters.empty() ? "" : ", ") + r.plugin;
-      std::cout << spec->path << ": valid (source " << spec->source.plugin << ", sink "
+      std::string transforms;
+      for (const auto& t : spec->transforms) transforms += ", transform " + t.plugin;
+      std::cout << spec->path << ": valid (source " << spec->source.plugin << transforms << ", sink "
                 << spec->sink.plugin << ", reporters " << reporters << ")\n";
     }
     return exit_code::ok;
@@ -315,8 +317,11 @@ class EtlHostApplication : public Poco::Util::Application {
     };
     json reporters = json::array();
     for (const auto& r : spec.reporters) reporters.push_back(stage(r));
+    json transforms = json::array();
+    for (const auto& t : spec.transforms) transforms.push_back(stage(t));
     return json{{"name", spec.name},
                 {"source", stage(spec.source)},
+                {"transforms", transforms},
                 {"sink", stage(spec.sink)},
                 {"reporters", reporters},
                 {"settings", spec.settings}};
@@ -448,11 +453,22 @@ class EtlHostApplication : public Poco::Util::Application {
   }
 
   int plugins_command(const ArgVec& args) {
-    if (!args.empty()) {
-      std::cerr << "etl-host plugins: takes no arguments\n";
+    if (args.size() > 1) {
+      std::cerr << "etl-host plugins: takes at most one argument, a plugin name\n";
       return exit_code::usage;
     }
     PluginRegistry& plugins = registry();
+    if (args.size() == 1) {
+      // One plugin's config keys as the Markdown table its README carries.
+      try {
+        const PluginInfo& info = plugins.resolve(args.front());
+        std::cout << config_table_markdown(info.schema);
+        return exit_code::ok;
+      } catch (const std::exception& e) {
+        std::cerr << "etl-host plugins: " << e.what() << "\n";
+        return exit_code::plugin_error;
+      }
+    }
     for (const auto& conflict : plugins.conflicts()) host_logger().error(conflict);
     if (json_) {
       json list = json::array();
@@ -507,6 +523,13 @@ class EtlHostApplication : public Poco::Util::Application {
     schema["$defs"]["source"] = variants_of(etl::sdk::PluginKind::source);
     schema["$defs"]["sink"] = variants_of(etl::sdk::PluginKind::sink);
     schema["$defs"]["reporter"] = variants_of(etl::sdk::PluginKind::reporter);
+    json transform = variants_of(etl::sdk::PluginKind::transform);
+    const json when = pipeline_document_schema().at("$defs").at("transform").at("properties").at("when");
+    for (auto& variant : transform["oneOf"]) variant["properties"]["when"] = when;
+    schema["$defs"]["transform_stage"] = transform;
+    schema["properties"]["transforms"]["items"] = {{"$ref", "#/$defs/transform_stage"}};
+    schema["$defs"].erase("transform");
+    schema["$defs"].erase("stage");
     schema["properties"]["source"] = {{"$ref", "#/$defs/source"}};
     schema["properties"]["sink"] = {{"$ref", "#/$defs/sink"}};
     schema["properties"]["reporters"]["items"] = {{"$ref", "#/$defs/reporter"}};

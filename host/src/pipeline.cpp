@@ -35,6 +35,8 @@ const json& pipeline_document_schema() {
       "name": {"type": "string", "description": "Name used in logs and reports; defaults to the file name."},
       "description": {"type": "string"},
       "source": {"$ref": "#/$defs/stage"},
+      "transforms": {"type": "array", "default": [], "items": {"$ref": "#/$defs/transform"},
+                     "description": "Stages between source and sink, applied in order."},
       "sink": {"$ref": "#/$defs/stage"},
       "reporters": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/stage"}},
       "settings": {
@@ -61,6 +63,29 @@ const json& pipeline_document_schema() {
           "plugin": {"type": "string", "minLength": 1},
           "config": {"type": "object", "default": {}}
         }
+      },
+      "transform": {
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["plugin"],
+        "properties": {
+          "plugin": {"type": "string", "minLength": 1},
+          "config": {"type": "object", "default": {}},
+          "when": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["field"],
+            "minProperties": 2,
+            "maxProperties": 2,
+            "description": "Apply the transform only to records whose field matches; the others pass unchanged.",
+            "properties": {
+              "field": {"type": "string", "minLength": 1},
+              "equals": {"description": "The field's value equals this (compared by text form; null matches a null or missing field)."},
+              "in": {"type": "array", "minItems": 1, "description": "The field's value equals one of these."},
+              "exists": {"type": "boolean", "description": "true: the field is present and not null; false: it is missing or null."}
+            }
+          }
+        }
       }
     }
   })");
@@ -74,6 +99,7 @@ json expanded_document_schema() {
   json schema = pipeline_document_schema();
   const json stage = schema.at("$defs").at("stage");
   schema["properties"]["source"] = stage;
+  schema["properties"]["transforms"]["items"] = schema.at("$defs").at("transform");
   schema["properties"]["sink"] = stage;
   schema["properties"]["reporters"]["items"] = stage;
   schema.erase("$defs");
@@ -308,6 +334,19 @@ PipelineSpec parse_pipeline(const std::string& path, const std::string& text,
   };
 
   spec.source = build_stage(document.at("source"), "/source", "source");
+  const json& transforms = document.at("transforms");
+  for (std::size_t i = 0; i < transforms.size(); ++i) {
+    const std::string pointer = "/transforms/" + std::to_string(i);
+    StageSpec transform = build_stage(transforms[i], pointer, "transform");
+    if (const auto when = transforms[i].find("when"); when != transforms[i].end()) {
+      try {
+        transform.when = Condition::from_json(*when);
+      } catch (const std::invalid_argument& e) {
+        problems.push_back(path + ": " + pointer + "/when: " + e.what());
+      }
+    }
+    spec.transforms.push_back(std::move(transform));
+  }
   spec.sink = build_stage(document.at("sink"), "/sink", "sink");
   const json& reporters = document.at("reporters");
   for (std::size_t i = 0; i < reporters.size(); ++i) {

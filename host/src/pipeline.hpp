@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "condition.hpp"
 #include "interpolate.hpp"
 #include "schema.hpp"
 
@@ -25,12 +26,15 @@ struct StageSpec {
   std::vector<std::string> secrets;
   /// The config passed its plugin's schema (false while a pipeline has problems).
   bool schema_valid = false;
+  /// Transforms only: the records the transform applies to (all when absent).
+  std::optional<Condition> when;
 };
 
 struct PipelineSpec {
   std::string path;
   std::string name;
   StageSpec source;
+  std::vector<StageSpec> transforms;
   StageSpec sink;
   std::vector<StageSpec> reporters;
   /// Host settings (batch size, progress interval, error budget), defaults filled in.
@@ -38,7 +42,9 @@ struct PipelineSpec {
 
   /// Every stage, source first.
   [[nodiscard]] std::vector<const StageSpec*> stages() const {
-    std::vector<const StageSpec*> all{&source, &sink};
+    std::vector<const StageSpec*> all{&source};
+    for (const auto& transform : transforms) all.push_back(&transform);
+    all.push_back(&sink);
     for (const auto& reporter : reporters) all.push_back(&reporter);
     return all;
   }

@@ -103,12 +103,13 @@ void check_abi_marker(const std::string& path) {
       throw PluginLoadError(path + ": plugin was built for SDK ABI version " + version +
                             ", but this etl-host uses SDK ABI version " + std::to_string(sdk::kAbiVersion) +
                             "; rebuild the plugin against SDK " + ETL_SDK_VERSION_STRING +
+                            (version == "1" ? " (ABI 1 is SDK 0.x: see \"Migrating from SDK 0.x\" in the plugin guide)" : "") +
                             " (it was not loaded)");
     }
     return;
   }
   throw PluginLoadError(path + ": not an etl-host plugin (it has no " + std::string(prefix) +
-                        "<N> section; plugins export their descriptor with ETL_PLUGIN_DESCRIPTOR)");
+                        "<N> section; plugins declare themselves with ETL_PLUGIN)");
 }
 
 }  // namespace
@@ -148,6 +149,12 @@ PluginInfo PluginRegistry::load_file(const std::string& path) {
                           ETL_SDK_VERSION_STRING);
   }
   if (name == "?") throw PluginLoadError(path + ": the plugin descriptor has no name");
+  if (descriptor->size < sizeof(sdk::PluginDescriptor)) {
+    throw PluginLoadError(path + ": plugin '" + name + "' has a descriptor of " + std::to_string(descriptor->size) +
+                          " bytes where SDK ABI " + std::to_string(sdk::kAbiVersion) + " has " +
+                          std::to_string(sizeof(sdk::PluginDescriptor)) + "; rebuild it against SDK " +
+                          ETL_SDK_VERSION_STRING);
+  }
 
   PluginInfo info;
   info.file = path;
@@ -160,7 +167,8 @@ PluginInfo PluginRegistry::load_file(const std::string& path) {
   const bool factory_matches =
       (info.kind == sdk::PluginKind::source && descriptor->create_source != nullptr) ||
       (info.kind == sdk::PluginKind::sink && descriptor->create_sink != nullptr) ||
-      (info.kind == sdk::PluginKind::reporter && descriptor->create_reporter != nullptr);
+      (info.kind == sdk::PluginKind::reporter && descriptor->create_reporter != nullptr) ||
+      (info.kind == sdk::PluginKind::transform && descriptor->create_transform != nullptr);
   if (!factory_matches) {
     throw PluginLoadError(path + ": plugin '" + name +
                           "' has no factory for its declared kind");

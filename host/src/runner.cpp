@@ -13,6 +13,8 @@
 #include <Poco/Logger.h>
 
 #include "error_budget.hpp"
+#include "outcome_ledger.hpp"
+#include "transform_chain.hpp"
 #include "exit_codes.hpp"
 
 #include <nlohmann/json.hpp>
@@ -65,6 +67,8 @@ PluginInstance<T> instantiate(const StageSpec& stage, PluginRegistry& registry, 
     try {
       if constexpr (std::is_same_v<T, sdk::Source>) {
         return info.descriptor->create_source(args);
+      } else if constexpr (std::is_same_v<T, sdk::Transform>) {
+        return info.descriptor->create_transform(args);
       } else if constexpr (std::is_same_v<T, sdk::Sink>) {
         return info.descriptor->create_sink(args);
       } else {
@@ -77,153 +81,6 @@ PluginInstance<T> instantiate(const StageSpec& stage, PluginRegistry& registry, 
   if (!instance.object) throw StageError(info.name, "configure", "the factory returned nothing");
   return instance;
 }
-
-/// Keeps every record handed to the sink until its outcome arrives, and passes each outcome to
-/// the reporters exactly once, whatever the sink does (late, duplicate or missing outcomes).
-class OutcomeLedger final : public sdk::OutcomeReceiver {
- public:
-  OutcomeLedger(std::vector<PluginInstance<sdk::Reporter>>& reporters, RunStop& stop, ErrorBudget budget)
-      : reporters_(reporters), stop_(stop), budget_(std::move(budget)), logger_(host_logger()) {
-    reporter_alive_.assign(reporters.size(), true);
-  }
-
-  void add(const sdk::Record& record) {
-    std::lock_guard lock(mutex_);
-    pending_.emplace(record.sequence, record);
-  }
-
-  void deliver(std::uint64_t sequence, sdk::Outcome outcome) noexcept override {
-    std::lock_guard lock(mutex_);
-    const auto it = pending_.find(sequence);
-    if (it == pending_.end()) {
-      logger_.error("the sink delivered an outcome for record " + std::to_string(sequence) +
-                    ", which is not awaiting one (ignored: each record is reported once)");
-      return;
-    }
-    settle(it->second, outcome);
-    pending_.erase(it);
-  }
-
-  /// Reports every record still awaiting an outcome as failed, in source order.
-  void fail_remaining(const std::string& reason) {
-    std::lock_guard lock(mutex_);
-    std::vector<std::uint64_t> sequences;
-    sequences.reserve(pending_.size());
-    for (const auto& [sequence, unused] : pending_) sequences.push_back(sequence);
-    std::sort(sequences.begin(), sequences.end());
-    for (const auto sequence : sequences) {
-      settle(pending_.at(sequence), sdk::Outcome::failed(reason));
-    }
-    pending_.clear();
-  }
-
-  /// Reports records that never reached the sink.
-  void fail_unsent(const sdk::Batch& batch, std::size_t from, const std::string& reason) {
-    std::lock_guard lock(mutex_);
-    for (std::size_t i = from; i < batch.size(); ++i) {
-      settle(batch[i], sdk::Outcome::failed(reason));
-    }
-  }
-
-  struct Counts {
-    std::uint64_t ok = 0, rejected = 0, failed = 0;
-    std::uint64_t commit_unknown = 0;  // of failed
-  };
-  Counts counts() const {
-    std::lock_guard lock(mutex_);
-    return counts_;
-  }
-  std::size_t pending() const {
-    std::lock_guard lock(mutex_);
-    return pending_.size();
-  }
-  const std::string& reporter_error() const { return reporter_error_; }
-
-  /// Calls `function(reporter)` on every reporter still working; a reporter that throws is
-  /// logged, stops receiving calls, and stops the run (its report would be incomplete).
-  template <class F>
-  void for_each_reporter(const char* stage, F&& function) {
-    std::lock_guard lock(mutex_);
-    for (std::size_t i = 0; i < reporters_.size(); ++i) {
-      if (!reporter_alive_[i]) continue;
-      try {
-        call_plugin(reporters_[i].name, stage, [&] { function(*reporters_[i].object); });
-      } catch (const StageError& e) {
-        reporter_alive_[i] = false;
-        if (reporter_error_.empty()) reporter_error_ = e.what();
-        logger_.error(e.what());
-        stop_.request();
-      }
-    }
-  }
-
-  /// Why the error budget stopped the run, or empty. Checked at every outcome, so a run stops
-  /// at the first rejection over the budget, not at the end of a batch.
-  std::string budget_error() const {
-    std::lock_guard lock(mutex_);
-    return budget_error_;
-  }
-
-  /// The budget judged on the final totals (a percentage may only be decidable then).
-  void check_budget_at_end() {
-    std::lock_guard lock(mutex_);
-    check_budget(true);
-  }
-
- private:
-  void check_budget(bool final) {
-    if (!budget_error_.empty() || !budget_.limited()) return;
-    const std::uint64_t settled = counts_.ok + counts_.rejected + counts_.failed;
-    if (!budget_.exceeded(counts_.rejected, settled, final)) return;
-    budget_error_ = "error budget exceeded: " + std::to_string(counts_.rejected) + " of " + std::to_string(settled) +
-                    " records rejected, more than settings.max_rejected allows (" + budget_.describe() + ")" +
-                    (final ? "" : "; stopping");
-    // Stop first, then say so: whoever reacts to the line (a person, a supervisor sending
-    // SIGTERM) finds the run already stopping for this reason.
-    stop_.request();
-    logger_.error(budget_error_);
-  }
-
-  void settle(const sdk::Record& record, const sdk::Outcome& raw_outcome) {
-    // Messages may quote a URL or a connection string: reports get them redacted, like logs.
-    std::optional<sdk::Outcome> redacted;
-    if (!raw_outcome.message.empty()) {
-      redacted = raw_outcome;
-      redacted->message = Redactor::instance().redact(raw_outcome.message);
-    }
-    const sdk::Outcome& outcome = redacted ? *redacted : raw_outcome;
-    switch (outcome.status) {
-      case sdk::Status::ok: ++counts_.ok; break;
-      case sdk::Status::rejected: ++counts_.rejected; break;
-      case sdk::Status::failed: ++counts_.failed; break;
-    }
-    if (outcome.is_commit_unknown()) ++counts_.commit_unknown;
-    for (std::size_t i = 0; i < reporters_.size(); ++i) {
-      if (!reporter_alive_[i]) continue;
-      try {
-        call_plugin(reporters_[i].name, "record",
-                    [&] { reporters_[i].object->record(record, outcome); });
-      } catch (const StageError& e) {
-        reporter_alive_[i] = false;
-        if (reporter_error_.empty()) reporter_error_ = e.what();
-        logger_.error(e.what());
-        stop_.request();
-      }
-    }
-    if (outcome.status == sdk::Status::rejected) check_budget(false);
-  }
-
-  std::vector<PluginInstance<sdk::Reporter>>& reporters_;
-  std::vector<bool> reporter_alive_;
-  RunStop& stop_;
-  ErrorBudget budget_;
-  std::string budget_error_;
-  Poco::Logger& logger_;
-  mutable std::mutex mutex_;
-  std::unordered_map<std::uint64_t, sdk::Record> pending_;
-  Counts counts_;
-  std::string reporter_error_;
-};
 
 std::string format_rate(double value) {
   char buffer[32];
@@ -346,18 +203,19 @@ void create_stage(const StageSpec& stage, PluginRegistry& registry, const RunSto
     case sdk::PluginKind::source: instantiate<sdk::Source>(stage, registry, stop); break;
     case sdk::PluginKind::sink: instantiate<sdk::Sink>(stage, registry, stop); break;
     case sdk::PluginKind::reporter: instantiate<sdk::Reporter>(stage, registry, stop); break;
+    case sdk::PluginKind::transform: instantiate<sdk::Transform>(stage, registry, stop); break;
   }
 }
 
 PipelinePlugins create_plugins(const PipelineSpec& spec, PluginRegistry& registry, const RunStop& stop) {
-  for (const StageSpec* stage : {&spec.source, &spec.sink}) {
+  for (const StageSpec* stage : spec.stages()) {
     for (const auto& secret : stage->secrets) Redactor::instance().add(secret);
-  }
-  for (const auto& stage : spec.reporters) {
-    for (const auto& secret : stage.secrets) Redactor::instance().add(secret);
   }
   PipelinePlugins plugins;
   plugins.source = instantiate<sdk::Source>(spec.source, registry, stop);
+  for (const auto& stage : spec.transforms) {
+    plugins.transforms.push_back(instantiate<sdk::Transform>(stage, registry, stop));
+  }
   plugins.sink = instantiate<sdk::Sink>(spec.sink, registry, stop);
   for (const auto& stage : spec.reporters) {
     plugins.reporters.push_back(instantiate<sdk::Reporter>(stage, registry, stop));
@@ -379,31 +237,47 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
   const std::string& sink_name = plugins.sink.name;
 
   std::string source_error;
+  std::string transform_error;
   std::string sink_error;
   std::uint64_t received = 0;
+  std::uint64_t next_sequence = 0;
 
   sdk::RunInfo run_info;
   run_info.pipeline = spec.path;
   run_info.source_plugin = source_name;
+  for (const auto& transform : plugins.transforms) run_info.transform_plugins.push_back(transform.name);
   run_info.sink_plugin = sink_name;
-  try {
-    run_info.fields = call_plugin(source_name, "fields", [&] { return source.fields(); });
-  } catch (const StageError& e) {
-    source_error = e.what();
-  }
-  ledger.for_each_reporter("open", [&](sdk::Reporter& reporter) { reporter.open(run_info); });
 
   bool source_open = false;
   bool sink_open = false;
+  bool wants_acknowledgements = false;
+  try {
+    call_plugin(source_name, "open", [&] { source.open(); });
+    source_open = true;
+    // A source may learn its fields from its input (a CSV header), so they are asked after open().
+    run_info.fields = call_plugin(source_name, "fields", [&] { return source.fields(); });
+    wants_acknowledgements = call_plugin(source_name, "wants_acknowledgements", [&] { return source.wants_acknowledgements(); });
+  } catch (const StageError& e) {
+    source_error = e.what();
+  }
+  if (wants_acknowledgements) {
+    ledger.acknowledge_with([&source, &source_name](std::uint64_t sequence, const sdk::Outcome& outcome) {
+      call_plugin(source_name, "acknowledge", [&] { source.acknowledge(sequence, outcome); });
+    });
+  }
+  ledger.open_reporters(run_info);
+
   if (source_error.empty() && ledger.reporter_error().empty()) {
-    try {
-      call_plugin(source_name, "open", [&] { source.open(); });
-      source_open = true;
-    } catch (const StageError& e) {
-      source_error = e.what();
+    for (auto& transform : plugins.transforms) {
+      try {
+        call_plugin(transform.name, "open", [&] { transform.object->open(); });
+      } catch (const StageError& e) {
+        transform_error = e.what();
+        break;
+      }
     }
   }
-  if (source_open) {
+  if (source_open && transform_error.empty() && source_error.empty()) {
     try {
       call_plugin(sink_name, "open", [&] { sink.open(ledger); });
       sink_open = true;
@@ -412,7 +286,18 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
     }
   }
 
-  if (source_open && sink_open) {
+  std::vector<TransformChain::Stage> chain_stages;
+  for (std::size_t i = 0; i < plugins.transforms.size(); ++i) {
+    chain_stages.push_back({plugins.transforms[i].name, plugins.transforms[i].object.get(),
+                            i < spec.transforms.size() ? spec.transforms[i].when : std::nullopt});
+  }
+  TransformChain chain(std::move(chain_stages),
+                       TransformChain::Hooks{
+                           [&](sdk::Record record, sdk::Outcome outcome) { ledger.settle_now(std::move(record), std::move(outcome)); },
+                           [&] { return ++next_sequence; },
+                           [&](std::uint64_t root, const std::vector<std::uint64_t>& members) { ledger.group(root, members); }});
+
+  if (source_open && sink_open && source_error.empty()) {
     const std::size_t batch_size = spec.settings.value("batch_size", 1000);
     std::optional<std::uint64_t> expected;
     try {
@@ -427,11 +312,11 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
       Ticker ticker(progress.period(), [&] {
         const auto counts = ledger.counts();
         const Clock::rep since = reading_since.load();
-        progress.update(received_so_far.load(), counts.ok + counts.rejected + counts.failed, counts.ok,
-                        counts.rejected, counts.failed,
+        progress.update(received_so_far.load(), counts.settled(), counts.ok, counts.rejected, counts.failed,
                         since == 0 ? Clock::duration::zero() : Clock::now() - Clock::time_point(Clock::duration(since)));
       });
       sdk::Batch batch;
+      sdk::Batch to_sink;
       bool more = true;
       while (more && !stop.requested()) {
         batch.clear();
@@ -443,20 +328,51 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
           more = false;
         }
         reading_since.store(0);
-        for (auto& record : batch) record.sequence = ++received;
+        bool plain = chain.empty();  // nothing to take out of the batch: hand it to the sink as it is
+        for (auto& record : batch) {
+          record.sequence = ++next_sequence;
+          if (record.refusal) plain = false;
+        }
+        received += batch.size();
         received_so_far.store(received);
         if (batch.empty()) continue;
         if (stop.requested()) {
           ledger.fail_unsent(batch, 0, "not attempted: the run was stopped");
           break;
         }
-        for (const auto& record : batch) ledger.add(record);
+        sdk::Batch* outgoing = &batch;
+        if (!plain) {
+          to_sink.clear();
+          std::size_t done = 0;
+          try {
+            for (; done < batch.size(); ++done) {
+              sdk::Record& record = batch[done];
+              if (record.refusal) {
+                sdk::Outcome outcome = sdk::Outcome::rejected(record.refusal->code, record.refusal->message);
+                outcome.stage = sdk::Stage::source;
+                record.refusal.reset();
+                ledger.settle_now(std::move(record), std::move(outcome));
+              } else if (chain.empty()) {
+                to_sink.push_back(std::move(record));
+              } else {
+                chain.apply(std::move(record), to_sink);
+              }
+            }
+          } catch (const TransformChain::StageFailure& failure) {
+            transform_error = "plugin '" + failure.plugin + "' failed in stage 'transform': " + failure.reason;
+            ledger.fail_unsent(batch, done + 1, "not processed: transform '" + failure.plugin + "' failed");
+            stop.request();
+          }
+          outgoing = &to_sink;
+        }
+        for (const auto& record : *outgoing) ledger.add(record);
         try {
-          call_plugin(sink_name, "write", [&] { sink.write(batch); });
+          if (!outgoing->empty()) call_plugin(sink_name, "write", [&] { sink.write(*outgoing); });
         } catch (const StageError& e) {
           sink_error = e.what();
           break;
         }
+        if (!transform_error.empty()) break;
       }
     }
     progress.finish();
@@ -480,6 +396,7 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
                                              : "not written: " + sink_error);
   }
   if (!source_error.empty()) logger.error(source_error);
+  if (!transform_error.empty()) logger.error(transform_error);
   if (!sink_error.empty()) logger.error(sink_error);
 
   sdk::SourceStats stats;
@@ -498,13 +415,13 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
   summary.received = received;
   summary.ok = counts.ok;
   summary.rejected = counts.rejected;
+  summary.rejected_at_source = counts.rejected_at_source;
+  summary.rejected_at_transform = counts.rejected_at_transform;
+  summary.rejected_at_sink = counts.rejected_at_sink;
   summary.failed = counts.failed;
   summary.commit_unknown = counts.commit_unknown;
   summary.seconds = std::chrono::duration<double>(Clock::now() - started).count();
-  summary.rows_per_second =
-      summary.seconds > 0 ? static_cast<double>(counts.ok + counts.rejected + counts.failed) /
-                                summary.seconds
-                          : 0;
+  summary.rows_per_second = summary.seconds > 0 ? static_cast<double>(counts.settled()) / summary.seconds : 0;
 
   const int signal_code = stop.signal_code();
   if (signal_code != 0 && !(stop.internal_first() && !budget_error.empty())) {
@@ -516,6 +433,9 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
   } else if (!sink_error.empty()) {
     result.exit_code = exit_code::sink_failed;
     summary.stop_reason = sink_error;
+  } else if (!transform_error.empty()) {
+    result.exit_code = exit_code::transform_failed;
+    summary.stop_reason = transform_error;
   } else if (!source_error.empty()) {
     result.exit_code = exit_code::source_failed;
     summary.stop_reason = source_error;
@@ -536,14 +456,14 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
   // Only a run that went to the source's end "went on with what came"; after a stop or a
   // failure the shortfall is explained by the stop reason instead.
   if (stats.requested && received < *stats.requested && source_error.empty() && sink_error.empty() &&
-      budget_error.empty() && signal_code == 0 && ledger.reporter_error().empty()) {
+      transform_error.empty() && budget_error.empty() && signal_code == 0 && ledger.reporter_error().empty()) {
     logger.warning("source '" + source_name + "' asked for " + std::to_string(*stats.requested) +
                    " records and received " + std::to_string(received) +
                    "; the run went on with what came");
   }
 
   summary.stop_reason = Redactor::instance().redact(summary.stop_reason);
-  ledger.for_each_reporter("finish", [&](sdk::Reporter& reporter) { reporter.finish(summary); });
+  ledger.finish_reporters(summary);
   if (result.exit_code == exit_code::ok && !ledger.reporter_error().empty()) {
     result.exit_code = exit_code::reporter_failed;
     summary.exit_code = result.exit_code;
@@ -554,7 +474,12 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
       "summary: " +
       (summary.requested ? "requested " + std::to_string(*summary.requested) + ", " : std::string()) +
       "received " + std::to_string(summary.received) + ", ok " + std::to_string(summary.ok) +
-      ", rejected " + std::to_string(summary.rejected) + ", failed " + std::to_string(summary.failed) +
+      ", rejected " + std::to_string(summary.rejected) +
+      (summary.rejected != summary.rejected_at_sink
+           ? " (source " + std::to_string(summary.rejected_at_source) + ", transform " +
+                 std::to_string(summary.rejected_at_transform) + ", sink " + std::to_string(summary.rejected_at_sink) + ")"
+           : std::string()) +
+      ", failed " + std::to_string(summary.failed) +
       (summary.commit_unknown != 0 ? " (commit outcome unknown " + std::to_string(summary.commit_unknown) + ")"
                                    : std::string()) +
       ", " + format_rate(summary.seconds) + " s, " +

@@ -108,6 +108,8 @@ void create_stage(const StageSpec& stage, PluginRegistry& registry, const RunSto
 /// Every plugin of a pipeline, created (config parsed) but not opened.
 struct PipelinePlugins {
   PluginInstance<sdk::Source> source;
+  /// In pipeline order, each with its `when` (see PipelineSpec::transforms).
+  std::vector<PluginInstance<sdk::Transform>> transforms;
   PluginInstance<sdk::Sink> sink;
   std::vector<PluginInstance<sdk::Reporter>> reporters;
 };

@@ -121,9 +121,11 @@ class Output {
 /// The statuses a reporter keeps, from a config array such as ["rejected", "failed"].
 class StatusFilter {
  public:
+  StatusFilter() : keep_{"ok", "rejected", "failed"} {}
   explicit StatusFilter(const nlohmann::json& statuses) {
     for (const auto& status : statuses) keep_.insert(status.get<std::string>());
   }
+  explicit StatusFilter(const std::vector<std::string>& statuses) : keep_(statuses.begin(), statuses.end()) {}
   [[nodiscard]] bool keeps(sdk::Status status) const {
     return keep_.count(std::string(sdk::to_string(status))) != 0;
   }
@@ -132,10 +134,18 @@ class StatusFilter {
   std::set<std::string> keep_;
 };
 
-/// JSON Schema fragment for a "statuses" filter option.
-inline constexpr const char* kStatusesSchema =
-    R"({"type": "array", "items": {"type": "string", "enum": ["ok", "rejected", "failed"]},
-        "default": ["ok", "rejected", "failed"],
-        "description": "Keep only records with these statuses (e.g. [\"rejected\", \"failed\"] for a reject file)."})";
+/// Declares the "statuses" filter option of a reporter's ConfigMap.
+template <class Config>
+void declare_statuses(sdk::ConfigMap<Config>& map, std::vector<std::string> Config::*member) {
+  map.key("statuses", member,
+          "Keep only records with these statuses (e.g. [\"rejected\", \"failed\"] for a reject file).")
+      .schema({{"items", {{"type", "string"}, {"enum", {"ok", "rejected", "failed"}}}}});
+}
+
+/// The detail fields of an outcome as one compact JSON object text, or empty when there are none.
+inline std::string detail_text(const sdk::Outcome& outcome) {
+  if (outcome.detail.empty()) return {};
+  return sdk::to_json_object(outcome.detail).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 }  // namespace etl::plugins::reporting

@@ -1,4 +1,4 @@
-# etl_add_plugin(<target> KIND source|sink|reporter SOURCES <files>... [LIBRARIES <libs>...])
+# etl_add_plugin(<target> KIND source|transform|sink|reporter SOURCES <files>... [LIBRARIES <libs>...])
 #
 # Builds an etl-host plugin: a MODULE library named <target>.so, linked to etl::sdk, with
 # hidden symbol visibility (only the descriptor is exported), installed into
@@ -6,8 +6,8 @@
 # set, the library is also placed there in the build tree.
 function(etl_add_plugin target)
   cmake_parse_arguments(PARSE_ARGV 1 ARG "" "KIND" "SOURCES;LIBRARIES")
-  if(NOT ARG_KIND MATCHES "^(source|sink|reporter)$")
-    message(FATAL_ERROR "etl_add_plugin(${target}): KIND must be source, sink or reporter, not '${ARG_KIND}'")
+  if(NOT ARG_KIND MATCHES "^(source|transform|sink|reporter)$")
+    message(FATAL_ERROR "etl_add_plugin(${target}): KIND must be source, transform, sink or reporter, not '${ARG_KIND}'")
   endif()
   if(NOT ARG_SOURCES)
     message(FATAL_ERROR "etl_add_plugin(${target}): SOURCES is empty")

@@ -292,7 +292,7 @@ TEST_F(Hardening, KillNineLeavesThePreviousReportsAndParseablePartialOnes) {
   std::multiset<std::string> csv_ok;
   const auto csv_lines = lines_of(csv);
   ASSERT_GT(csv_lines.size(), 1u);
-  EXPECT_EQ(csv_lines.front(), "token,status,sqlstate,error");
+  EXPECT_EQ(csv_lines.front(), "token,status,stage,code,error,origin,detail");
   for (std::size_t i = 1; i < csv_lines.size(); ++i) {
     const std::string& line = csv_lines[i];
     ASSERT_GE(std::count(line.begin(), line.end(), ','), 3) << line;
@@ -334,7 +334,7 @@ TEST_F(Hardening, ATableDroppedMidRunEndsTheRunPromptly) {
   std::size_t undefined_table = 0, not_attempted = 0;
   for (const auto& record : document.at("records")) {
     if (record.at("status") != "failed") continue;
-    if (record.at("sqlstate") == "42P01") ++undefined_table;
+    if (record.at("code") == "42P01") ++undefined_table;
     const std::string error = record.at("error").get<std::string>();
     if (error.starts_with("not attempted") || error.starts_with("not written")) {
       ++not_attempted;

@@ -59,7 +59,7 @@ TEST_F(HostRun, EveryRecordIsReportedOnceInEveryReport) {
   ASSERT_EQ(result.process.exit_code, 0) << result.process.err;
   ASSERT_EQ(result.stdout_records.size(), 2500u);
   ASSERT_EQ(result.csv.size(), 2501u);
-  EXPECT_EQ(result.csv[0], "n,status,sqlstate,error");
+  EXPECT_EQ(result.csv[0], "n,status,stage,code,error,origin,detail");
   ASSERT_EQ(result.report.at("records").size(), 2500u);
   std::set<std::string> seen;
   for (const auto& record : result.report.at("records")) {

@@ -67,7 +67,7 @@ class TokensPipeline : public ::testing::Test {
 
     const auto csv = lines_of(read_file(reports_.file("reports/tokens.csv")));
     ASSERT_EQ(csv.size(), expected_tokens + 1);
-    EXPECT_EQ(csv[0], "token,status,sqlstate,error");
+    EXPECT_EQ(csv[0], "token,status,stage,code,error,origin,detail");
     std::vector<std::string> csv_tokens;
     for (std::size_t i = 1; i < csv.size(); ++i) {
       csv_tokens.push_back(csv[i].substr(0, 22));

@@ -31,7 +31,8 @@ std::string load_error(const std::string& path) {
 TEST(PluginLoading, GoodPluginsAreFoundWithTheirDescriptors) {
   PluginRegistry registry;
   registry.scan({test_plugins("good")});
-  ASSERT_EQ(registry.plugins().size(), 2u);
+  ASSERT_EQ(registry.plugins().size(), 3u);
+  EXPECT_EQ(registry.resolve("test-slow-reporter").kind, sdk::PluginKind::reporter);
   const auto& counter = registry.resolve("test-counter");
   EXPECT_EQ(counter.kind, sdk::PluginKind::source);
   EXPECT_EQ(counter.version, "0.0.1");
@@ -45,9 +46,11 @@ TEST(PluginLoading, BundledPluginsAreAllThere) {
   PluginRegistry registry;
   registry.scan({PluginRegistry::bundled_plugin_dir()});
   EXPECT_TRUE(registry.refused().empty());
-  for (const char* name : {"http-newline", "postgres-row-by-row", "stdout", "csv", "json"}) {
+  for (const char* name : {"http-newline", "file-lines", "validate", "map", "postgres-row-by-row", "null", "stdout",
+                           "csv", "json"}) {
     EXPECT_NO_THROW(registry.resolve(name)) << name;
   }
+  EXPECT_EQ(registry.resolve("validate").kind, sdk::PluginKind::transform);
 }
 
 TEST(PluginLoading, MissingPluginFile) {
@@ -81,6 +84,14 @@ TEST(PluginLoading, AbiMismatchIsRefusedFromTheFileBeforeAnyOfItsCodeRuns) {
   EXPECT_NE(error.find("not loaded"), std::string::npos) << error;
 }
 
+TEST(PluginLoading, APluginForAbi1IsRefusedNamingBothVersions) {
+  const auto file = test_plugins("bad") + "/etl-test-abi-v1.so";
+  const auto error = load_error(file);
+  EXPECT_NE(error.find("built for SDK ABI version 1,"), std::string::npos) << error;
+  EXPECT_NE(error.find("this etl-host uses SDK ABI version 2"), std::string::npos) << error;
+  EXPECT_NE(error.find("SDK " ETL_SDK_VERSION_STRING), std::string::npos) << error;
+}
+
 TEST(PluginLoading, DescriptorAbiIsCheckedToo) {
   const auto file = test_plugins("bad") + "/etl-test-descriptor-mismatch.so";
   const auto error = load_error(file);
@@ -92,14 +103,14 @@ TEST(PluginLoading, DescriptorAbiIsCheckedToo) {
 TEST(PluginLoading, ScanningKeepsRefusedLibrariesAndNamesThemWhenAPluginIsMissing) {
   PluginRegistry registry;
   registry.scan({test_plugins("bad"), test_plugins("good")});
-  EXPECT_EQ(registry.refused().size(), 3u);
+  EXPECT_EQ(registry.refused().size(), 4u);
   try {
     registry.resolve("test-future");  // refused unloaded, so known only by its file
     FAIL() << "expected an error";
   } catch (const PluginLoadError& e) {
     const std::string message = e.what();
     EXPECT_NE(message.find("unknown plugin 'test-future'"), std::string::npos) << message;
-    EXPECT_NE(message.find("available: test-counter, test-sink"), std::string::npos) << message;
+    EXPECT_NE(message.find("available: test-counter, test-sink, test-slow-reporter"), std::string::npos) << message;
     EXPECT_NE(message.find("etl-test-abi-mismatch.so"), std::string::npos) << message;
   }
 }
@@ -139,7 +150,7 @@ TEST(PluginLoading, PluginObjectKeepsItsLibraryLoaded) {
   sdk::Batch batch;
   source.object->read(batch, 10);
   ASSERT_EQ(batch.size(), 2u);
-  EXPECT_EQ(*batch[1].value("n"), "2");
+  EXPECT_EQ(*batch[1].text("n"), "2");
 }
 
 TEST(PluginLoading, EtlHostListsPluginsAsJson) {
@@ -152,8 +163,8 @@ TEST(PluginLoading, EtlHostListsPluginsAsJson) {
     EXPECT_TRUE(plugin.at("config_schema").is_object());
     EXPECT_EQ(plugin.at("abi_version"), sdk::kAbiVersion);
   }
-  EXPECT_EQ(names, (std::set<std::string>{"test-counter", "test-sink", "http-newline", "postgres-row-by-row", "stdout",
-                                          "csv", "json"}));
+  EXPECT_EQ(names, (std::set<std::string>{"test-counter", "test-sink", "test-slow-reporter", "http-newline", "file-lines",
+                                          "validate", "map", "postgres-row-by-row", "null", "stdout", "csv", "json"}));
 }
 
 TEST(PluginLoading, EtlPluginPathEnvironmentVariable) {

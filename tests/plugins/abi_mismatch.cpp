@@ -11,12 +11,19 @@ struct AbortIfLoaded {
   AbortIfLoaded() { std::abort(); }
 } abort_if_loaded;
 
+#ifndef TEST_ABI
+#define TEST_ABI 42
+#endif
+#define TEST_STRINGIFY2(x) #x
+#define TEST_STRINGIFY(x) TEST_STRINGIFY2(x)
+
+// Only the stable header (magic, ABI version, name) is the same in every ABI.
 const etl::sdk::PluginDescriptor kDescriptor{
-    etl::sdk::kDescriptorMagic, 42, "test-future", etl::sdk::PluginKind::source, "9.9.9",
-    "Built for another SDK", "{}", nullptr, nullptr, nullptr};
+    etl::sdk::kDescriptorMagic, TEST_ABI, "test-abi-" TEST_STRINGIFY(TEST_ABI), sizeof(etl::sdk::PluginDescriptor),
+    etl::sdk::PluginKind::source, "9.9.9", "9.9.9", "Built for another SDK", "{}", nullptr, nullptr, nullptr, nullptr};
 
 }  // namespace
 
-extern "C" __attribute__((used, section("etl_abi_v42"))) const char etl_plugin_abi_marker[] = "etl-host plugin";
+extern "C" __attribute__((used, section("etl_abi_v" TEST_STRINGIFY(TEST_ABI)))) const char etl_plugin_abi_marker[] = "etl-host plugin";
 extern "C" __attribute__((visibility("default"))) const etl::sdk::PluginDescriptor* etl_plugin_descriptor;
 const etl::sdk::PluginDescriptor* etl_plugin_descriptor = &kDescriptor;

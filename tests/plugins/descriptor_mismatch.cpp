@@ -4,8 +4,9 @@
 
 namespace {
 const etl::sdk::PluginDescriptor kDescriptor{
-    etl::sdk::kDescriptorMagic, etl::sdk::kAbiVersion + 6, "test-inconsistent", etl::sdk::PluginKind::source,
-    "0.0.1", "Descriptor disagrees with its marker", "{}", nullptr, nullptr, nullptr};
+    etl::sdk::kDescriptorMagic, etl::sdk::kAbiVersion + 6, "test-inconsistent", sizeof(etl::sdk::PluginDescriptor),
+    etl::sdk::PluginKind::source, ETL_SDK_VERSION_STRING, "0.0.1", "Descriptor disagrees with its marker", "{}",
+    nullptr, nullptr, nullptr, nullptr};
 }  // namespace
 
 ETL_PLUGIN_DESCRIPTOR(kDescriptor);

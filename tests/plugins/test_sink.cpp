@@ -11,6 +11,11 @@ namespace {
 
 class TestSink final : public etl::sdk::Sink {
  public:
+  static std::string config_schema() {
+    return R"({"type": "object", "additionalProperties": false, "properties": {
+          "mode": {"type": "string", "enum": ["ok", "reject_odd", "forget", "duplicate", "throw", "open_fails"], "default": "ok"},
+          "throw_on_write": {"type": "integer", "default": 1}}})";
+  }
   explicit TestSink(const etl::sdk::PluginArgs& args) {
     const auto config = etl::sdk::parse_config(args);
     mode_ = config.at("mode").get<std::string>();
@@ -24,7 +29,7 @@ class TestSink final : public etl::sdk::Sink {
     if (mode_ == "throw" && ++writes_ == throw_on_write_) throw etl::sdk::PluginError("disk on fire");
     for (const auto& record : records) {
       if (mode_ == "forget") continue;
-      const auto value = record.fields().front().value.value_or("");
+      const auto value = record.fields().front().value.text().value_or("");
       const bool odd = !value.empty() && (value.back() - '0') % 2 == 1;
       auto outcome = mode_ == "reject_odd" && odd ? etl::sdk::Outcome::rejected("23514", "odd value")
                                                   : etl::sdk::Outcome::ok();
@@ -41,14 +46,6 @@ class TestSink final : public etl::sdk::Sink {
   etl::sdk::OutcomeReceiver* outcomes_ = nullptr;
 };
 
-const etl::sdk::PluginDescriptor kDescriptor{
-    etl::sdk::kDescriptorMagic, etl::sdk::kAbiVersion, "test-sink", etl::sdk::PluginKind::sink, "0.0.1",
-    "A sink that misbehaves on request (tests only)",
-    R"({"type": "object", "additionalProperties": false, "properties": {
-          "mode": {"type": "string", "enum": ["ok", "reject_odd", "forget", "duplicate", "throw", "open_fails"], "default": "ok"},
-          "throw_on_write": {"type": "integer", "default": 1}}})",
-    nullptr, &etl::sdk::make_sink<TestSink>, nullptr};
-
 }  // namespace
 
-ETL_PLUGIN_DESCRIPTOR(kDescriptor);
+ETL_PLUGIN(TestSink, "test-sink", "0.0.1", "A sink that misbehaves on request (tests only)");

@@ -177,7 +177,7 @@ inline PromiseCheck check_promise(const std::string& json_report_path, const std
       ++check.rejected;
     } else {
       ++check.failed;
-      if (record.at("sqlstate") == "08007") {
+      if (record.at("code") == "08007") {
         ++check.commit_unknown;
         ++unknown[value];
       }

@@ -1,7 +1,8 @@
 // jsonl-file: a sink that appends each record to a JSON Lines file, one object per record.
 //
-// Small but complete: a config schema with defaults, a ConfigError for what the schema cannot
-// check, I/O only from open(), an outcome for every record, errors that name the file.
+// Small but complete: config keys declared once (schema, parsing and docs come from that), a
+// ConfigError for what the schema cannot check, I/O only from open(), an outcome for every
+// record, errors that name the file.
 
 #include <cerrno>
 #include <cstdio>
@@ -11,28 +12,26 @@
 
 namespace {
 
-using nlohmann::json;
-
-constexpr const char* kSchema = R"({
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["path"],
-  "properties": {
-    "path": {"type": "string", "minLength": 1, "description": "File to write."},
-    "append": {"type": "boolean", "default": false, "description": "Append instead of replacing the file."},
-    "require_field": {"type": "string", "default": "",
-                      "description": "Reject records that lack this field (empty: accept all)."}
-  }
-})";
+struct Config {
+  std::string path;
+  bool append = false;
+  std::string require_field;
+};
 
 class JsonlFileSink final : public etl::sdk::Sink {
  public:
-  explicit JsonlFileSink(const etl::sdk::PluginArgs& args) : context_(args.context) {
-    const json config = etl::sdk::parse_config(args);
-    path_ = config.at("path").get<std::string>();
-    append_ = config.at("append").get<bool>();
-    require_field_ = config.at("require_field").get<std::string>();
-    if (path_.back() == '/') throw etl::sdk::ConfigError("/path", "\"" + path_ + "\" names a folder, not a file");
+  static etl::sdk::ConfigMap<Config> config_map() {
+    etl::sdk::ConfigMap<Config> map;
+    map.key("path", &Config::path, "File to write.").required().min_length(1);
+    map.key("append", &Config::append, "Append instead of replacing the file.");
+    map.key("require_field", &Config::require_field, "Reject records that lack this field (empty: accept all).");
+    return map;
+  }
+
+  JsonlFileSink(Config config, etl::sdk::Context& context) : config_(std::move(config)), context_(context) {
+    if (config_.path.back() == '/') {
+      throw etl::sdk::ConfigError("/path", "\"" + config_.path + "\" names a folder, not a file");
+    }
   }
 
   ~JsonlFileSink() override {
@@ -41,23 +40,24 @@ class JsonlFileSink final : public etl::sdk::Sink {
 
   void open(etl::sdk::OutcomeReceiver& outcomes) override {
     outcomes_ = &outcomes;
-    file_ = std::fopen(path_.c_str(), append_ ? "ab" : "wb");
-    if (file_ == nullptr) throw etl::sdk::PluginError("cannot open " + path_ + ": " + std::strerror(errno));
-    context_.log(etl::sdk::LogLevel::info, "writing records to " + path_);
+    file_ = std::fopen(config_.path.c_str(), config_.append ? "ab" : "wb");
+    if (file_ == nullptr) throw etl::sdk::PluginError("cannot open " + config_.path + ": " + std::strerror(errno));
+    context_.log(etl::sdk::LogLevel::info, "writing records to " + config_.path);
   }
 
   void write(std::span<const etl::sdk::Record> records) override {
     for (const auto& record : records) {
-      if (!require_field_.empty() && record.find(require_field_) == nullptr) {
-        outcomes_->deliver(record.sequence,
-                           etl::sdk::Outcome::rejected("", "the record has no field \"" + require_field_ + "\""));
+      if (!config_.require_field.empty() && record.find(config_.require_field) == nullptr) {
+        outcomes_->deliver(record.sequence, etl::sdk::Outcome::rejected(
+                                                "missing_field", "the record has no field \"" + config_.require_field + "\""));
         continue;
       }
-      json line = json::object();
-      for (const auto& field : record.fields()) line[field.name] = field.value ? json(*field.value) : json(nullptr);
-      const std::string text = line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+      // Typed values keep their JSON type: an integer field is written as a number.
+      const std::string text =
+          etl::sdk::to_json_object(record.fields()).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
       if (std::fwrite(text.data(), 1, text.size(), file_) != text.size()) {
-        outcomes_->deliver(record.sequence, etl::sdk::Outcome::failed("cannot write to " + path_ + ": " + std::strerror(errno)));
+        outcomes_->deliver(record.sequence,
+                           etl::sdk::Outcome::failed("cannot write to " + config_.path + ": " + std::strerror(errno)));
         continue;
       }
       outcomes_->deliver(record.sequence, etl::sdk::Outcome::ok());
@@ -65,31 +65,16 @@ class JsonlFileSink final : public etl::sdk::Sink {
   }
 
   void finish() override {
-    if (std::fflush(file_) != 0) throw etl::sdk::PluginError("cannot write to " + path_ + ": " + std::strerror(errno));
+    if (std::fflush(file_) != 0) throw etl::sdk::PluginError("cannot write to " + config_.path + ": " + std::strerror(errno));
   }
 
  private:
+  Config config_;
   etl::sdk::Context& context_;
-  std::string path_;
-  bool append_ = false;
-  std::string require_field_;
   std::FILE* file_ = nullptr;
   etl::sdk::OutcomeReceiver* outcomes_ = nullptr;
 };
 
-const etl::sdk::PluginDescriptor kDescriptor{
-    etl::sdk::kDescriptorMagic,
-    etl::sdk::kAbiVersion,
-    "jsonl-file",
-    etl::sdk::PluginKind::sink,
-    "1.0.0",
-    "Appends each record to a JSON Lines file (example out-of-tree plugin)",
-    kSchema,
-    nullptr,
-    &etl::sdk::make_sink<JsonlFileSink>,
-    nullptr,
-};
-
 }  // namespace
 
-ETL_PLUGIN_DESCRIPTOR(kDescriptor);
+ETL_PLUGIN(JsonlFileSink, "jsonl-file", "1.0.0", "Appends each record to a JSON Lines file (example out-of-tree plugin)");

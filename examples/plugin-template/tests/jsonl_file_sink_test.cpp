@@ -52,6 +52,18 @@ TEST(JsonlFileSink, RejectsRecordsWithoutTheRequiredField) {
   EXPECT_EQ(outcomes.at(1).status, etl::sdk::Status::rejected);
 }
 
+TEST(UpperCase, ChangesTheFieldsOrRefusesTheRecord) {
+  LoadedPlugin plugin(TRANSFORM_FILE);
+  EXPECT_EQ(plugin.descriptor().kind, etl::sdk::PluginKind::transform);
+  auto transform = plugin.create_transform({{"fields", {"word"}}});
+  auto kept = etl::sdk::testing::transform_one(*transform, etl::sdk::testing::records("word", {"hello"}).front());
+  EXPECT_EQ(kept.result.verdict, etl::sdk::TransformResult::Verdict::keep);
+  EXPECT_EQ(*kept.record.text("word"), "HELLO");
+  auto refused = etl::sdk::testing::transform_one(*transform, etl::sdk::testing::records("other", {"x"}).front());
+  EXPECT_EQ(refused.result.verdict, etl::sdk::TransformResult::Verdict::refuse);
+  EXPECT_EQ(refused.result.code, "upper_case.missing");
+}
+
 TEST(JsonlFileSink, BadConfigAndUnwritableFile) {
   LoadedPlugin plugin(PLUGIN_FILE);
   EXPECT_THROW(plugin.create_sink({{"path", "some/folder/"}}), etl::sdk::ConfigError);

@@ -1,4 +1,5 @@
-// csv: every record with its outcome in an RFC 4180 file.
+// csv: every record with its outcome in an RFC 4180 file, or (layout "input") the records alone
+// in the form they came in, so that a reject file can be fixed and loaded again.
 
 #include <optional>
 
@@ -9,54 +10,83 @@
 namespace etl::plugins::csv {
 namespace {
 
-using nlohmann::json;
 using reporting::Output;
 
-const std::string kSchema = std::string(R"({
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["path"],
-  "properties": {
-    "path": {"type": "string", "minLength": 1, "output_file": true,
-             "description": "File to write (as PATH.partial until the run ends); missing folders are created."},
-    "header": {"type": "boolean", "default": true, "description": "Write a header row."},
-    "statuses": )") + reporting::kStatusesSchema + R"(
-  }
-})";
+struct Config {
+  std::string path;
+  bool header = true;
+  std::string layout = "report";
+  std::vector<std::string> statuses{"ok", "rejected", "failed"};
+};
 
 class CsvReporter final : public sdk::Reporter {
  public:
-  explicit CsvReporter(const sdk::PluginArgs& args) : filter_(sdk::parse_config(args).at("statuses")) {
-    const json config = sdk::parse_config(args);
-    path_ = config.at("path").get<std::string>();
-    header_ = config.at("header").get<bool>();
+  static sdk::ConfigMap<Config> config_map() {
+    sdk::ConfigMap<Config> map;
+    map.key("path", &Config::path, "File to write (as PATH.partial until the run ends); missing folders are created.")
+        .required()
+        .min_length(1)
+        .schema({{"output_file", true}});
+    map.key("header", &Config::header, "Write a header row.");
+    map.key("layout", &Config::layout,
+            "report: the record's fields, then status, stage, code, error, origin, detail. input: the fields "
+            "only, and refused input as the raw text that came in (a reject file to fix and load again).")
+        .one_of({"report", "input"});
+    reporting::declare_statuses(map, &Config::statuses);
+    return map;
   }
 
+  CsvReporter(Config config, sdk::Context&) : config_(std::move(config)), filter_(config_.statuses) {}
+
   void open(const sdk::RunInfo& run) override {
-    output_.emplace(Output::file(path_));
+    output_.emplace(Output::file(config_.path));
     fields_ = run.fields;
-    if (!header_) return;
+    input_layout_ = config_.layout == "input";
+    if (!config_.header) return;
     line_.clear();
-    for (const auto& field : fields_) {
-      append_field(line_, field);
-      line_ += ',';
+    for (std::size_t i = 0; i < fields_.size(); ++i) {
+      if (i != 0) line_ += ',';
+      append_field(line_, fields_[i]);
     }
-    line_ += "status,sqlstate,error\r\n";
+    if (!input_layout_) line_ += std::string(fields_.empty() ? "" : ",") + "status,stage,code,error,origin,detail";
+    line_ += "\r\n";
     output_->write(line_);
   }
 
   void record(const sdk::Record& record, const sdk::Outcome& outcome) override {
     if (!filter_.keeps(outcome.status)) return;
     line_.clear();
-    for (const auto& name : fields_) {
-      if (const auto value = record.value(name)) append_field(line_, *value);
-      line_ += ',';
+    if (input_layout_ && outcome.stage == sdk::Stage::source && outcome.status == sdk::Status::rejected) {
+      // Refused input is written as it came, so that fixing it in place makes it loadable.
+      if (const auto raw = record.text("raw")) line_ += *raw;
+      line_ += "\r\n";
+      output_->write(line_);
+      return;
     }
-    line_ += sdk::to_string(outcome.status);
-    line_ += ',';
-    append_field(line_, outcome.sqlstate);
-    line_ += ',';
-    append_field(line_, outcome.message);
+    for (std::size_t i = 0; i < fields_.size(); ++i) {
+      if (i != 0) line_ += ',';
+      if (const sdk::Value* value = record.get(fields_[i])) {
+        if (const auto view = value->text_view()) {
+          append_field(line_, *view);
+        } else if (const auto text = value->text()) {
+          append_field(line_, *text);
+        }
+      }
+    }
+    if (!input_layout_) {
+      if (!fields_.empty()) line_ += ',';
+      line_ += sdk::to_string(outcome.status);
+      line_ += ',';
+      line_ += sdk::to_string(outcome.stage);
+      line_ += ',';
+      append_field(line_, outcome.code);
+      line_ += ',';
+      append_field(line_, outcome.message);
+      line_ += ',';
+      append_field(line_, record.origin);
+      line_ += ',';
+      append_field(line_, reporting::detail_text(outcome));
+    }
     line_ += "\r\n";
     output_->write(line_);
   }
@@ -66,21 +96,16 @@ class CsvReporter final : public sdk::Reporter {
   }
 
  private:
-  std::string path_;
-  bool header_ = true;
+  Config config_;
   reporting::StatusFilter filter_;
+  bool input_layout_ = false;
   std::optional<Output> output_;
   std::vector<std::string> fields_;
   std::string line_;
 };
 
-const sdk::PluginDescriptor kDescriptor{
-    sdk::kDescriptorMagic, sdk::kAbiVersion, "csv", sdk::PluginKind::reporter, "1.0.0",
-    "Writes every record's fields and outcome (status, sqlstate, error) to an RFC 4180 CSV file",
-    kSchema.c_str(), nullptr, nullptr, &sdk::make_reporter<CsvReporter>,
-};
-
 }  // namespace
 }  // namespace etl::plugins::csv
 
-ETL_PLUGIN_DESCRIPTOR(etl::plugins::csv::kDescriptor);
+ETL_PLUGIN(etl::plugins::csv::CsvReporter, "csv", "2.0.0",
+           "Writes every record's fields and outcome (status, stage, code, error) to an RFC 4180 CSV file");

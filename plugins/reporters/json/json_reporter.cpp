@@ -12,29 +12,32 @@ namespace {
 using nlohmann::json;
 using reporting::Output;
 
-const std::string kSchema = std::string(R"({
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["path"],
-  "properties": {
-    "path": {"type": "string", "minLength": 1, "output_file": true,
-             "description": "File to write (as PATH.partial until the run ends); missing folders are created."},
-    "format": {"type": "string", "enum": ["document", "lines"], "default": "document",
-               "description": "document: one JSON object; lines: JSON Lines, one record per line, the summary last."},
-    "statuses": )") + reporting::kStatusesSchema + R"(
-  }
-})";
+struct Config {
+  std::string path;
+  std::string format = "document";
+  std::vector<std::string> statuses{"ok", "rejected", "failed"};
+};
 
 class JsonReporter final : public sdk::Reporter {
  public:
-  explicit JsonReporter(const sdk::PluginArgs& args) : filter_(sdk::parse_config(args).at("statuses")) {
-    const json config = sdk::parse_config(args);
-    path_ = config.at("path").get<std::string>();
-    lines_ = config.at("format").get<std::string>() == "lines";
+  static sdk::ConfigMap<Config> config_map() {
+    sdk::ConfigMap<Config> map;
+    map.key("path", &Config::path, "File to write (as PATH.partial until the run ends); missing folders are created.")
+        .required()
+        .min_length(1)
+        .schema({{"output_file", true}});
+    map.key("format", &Config::format,
+            "document: one JSON object; lines: JSON Lines, one record per line, the summary last.")
+        .one_of({"document", "lines"});
+    reporting::declare_statuses(map, &Config::statuses);
+    return map;
   }
 
+  JsonReporter(Config config, sdk::Context&)
+      : config_(std::move(config)), lines_(config_.format == "lines"), filter_(config_.statuses) {}
+
   void open(const sdk::RunInfo& run) override {
-    output_.emplace(Output::file(path_));
+    output_.emplace(Output::file(config_.path));
     pipeline_ = run.pipeline;
     if (!lines_) {
       output_->write("{\"pipeline\": " + json(run.pipeline).dump() + ",\n \"records\": [");
@@ -43,13 +46,14 @@ class JsonReporter final : public sdk::Reporter {
 
   void record(const sdk::Record& record, const sdk::Outcome& outcome) override {
     if (!filter_.keeps(outcome.status)) return;
-    json item = json::object();
-    for (const auto& field : record.fields()) {
-      item[field.name] = field.value ? json(*field.value) : json(nullptr);
-    }
+    // Each record: its fields in their JSON form, then the outcome's parts (null when empty).
+    json item = sdk::to_json_object(record.fields());
     item["status"] = sdk::to_string(outcome.status);
-    item["sqlstate"] = outcome.sqlstate.empty() ? json(nullptr) : json(outcome.sqlstate);
+    item["stage"] = sdk::to_string(outcome.stage);
+    item["code"] = outcome.code.empty() ? json(nullptr) : json(outcome.code);
     item["error"] = outcome.message.empty() ? json(nullptr) : json(outcome.message);
+    item["origin"] = record.origin.empty() ? json(nullptr) : json(record.origin);
+    item["detail"] = outcome.detail.empty() ? json(nullptr) : sdk::to_json_object(outcome.detail);
     // Invalid UTF-8 from the source must not make the report unreadable.
     std::string text = item.dump(-1, ' ', false, json::error_handler_t::replace);
     if (lines_) {
@@ -73,7 +77,7 @@ class JsonReporter final : public sdk::Reporter {
   }
 
  private:
-  std::string path_;
+  Config config_;
   bool lines_ = false;
   reporting::StatusFilter filter_;
   std::optional<Output> output_;
@@ -81,13 +85,8 @@ class JsonReporter final : public sdk::Reporter {
   bool first_ = true;
 };
 
-const sdk::PluginDescriptor kDescriptor{
-    sdk::kDescriptorMagic, sdk::kAbiVersion, "json", sdk::PluginKind::reporter, "1.0.0",
-    "Writes every record's fields and outcome and the run summary as one JSON document or JSON Lines",
-    kSchema.c_str(), nullptr, nullptr, &sdk::make_reporter<JsonReporter>,
-};
-
 }  // namespace
 }  // namespace etl::plugins::json_reporter
 
-ETL_PLUGIN_DESCRIPTOR(etl::plugins::json_reporter::kDescriptor);
+ETL_PLUGIN(etl::plugins::json_reporter::JsonReporter, "json", "2.0.0",
+           "Writes every record's fields and outcome and the run summary as one JSON document or JSON Lines");

@@ -12,25 +12,27 @@ namespace {
 using nlohmann::json;
 using reporting::Output;
 
-const std::string kSchema = std::string(R"({
-  "type": "object",
-  "additionalProperties": false,
-  "properties": {
-    "fields": {"type": "array", "items": {"type": "string"}, "default": [],
-               "description": "Fields to show, in this order; empty: all of the record's fields."},
-    "summary": {"type": "boolean", "default": true, "description": "Print the summary at the end."},
-    "statuses": )") + reporting::kStatusesSchema + R"(
-  }
-})";
+struct Config {
+  std::vector<std::string> fields;
+  bool summary = true;
+  std::vector<std::string> statuses{"ok", "rejected", "failed"};
+};
 
 class StdoutReporter final : public sdk::Reporter {
  public:
-  explicit StdoutReporter(const sdk::PluginArgs& args)
-      : output_(Output::standard_output()), filter_(sdk::parse_config(args).at("statuses")) {
-    const json config = sdk::parse_config(args);
-    for (const auto& f : config.at("fields")) fields_.push_back(f.get<std::string>());
-    summary_ = config.at("summary").get<bool>();
+  static sdk::ConfigMap<Config> config_map() {
+    sdk::ConfigMap<Config> map;
+    map.key("fields", &Config::fields, "Fields to show, in this order; empty: all of the record's fields.");
+    map.key("summary", &Config::summary, "Print the summary at the end.");
+    reporting::declare_statuses(map, &Config::statuses);
+    return map;
   }
+
+  StdoutReporter(Config config, sdk::Context&)
+      : output_(Output::standard_output()),
+        filter_(config.statuses),
+        fields_(std::move(config.fields)),
+        summary_(config.summary) {}
 
   void open(const sdk::RunInfo&) override {}
 
@@ -42,12 +44,21 @@ class StdoutReporter final : public sdk::Reporter {
     if (outcome.status != sdk::Status::ok) {
       line_ += "  ";
       line_ += sdk::to_string(outcome.status);
-      if (!outcome.sqlstate.empty()) {
+      if (outcome.stage != sdk::Stage::sink) {
+        line_ += " at ";
+        line_ += sdk::to_string(outcome.stage);
+      }
+      if (!outcome.code.empty()) {
         line_ += ' ';
-        line_ += outcome.sqlstate;
+        append_printable(line_, outcome.code);
       }
       line_ += ": ";
       append_printable(line_, outcome.message);
+      if (!record.origin.empty()) {
+        line_ += " (";
+        append_printable(line_, record.origin);
+        line_ += ')';
+      }
     }
     line_ += '\n';
     output_.write(line_);
@@ -60,7 +71,7 @@ class StdoutReporter final : public sdk::Reporter {
       char timing[96];
       std::snprintf(timing, sizeof timing, ", %.2f s, %.1f rows/s", s.seconds, s.rows_per_second);
       text += " received " + std::to_string(s.received) + ", ok " + std::to_string(s.ok) +
-              ", rejected " + std::to_string(s.rejected) + ", failed " + std::to_string(s.failed) + timing + "\n";
+              ", rejected " + std::to_string(s.rejected) + by_stage(s) + ", failed " + std::to_string(s.failed) + timing + "\n";
       if (s.requested && s.received < *s.requested) {
         text += "# note: " + std::to_string(s.received) + " of " + std::to_string(*s.requested) +
                 " requested records came from the source\n";
@@ -80,14 +91,22 @@ class StdoutReporter final : public sdk::Reporter {
   }
 
  private:
+  static std::string by_stage(const sdk::Summary& s) {
+    if (s.rejected_at_source == 0 && s.rejected_at_transform == 0) return {};
+    return " (source " + std::to_string(s.rejected_at_source) + ", transform " + std::to_string(s.rejected_at_transform) +
+           ", sink " + std::to_string(s.rejected_at_sink) + ")";
+  }
+
   void append_values(const sdk::Record& record) {
     auto append = [&](const sdk::Field& field, bool named) {
       if (named) {
         line_ += field.name;
         line_ += '=';
       }
-      if (field.value) {
-        append_printable(line_, *field.value);
+      if (const auto view = field.value.text_view()) {
+        append_printable(line_, *view);
+      } else if (const auto text = field.value.text()) {
+        append_printable(line_, *text);
       } else {
         line_ += "NULL";
       }
@@ -106,7 +125,7 @@ class StdoutReporter final : public sdk::Reporter {
     for (std::size_t i = 0; i < fields_.size(); ++i) {
       if (i != 0) line_ += ' ';
       const sdk::Field* field = record.find(fields_[i]);
-      append(field != nullptr ? *field : sdk::Field{fields_[i], std::nullopt}, named);
+      append(field != nullptr ? *field : sdk::Field{fields_[i], sdk::Value()}, named);
     }
   }
 
@@ -117,13 +136,8 @@ class StdoutReporter final : public sdk::Reporter {
   std::string line_;
 };
 
-const sdk::PluginDescriptor kDescriptor{
-    sdk::kDescriptorMagic, sdk::kAbiVersion, "stdout", sdk::PluginKind::reporter, "1.0.0",
-    "Prints one line per record (OK/ERR, values, reason) and a summary on standard output",
-    kSchema.c_str(), nullptr, nullptr, &sdk::make_reporter<StdoutReporter>,
-};
-
 }  // namespace
 }  // namespace etl::plugins::stdout_reporter
 
-ETL_PLUGIN_DESCRIPTOR(etl::plugins::stdout_reporter::kDescriptor);
+ETL_PLUGIN(etl::plugins::stdout_reporter::StdoutReporter, "stdout", "2.0.0",
+           "Prints one line per record (OK/ERR, values, reason) and a summary on standard output");

@@ -40,42 +40,70 @@ namespace {
 
 using nlohmann::json;
 
-const std::string kSchema = std::string(R"({
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["host", "user", "dbname", "table", "columns"],
-  "properties": {
-    "host": {"type": "string", "minLength": 1, "description": "Server host name or address."},
-    "port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 5432},
-    "user": {"type": "string", "minLength": 1},
-    "password": {"type": "string", "default": "", "secret": true},
-    "dbname": {"type": "string", "minLength": 1},
-    "sslmode": {"type": "string", "enum": ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"],
-                "default": "require"},
-    "sslrootcert": {"type": "string", "default": "", "description": "CA file for verify-ca / verify-full."},
-    "connect_timeout": {"type": "integer", "minimum": 1, "default": 10, "description": "Seconds."},
-    "application_name": {"type": "string", "default": "etl-host"},
-    "schema": {"type": "string", "default": "", "description": "Schema of the table; empty: the search_path decides."},
-    "table": {"type": "string", "minLength": 1},
-    "columns": {"type": "object", "additionalProperties": {"type": "string", "minLength": 1},
-                "description": "Record field -> column, e.g. {\"token\": \"data\"}."},
-    "pipeline": {"type": "boolean", "default": true,
-                 "description": "Send rows without waiting for each answer (libpq pipeline mode)."},
-    "connections": {"type": "integer", "minimum": 1, "maximum": 64, "default": 16,
-                    "description": "Connections writing in parallel; commits on different connections share WAL flushes (group commit)."},
-    "max_in_flight": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 64,
-                      "description": "Rows sent but not yet answered, per connection (pipeline mode)."},
-    "retry": )") + sdk::RetryPolicy::schema(
-    "Reconnects after a lost connection or server restart, and retries of rows that hit a serialization failure, "
-    "deadlock or resource error: attempts count failures in a row without progress.") + R"(,
-    "lookup_unanswered": {"type": "boolean", "default": true,
-                          "description": "After a lost connection, decide rows whose answer never arrived by looking them up (mapped columns, inserting transaction). false: report them failed, commit outcome unknown."},
-    "answer_timeout": {"type": "number", "exclusiveMinimum": 0, "default": 60,
-                       "description": "Seconds without any answer while rows are in flight before the connection is taken as lost (a stalled network does not end a TCP connection by itself)."},
-    "settle_timeout": {"type": "number", "minimum": 0, "default": 10,
-                       "description": "Seconds to wait for the server process of a lost connection to end before its rows are decided."}
-  }
-})";
+/// The config as declared (see config_map()).
+struct Config {
+  std::string host;
+  int port = 5432;
+  std::string user;
+  std::string password;
+  std::string dbname;
+  std::string sslmode = "require";
+  std::string sslrootcert;
+  int connect_timeout = 10;
+  std::string application_name = "etl-host";
+  std::string schema;
+  std::string table;
+  std::map<std::string, std::string> columns;
+  bool pipeline = true;
+  int connections = 16;
+  int max_in_flight = 64;
+  sdk::RetryPolicy retry;
+  bool lookup_unanswered = true;
+  double answer_timeout = 60;
+  double settle_timeout = 10;
+};
+
+sdk::ConfigMap<Config> declare_config() {
+  sdk::ConfigMap<Config> map;
+  map.key("host", &Config::host, "Server host name or address.").required().min_length(1);
+  map.key("port", &Config::port, "Server port.").minimum(1).maximum(65535);
+  map.key("user", &Config::user, "User to connect as.").required().min_length(1);
+  map.key("password", &Config::password, "Password; prefer ${file:/run/secrets/...}.").secret();
+  map.key("dbname", &Config::dbname, "Database name.").required().min_length(1);
+  map.key("sslmode", &Config::sslmode, "libpq sslmode.")
+      .one_of({"disable", "allow", "prefer", "require", "verify-ca", "verify-full"});
+  map.key("sslrootcert", &Config::sslrootcert, "CA file for verify-ca / verify-full.");
+  map.key("connect_timeout", &Config::connect_timeout, "Seconds.").minimum(1);
+  map.key("application_name", &Config::application_name, "Shown in pg_stat_activity.");
+  map.key("schema", &Config::schema, "Schema of the table; empty: the search_path decides.");
+  map.key("table", &Config::table, "Table to insert into.").required().min_length(1);
+  map.key("columns", &Config::columns, "Record field -> column, e.g. {\"token\": \"data\"}.")
+      .required()
+      .schema({{"additionalProperties", {{"type", "string"}, {"minLength", 1}}}});
+  map.key("pipeline", &Config::pipeline, "Send rows without waiting for each answer (libpq pipeline mode).");
+  map.key("connections", &Config::connections,
+          "Connections writing in parallel; commits on different connections share WAL flushes (group commit).")
+      .minimum(1)
+      .maximum(64);
+  map.key("max_in_flight", &Config::max_in_flight, "Rows sent but not yet answered, per connection (pipeline mode).")
+      .minimum(1)
+      .maximum(10000);
+  sdk::RetryPolicy::declare(map, &Config::retry,
+                            "Reconnects after a lost connection or server restart, and retries of rows that hit a "
+                            "serialization failure, deadlock or resource error: attempts count failures in a row "
+                            "without progress.");
+  map.key("lookup_unanswered", &Config::lookup_unanswered,
+          "After a lost connection, decide rows whose answer never arrived by looking them up (mapped columns, "
+          "inserting transaction). false: report them failed, commit outcome unknown.");
+  map.key("answer_timeout", &Config::answer_timeout,
+          "Seconds without any answer while rows are in flight before the connection is taken as lost (a stalled "
+          "network does not end a TCP connection by itself).")
+      .exclusive_minimum(0);
+  map.key("settle_timeout", &Config::settle_timeout,
+          "Seconds to wait for the server process of a lost connection to end before its rows are decided.")
+      .minimum(0);
+  return map;
+}
 
 struct Row {
   std::uint64_t sequence = 0;
@@ -299,49 +327,46 @@ struct Worker {
 
 class PostgresRowByRowSink final : public sdk::Sink {
  public:
-  explicit PostgresRowByRowSink(const sdk::PluginArgs& args) : context_(args.context) {
-    const json config = sdk::parse_config(args);
-    host_ = config.at("host").get<std::string>();
-    port_ = config.at("port").get<int>();
-    dbname_ = config.at("dbname").get<std::string>();
-    user_ = config.at("user").get<std::string>();
+  static sdk::ConfigMap<Config> config_map() { return declare_config(); }
+
+  PostgresRowByRowSink(const Config& config, sdk::Context& context) : context_(context) {
+    host_ = config.host;
+    port_ = config.port;
+    dbname_ = config.dbname;
+    user_ = config.user;
     std::map<std::string, std::string> parameters{
         {"host", host_},
         {"port", std::to_string(port_)},
         {"user", user_},
         {"dbname", dbname_},
-        {"sslmode", config.at("sslmode").get<std::string>()},
-        {"connect_timeout", std::to_string(config.at("connect_timeout").get<int>())},
-        {"application_name", config.at("application_name").get<std::string>()},
+        {"sslmode", config.sslmode},
+        {"connect_timeout", std::to_string(config.connect_timeout)},
+        {"application_name", config.application_name},
     };
-    if (const auto password = config.at("password").get<std::string>(); !password.empty()) {
-      parameters["password"] = password;
-    }
-    if (const auto root = config.at("sslrootcert").get<std::string>(); !root.empty()) {
-      parameters["sslrootcert"] = root;
-    }
+    if (!config.password.empty()) parameters["password"] = config.password;
+    if (!config.sslrootcert.empty()) parameters["sslrootcert"] = config.sslrootcert;
     conninfo_ = connection_string(parameters);
     // After a stop only a quick attempt is worth making (the stop must end within seconds).
     // Its statements are bounded too: a locked table must not hold the stop.
     parameters["connect_timeout"] = "2";
     parameters["options"] = "-c statement_timeout=2000";
     stop_conninfo_ = connection_string(parameters);
-    schema_ = config.at("schema").get<std::string>();
-    table_ = config.at("table").get<std::string>();
-    for (const auto& [record_field, column] : config.at("columns").items()) {
+    schema_ = config.schema;
+    table_ = config.table;
+    for (const auto& [record_field, column] : config.columns) {
       fields_.push_back(record_field);
-      columns_.push_back(column.get<std::string>());
+      columns_.push_back(column);
     }
     if (fields_.empty()) {
       throw sdk::ConfigError("/columns", "map at least one record field to a column, e.g. {\"token\": \"data\"}");
     }
     // pipeline: false is the same protocol with one row in flight: one round trip per row.
-    window_ = config.at("pipeline").get<bool>() ? config.at("max_in_flight").get<std::size_t>() : 1;
-    connection_count_ = config.at("connections").get<std::size_t>();
-    retry_ = sdk::RetryPolicy::from_json(config.at("retry"));
-    lookup_unanswered_ = config.at("lookup_unanswered").get<bool>();
-    settle_timeout_ms_ = static_cast<long>(config.at("settle_timeout").get<double>() * 1000);
-    answer_timeout_ms_ = std::max(1L, static_cast<long>(config.at("answer_timeout").get<double>() * 1000));
+    window_ = config.pipeline ? static_cast<std::size_t>(config.max_in_flight) : 1;
+    connection_count_ = static_cast<std::size_t>(config.connections);
+    retry_ = config.retry;
+    lookup_unanswered_ = config.lookup_unanswered;
+    settle_timeout_ms_ = static_cast<long>(config.settle_timeout * 1000);
+    answer_timeout_ms_ = std::max(1L, static_cast<long>(config.answer_timeout * 1000));
   }
 
   ~PostgresRowByRowSink() override {
@@ -435,18 +460,21 @@ class PostgresRowByRowSink final : public sdk::Sink {
       const sdk::Field* found = record.find(fields_[i]);
       if (found == nullptr) {
         outcomes_->deliver(record.sequence,
-                           sdk::Outcome::rejected("", "the record has no field \"" + fields_[i] +
+                           sdk::Outcome::rejected("missing_field", "the record has no field \"" + fields_[i] +
                                                           "\" (mapped to column \"" + columns_[i] + "\")"));
         return false;
       }
-      if (found->value && found->value->find('\0') != std::string::npos) {
+      // Parameters go as text: every type has one (etl/sdk/value.hpp), which PostgreSQL's
+      // input functions read (bytea's \x form included).
+      std::optional<std::string> text = found->value.text();
+      if (text && text->find('\0') != std::string::npos) {
         // libpq passes text parameters as C strings: a NUL would silently cut the value.
         outcomes_->deliver(record.sequence,
                            sdk::Outcome::rejected("22021", "field \"" + fields_[i] +
                                                                "\" contains a NUL byte, which PostgreSQL text cannot store"));
         return false;
       }
-      row.values.push_back(found->value);
+      row.values.push_back(std::move(text));
     }
     return true;
   }
@@ -562,7 +590,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
 
   void declare_fatal(const sdk::Outcome& outcome) {
     if (fatal_.exchange(true)) return;
-    record_error(outcome.sqlstate + ": " + outcome.message + " (every row would meet this error; stopping)");
+    record_error(outcome.code + ": " + outcome.message + " (every row would meet this error; stopping)");
     context_.log(sdk::LogLevel::error, "PostgreSQL at " + where() + ": " + first_error());
   }
 
@@ -674,7 +702,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
       if (answer.retry && ++row.attempts < retry_.attempts) {
         const double delay = retry_.delay(row.attempts, random);
         context_.log(sdk::LogLevel::warning, "record " + std::to_string(row.sequence) + ": " + answer.outcome.message +
-                                                 " (" + answer.outcome.sqlstate + "); trying again in " + seconds(delay));
+                                                 " (" + answer.outcome.code + "); trying again in " + seconds(delay));
         if (sdk::sleep_unless_stopped(context_, delay)) {
           unsent.push_front(std::move(row));
           continue;
@@ -936,20 +964,8 @@ class PostgresRowByRowSink final : public sdk::Sink {
   std::atomic<bool> fatal_{false};
 };
 
-const sdk::PluginDescriptor kDescriptor{
-    sdk::kDescriptorMagic,
-    sdk::kAbiVersion,
-    "postgres-row-by-row",
-    sdk::PluginKind::sink,
-    "1.0.0",
-    "Inserts each record into a PostgreSQL table in its own transaction (pipelined, several connections)",
-    kSchema.c_str(),
-    nullptr,
-    &sdk::make_sink<PostgresRowByRowSink>,
-    nullptr,
-};
-
 }  // namespace
 }  // namespace etl::plugins::postgres
 
-ETL_PLUGIN_DESCRIPTOR(etl::plugins::postgres::kDescriptor);
+ETL_PLUGIN(etl::plugins::postgres::PostgresRowByRowSink, "postgres-row-by-row", "2.0.0",
+           "Inserts each record into a PostgreSQL table in its own transaction (pipelined, several connections)");

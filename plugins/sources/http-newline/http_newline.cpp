@@ -7,6 +7,7 @@
 #include <cmath>
 #include <random>
 #include <thread>
+#include <map>
 #include <memory>
 #include <mutex>
 
@@ -39,40 +40,24 @@ namespace {
 
 using nlohmann::json;
 
-const std::string kSchema = std::string(R"({
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["url", "size"],
-  "properties": {
-    "url": {"type": "string", "minLength": 1, "pattern": "^[hH][tT][tT][pP][sS]?://",
-            "description": "http:// or https:// URL of the service; the size parameter is added to its query."},
-    "method": {"type": "string", "enum": ["POST", "GET"], "default": "POST"},
-    "size": {"type": "integer", "minimum": 1, "description": "How many records to ask for in all."},
-    "size_parameter": {"type": "string", "minLength": 1, "default": "size",
-                       "description": "Name of the query parameter that carries the count."},
-    "max_per_request": {"type": "integer", "minimum": 1, "default": 455902,
-                        "description": "Largest count one request may ask for; a larger size is split."},
-    "body": {"type": "string", "default": "{}", "description": "Request body (POST)."},
-    "content_type": {"type": "string", "default": "application/json"},
-    "headers": {"type": "object", "default": {}, "additionalProperties": {"type": "string", "secret": true},
-                "description": "Extra request headers; their values are treated as secrets."},
-    "timeout": {"type": "number", "exclusiveMinimum": 0, "default": 30,
-                "description": "Seconds allowed to connect, and between two reads of the body."},
-    "request_timeout": {"type": "number", "exclusiveMinimum": 0, "default": 300,
-                        "description": "Seconds one request may spend waiting for the server in all (headers and body; the time the sink takes does not count). A request over it is ended and counts as a failed attempt."},
-    "field": {"type": "string", "minLength": 1, "default": "token",
-              "description": "Name of the record field each line goes into."},
-    "max_line_bytes": {"type": "integer", "minimum": 1, "default": 1048576},
-    "tls_verify": {"type": "boolean", "default": true,
-                   "description": "Verify the server's certificate and host name (https)."},
-    "tls_ca_file": {"type": "string", "default": "",
-                    "description": "PEM file of CA certificates to trust instead of the system's."},
-    "retry": )") + sdk::RetryPolicy::schema(
-    "Retries of connection errors, timeouts, 5xx and 429 answers, and bodies that end early: attempts "
-    "count failed requests in a row that yielded no complete record; a Retry-After is honoured up to "
-    "max_delay.") + R"(
-  }
-})";
+/// The config as declared (see config_map()); turned into Settings by the constructor.
+struct Config {
+  std::string url;
+  std::string method = "POST";
+  std::uint64_t size = 0;
+  std::string size_parameter = "size";
+  std::uint64_t max_per_request = 455902;
+  std::string body = "{}";
+  std::string content_type = "application/json";
+  std::map<std::string, std::string> headers;
+  double timeout = 30;
+  double request_timeout = 300;
+  std::string field = "token";
+  std::uint64_t max_line_bytes = 1048576;
+  bool tls_verify = true;
+  std::string tls_ca_file;
+  sdk::RetryPolicy retry;
+};
 
 /// The run was asked to stop while a request was in progress.
 struct Stopped {};
@@ -143,10 +128,41 @@ void initialize_tls_once() {
 
 class HttpNewlineSource final : public sdk::Source {
  public:
-  explicit HttpNewlineSource(const sdk::PluginArgs& args) : context_(args.context) {
-    const json config = sdk::parse_config(args);
+  static sdk::ConfigMap<Config> config_map() {
+    sdk::ConfigMap<Config> map;
+    map.key("url", &Config::url, "http:// or https:// URL of the service; the size parameter is added to its query.")
+        .required()
+        .min_length(1)
+        .schema({{"pattern", "^[hH][tT][tT][pP][sS]?://"}});
+    map.key("method", &Config::method, "HTTP method of the requests.").one_of({"POST", "GET"});
+    map.key("size", &Config::size, "How many records to ask for in all.").required().minimum(1);
+    map.key("size_parameter", &Config::size_parameter, "Name of the query parameter that carries the count.").min_length(1);
+    map.key("max_per_request", &Config::max_per_request, "Largest count one request may ask for; a larger size is split.")
+        .minimum(1);
+    map.key("body", &Config::body, "Request body (POST).");
+    map.key("content_type", &Config::content_type, "Content-Type of the request body.");
+    map.key("headers", &Config::headers, "Extra request headers; their values are treated as secrets.")
+        .schema({{"additionalProperties", {{"type", "string"}, {"secret", true}}}, {"default", nlohmann::json::object()}});
+    map.key("timeout", &Config::timeout, "Seconds allowed to connect, and between two reads of the body.")
+        .exclusive_minimum(0);
+    map.key("request_timeout", &Config::request_timeout,
+            "Seconds one request may spend waiting for the server in all (headers and body; the time the sink "
+            "takes does not count). A request over it is ended and counts as a failed attempt.")
+        .exclusive_minimum(0);
+    map.key("field", &Config::field, "Name of the record field each line goes into.").min_length(1);
+    map.key("max_line_bytes", &Config::max_line_bytes, "Longest line accepted; a longer one fails the run.").minimum(1);
+    map.key("tls_verify", &Config::tls_verify, "Verify the server's certificate and host name (https).");
+    map.key("tls_ca_file", &Config::tls_ca_file, "PEM file of CA certificates to trust instead of the system's.");
+    sdk::RetryPolicy::declare(map, &Config::retry,
+                              "Retries of connection errors, timeouts, 5xx and 429 answers, and bodies that end early: "
+                              "attempts count failed requests in a row that yielded no complete record; a Retry-After "
+                              "is honoured up to max_delay.");
+    return map;
+  }
+
+  HttpNewlineSource(Config config, sdk::Context& context) : context_(context) {
     try {
-      settings_.uri = Poco::URI(config.at("url").get<std::string>());
+      settings_.uri = Poco::URI(config.url);
     } catch (const Poco::Exception& e) {
       throw sdk::ConfigError("/url", "not a valid URL: " + e.message());
     }
@@ -155,24 +171,21 @@ class HttpNewlineSource final : public sdk::Source {
       throw sdk::ConfigError("/url", "expected an http:// or https:// URL with a host");
     }
     settings_.shown_url = without_credentials(settings_.uri);
-    settings_.method = config.at("method").get<std::string>();
-    settings_.size = config.at("size").get<std::uint64_t>();
-    settings_.size_parameter = config.at("size_parameter").get<std::string>();
-    settings_.max_per_request = config.at("max_per_request").get<std::uint64_t>();
-    settings_.body = config.at("body").get<std::string>();
-    settings_.content_type = config.at("content_type").get<std::string>();
-    for (const auto& [name, value] : config.at("headers").items()) {
-      settings_.headers.emplace_back(name, value.get<std::string>());
-    }
-    settings_.timeout =
-        Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(config.at("timeout").get<double>() * 1e6));
-    settings_.request_timeout = std::chrono::milliseconds(
-        static_cast<std::int64_t>(std::ceil(config.at("request_timeout").get<double>() * 1000)));
-    settings_.field = config.at("field").get<std::string>();
-    settings_.max_line_bytes = config.at("max_line_bytes").get<std::size_t>();
-    settings_.tls_verify = config.at("tls_verify").get<bool>();
-    settings_.tls_ca_file = config.at("tls_ca_file").get<std::string>();
-    settings_.retry = sdk::RetryPolicy::from_json(config.at("retry"));
+    settings_.method = config.method;
+    settings_.size = config.size;
+    settings_.size_parameter = config.size_parameter;
+    settings_.max_per_request = config.max_per_request;
+    settings_.body = config.body;
+    settings_.content_type = config.content_type;
+    for (const auto& [name, value] : config.headers) settings_.headers.emplace_back(name, value);
+    settings_.timeout = Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(config.timeout * 1e6));
+    settings_.request_timeout =
+        std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil(config.request_timeout * 1000)));
+    settings_.field = config.field;
+    settings_.max_line_bytes = config.max_line_bytes;
+    settings_.tls_verify = config.tls_verify;
+    settings_.tls_ca_file = config.tls_ca_file;
+    settings_.retry = config.retry;
     splitter_ = LineSplitter(settings_.max_line_bytes);
     remaining_to_request_ = settings_.size;
   }
@@ -231,7 +244,10 @@ class HttpNewlineSource final : public sdk::Source {
   }
 
   [[nodiscard]] sdk::SourceStats stats() const override {
-    return sdk::SourceStats{settings_.size, received_};
+    sdk::SourceStats stats;
+    stats.requested = settings_.size;
+    stats.received = received_;
+    return stats;
   }
 
  private:
@@ -550,20 +566,8 @@ class HttpNewlineSource final : public sdk::Source {
   std::mt19937 random_{std::random_device{}()};
 };
 
-const sdk::PluginDescriptor kDescriptor{
-    sdk::kDescriptorMagic,
-    sdk::kAbiVersion,
-    "http-newline",
-    sdk::PluginKind::source,
-    "1.0.0",
-    "Records from an HTTP(S) endpoint that answers newline-separated values (one record per line)",
-    kSchema.c_str(),
-    &sdk::make_source<HttpNewlineSource>,
-    nullptr,
-    nullptr,
-};
-
 }  // namespace
 }  // namespace etl::plugins::http_newline
 
-ETL_PLUGIN_DESCRIPTOR(etl::plugins::http_newline::kDescriptor);
+ETL_PLUGIN(etl::plugins::http_newline::HttpNewlineSource, "http-newline", "2.0.0",
+           "Records from an HTTP(S) endpoint that answers newline-separated values (one record per line)");

@@ -8,6 +8,15 @@
 namespace etl::testing {
 namespace {
 
+sdk::RunInfo run_info(std::vector<std::string> fields) {
+  sdk::RunInfo run;
+  run.pipeline = "p.json";
+  run.source_plugin = "src";
+  run.sink_plugin = "sink";
+  run.fields = std::move(fields);
+  return run;
+}
+
 using nlohmann::json;
 
 TEST(CsvFormat, QuotesOnlyWhenNeeded) {
@@ -40,7 +49,7 @@ std::string report(const json& config, const std::vector<std::pair<std::string, 
   // The SDK's own harness, as an out-of-tree plugin's tests would use it.
   sdk::testing::LoadedPlugin plugin(bundled_plugin("csv").file);
   auto reporter = plugin.create_reporter(config);
-  reporter->open(sdk::RunInfo{"p.json", "src", "sink", {"token"}});
+  reporter->open(run_info({"token"}));
   std::uint64_t sequence = 0;
   for (const auto& [token, outcome] : rows) {
     sdk::Record record;
@@ -59,23 +68,23 @@ TEST(CsvReporter, WritesRfc4180WithHeader) {
                             {"a-b", sdk::Outcome::rejected("23514", "violates check constraint \"c\"")},
                             {"x,y", sdk::Outcome::failed("connection lost")}});
   EXPECT_EQ(text,
-            "token,status,sqlstate,error\r\n"
-            "abc,ok,,\r\n"
-            "a-b,rejected,23514,\"violates check constraint \"\"c\"\"\"\r\n"
-            "\"x,y\",failed,,connection lost\r\n");
+            "token,status,stage,code,error,origin,detail\r\n"
+            "abc,ok,sink,,,,\r\n"
+            "a-b,rejected,sink,23514,\"violates check constraint \"\"c\"\"\",,\r\n"
+            "\"x,y\",failed,sink,,connection lost,,\r\n");
 }
 
 TEST(CsvReporter, RejectFileKeepsChosenStatuses) {
   TempDir dir;
   const auto text = report({{"path", dir.file("rejects.csv")}, {"statuses", {"rejected", "failed"}}},
                            {{"abc", sdk::Outcome::ok()}, {"a-b", sdk::Outcome::rejected("23514", "no")}});
-  EXPECT_EQ(text, "token,status,sqlstate,error\r\na-b,rejected,23514,no\r\n");
+  EXPECT_EQ(text, "token,status,stage,code,error,origin,detail\r\na-b,rejected,sink,23514,no,,\r\n");
 }
 
 TEST(CsvReporter, UnwritablePathIsAnErrorNamingIt) {
   auto reporter = create_plugin<sdk::Reporter>(bundled_plugin("csv"), {{"path", "/proc/nope/out.csv"}});
   try {
-    reporter.object->open(sdk::RunInfo{"p", "s", "k", {"token"}});
+    reporter.object->open(run_info({"token"}));
     FAIL() << "expected an error";
   } catch (const std::exception& e) {
     EXPECT_NE(std::string(e.what()).find("/proc/nope"), std::string::npos) << e.what();

@@ -13,7 +13,10 @@ std::string report(const json& config, std::size_t count) {
   // The SDK's own harness, as an out-of-tree plugin's tests would use it.
   sdk::testing::LoadedPlugin plugin(bundled_plugin("json").file);
   auto reporter = plugin.create_reporter(config);
-  reporter->open(sdk::RunInfo{"pipelines/tokens.json", "src", "sink", {"token"}});
+  sdk::RunInfo run;
+  run.pipeline = "pipelines/tokens.json";
+  run.fields = {"token"};
+  reporter->open(run);
   for (std::size_t i = 0; i < count; ++i) {
     sdk::Record record;
     record.set("token", i % 2 == 0 ? "tok" + std::to_string(i) : std::string("bad\xff"));
@@ -46,9 +49,10 @@ TEST(JsonReporter, DocumentIsValidJsonWithEveryRecordAndTheSummary) {
   ASSERT_EQ(document.at("records").size(), 5u);
   EXPECT_EQ(document.at("records")[0].at("token"), "tok0");
   EXPECT_EQ(document.at("records")[0].at("status"), "ok");
-  EXPECT_TRUE(document.at("records")[0].at("sqlstate").is_null());
+  EXPECT_TRUE(document.at("records")[0].at("code").is_null());
+  EXPECT_EQ(document.at("records")[0].at("stage"), "sink");
   EXPECT_EQ(document.at("records")[1].at("status"), "rejected");
-  EXPECT_EQ(document.at("records")[1].at("sqlstate"), "23514");
+  EXPECT_EQ(document.at("records")[1].at("code"), "23514");
   EXPECT_EQ(document.at("records")[1].at("error"), "check \"c\"");
   EXPECT_EQ(document.at("summary").at("requested"), 6);
   EXPECT_EQ(document.at("summary").at("received"), 5);

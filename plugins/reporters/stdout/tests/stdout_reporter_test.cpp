@@ -10,6 +10,15 @@
 namespace etl::testing {
 namespace {
 
+sdk::RunInfo run_info(std::vector<std::string> fields) {
+  sdk::RunInfo run;
+  run.pipeline = "p.json";
+  run.source_plugin = "src";
+  run.sink_plugin = "sink";
+  run.fields = std::move(fields);
+  return run;
+}
+
 using nlohmann::json;
 
 /// Runs `body` with the process's stdout sent to a file; returns what was written.
@@ -39,7 +48,7 @@ TEST(StdoutReporterConfig, GoodAndBad) {
 TEST(StdoutReporter, OneLinePerRecordThenTheSummary) {
   const auto text = capture_stdout([] {
     auto reporter = create_plugin<sdk::Reporter>(bundled_plugin("stdout"), json::object());
-    reporter.object->open(sdk::RunInfo{"p", "s", "k", {"token"}});
+    reporter.object->open(run_info({"token"}));
     sdk::Record a;
     a.set("token", "abc");
     sdk::Record b;
@@ -64,10 +73,10 @@ TEST(StdoutReporter, OneLinePerRecordThenTheSummary) {
 TEST(StdoutReporter, SeveralFieldsAreNamed) {
   const auto text = capture_stdout([] {
     auto reporter = create_plugin<sdk::Reporter>(bundled_plugin("stdout"), {{"summary", false}});
-    reporter.object->open(sdk::RunInfo{"p", "s", "k", {"id", "name"}});
+    reporter.object->open(run_info({"id", "name"}));
     sdk::Record r;
     r.set("id", "7");
-    r.set("name", std::nullopt);
+    r.set("name", nullptr);
     reporter.object->record(r, sdk::Outcome::failed("boom"));
     reporter.object->finish(sdk::Summary{});
   });

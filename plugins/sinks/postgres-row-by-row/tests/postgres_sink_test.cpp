@@ -77,7 +77,7 @@ void expect_table_holds_exactly_the_ok_rows(const PostgresServer& server, const 
                                             const std::map<std::uint64_t, sdk::Outcome>& outcomes) {
   std::vector<std::string> expected;
   for (const auto& record : batch) {
-    if (outcomes.at(record.sequence).status == sdk::Status::ok) expected.emplace_back(*record.value("token"));
+    if (outcomes.at(record.sequence).status == sdk::Status::ok) expected.emplace_back(*record.text("token"));
   }
   auto in_table = server.tokens_in_table();
   std::sort(expected.begin(), expected.end());
@@ -94,7 +94,7 @@ TEST_F(PostgresSink, OkAndRejectedWithSqlstate) {
     ASSERT_EQ(written.outcomes.size(), 3u);
     EXPECT_EQ(written.outcomes.at(1).status, sdk::Status::ok);
     EXPECT_EQ(written.outcomes.at(2).status, sdk::Status::rejected);
-    EXPECT_EQ(written.outcomes.at(2).sqlstate, "23514");
+    EXPECT_EQ(written.outcomes.at(2).code, "23514");
     EXPECT_NE(written.outcomes.at(2).message.find("secret_tokens_data_check"), std::string::npos);
     EXPECT_EQ(written.outcomes.at(3).status, sdk::Status::ok);
     auto in_table = server_->tokens_in_table();  // insertion order varies across connections
@@ -113,8 +113,8 @@ TEST_F(PostgresSink, ManyRowsEachSettledOnceOverSeveralPipelinedConnections) {
   std::size_t rejected = 0;
   for (const auto& record : batch) {
     const auto& outcome = written.outcomes.at(record.sequence);
-    const bool has_dash = record.value("token")->find('-') != std::string_view::npos;
-    EXPECT_EQ(outcome.status, has_dash ? sdk::Status::rejected : sdk::Status::ok) << *record.value("token");
+    const bool has_dash = record.text("token")->find('-') != std::string::npos;
+    EXPECT_EQ(outcome.status, has_dash ? sdk::Status::rejected : sdk::Status::ok) << *record.text("token");
     rejected += has_dash;
   }
   EXPECT_GT(rejected, 0u);
@@ -133,9 +133,9 @@ TEST_F(PostgresSink, BadBytesAreRejectedPerRowWithoutTouchingOthers) {
   const auto written = write_all(config(), batch);
   ASSERT_EQ(written.error, "");
   EXPECT_EQ(written.outcomes.at(1).status, sdk::Status::rejected);
-  EXPECT_EQ(written.outcomes.at(1).sqlstate, "22021");
+  EXPECT_EQ(written.outcomes.at(1).code, "22021");
   EXPECT_EQ(written.outcomes.at(2).status, sdk::Status::rejected);
-  EXPECT_EQ(written.outcomes.at(2).sqlstate, "22021");
+  EXPECT_EQ(written.outcomes.at(2).code, "22021");
   EXPECT_EQ(written.outcomes.at(3).status, sdk::Status::ok);
   EXPECT_EQ(server_->tokens_in_table(), std::vector<std::string>{"fine_token"});
 }

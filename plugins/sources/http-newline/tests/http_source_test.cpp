@@ -30,11 +30,11 @@ Drained drain(json config) {
     while (more) {
       batch.clear();
       more = source.object->read(batch, 7);
-      for (const auto& record : batch) result.tokens.emplace_back(*record.value("token"));
+      for (const auto& record : batch) result.tokens.emplace_back(*record.text("token"));
     }
   } catch (const std::exception& e) {
     // Records appended before the error are complete and count, as the host treats them.
-    for (const auto& record : batch) result.tokens.emplace_back(*record.value("token"));
+    for (const auto& record : batch) result.tokens.emplace_back(*record.text("token"));
     result.error = e.what();
   }
   result.stats = source.object->stats();

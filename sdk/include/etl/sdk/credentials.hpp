@@ -4,7 +4,7 @@
 /// Telling credentials by their names, so that every plugin and the host hide the same things.
 ///
 /// Header-only and plugin-local: nothing here crosses the plugin boundary, so it is not part
-/// of the ABI (see sdk/abi-lock).
+/// of the ABI (see sdk/abi-check).
 
 #include <cctype>
 #include <string>

@@ -1,25 +1,29 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 /// @file
-/// What happened to one record at the sink.
+/// What happened to one record: its status, the stage that decided it, a code, a message and
+/// optional detail fields.
 
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
+#include "etl/sdk/record.hpp"
 #include "etl/sdk/version.hpp"
 
 namespace etl::sdk {
 inline namespace ETL_SDK_ABI_NAMESPACE {
 
 enum class Status : std::uint8_t {
-  /// The record is durably written.
+  /// The record is durably written (or, at a transform, deliberately dropped).
   ok,
-  /// The destination refused this record and retrying cannot help: a constraint
-  /// violation or bad data. `sqlstate` and `message` say why.
+  /// The record was refused and retrying cannot help: bad input, a failed validation, a
+  /// constraint violation, an HTTP 4xx. `code` and `message` say why.
   rejected,
-  /// The record could not be written for another reason (connection lost, sink gave up,
-  /// commit outcome unknown, run stopped). The record may be retried in a later run.
+  /// The record could not be written for another reason (connection lost, destination down
+  /// past its bound, commit outcome unknown, run stopped). It may be retried in a later run.
   failed,
 };
 
@@ -33,31 +37,55 @@ constexpr std::string_view to_string(Status status) noexcept {
   return "failed";
 }
 
+/// Where a record's fate was decided.
+enum class Stage : std::uint8_t { source, transform, sink };
+
+/// Lower-case name used in reports: "source", "transform", "sink".
+constexpr std::string_view to_string(Stage stage) noexcept {
+  switch (stage) {
+    case Stage::source: return "source";
+    case Stage::transform: return "transform";
+    case Stage::sink: return "sink";
+  }
+  return "sink";
+}
+
 /// SQLSTATE 08007 (transaction_resolution_unknown): a `failed` outcome with this code means
 /// the row was sent, its connection was lost, and whether its commit happened could not be
 /// decided. The row may be in the table. The host counts these in Summary::commit_unknown.
-inline constexpr std::string_view kCommitUnknownSqlstate = "08007";
+inline constexpr std::string_view kCommitUnknownCode = "08007";
 
 struct Outcome {
   Status status = Status::ok;
-  /// Five-character SQLSTATE from the database for `rejected` (e.g. "23514"), or empty.
-  std::string sqlstate;
-  /// Human-readable reason (the server's primary message for `rejected`); empty for ok.
+  /// Set by the host: a sink never needs to fill it in.
+  Stage stage = Stage::sink;
+  /// Machine-readable reason, or empty: a SQLSTATE ("23514"), an HTTP status ("404"), or a
+  /// plugin's own code ("not_found", "field_count", "validate.regex").
+  std::string code;
+  /// Human-readable reason; empty for ok.
   std::string message;
+  /// What the stage has to say about the record beyond its status: a generated id from
+  /// `RETURNING`, an HTTP response body. Reporters show these fields.
+  std::vector<Field> detail;
 
   static Outcome ok() { return Outcome{}; }
-  static Outcome rejected(std::string sqlstate, std::string message) {
-    return Outcome{Status::rejected, std::move(sqlstate), std::move(message)};
+  static Outcome ok(std::vector<Field> detail) {
+    Outcome outcome;
+    outcome.detail = std::move(detail);
+    return outcome;
   }
-  static Outcome failed(std::string message, std::string sqlstate = {}) {
-    return Outcome{Status::failed, std::move(sqlstate), std::move(message)};
+  static Outcome rejected(std::string code, std::string message) {
+    return Outcome{Status::rejected, Stage::sink, std::move(code), std::move(message), {}};
+  }
+  static Outcome failed(std::string message, std::string code = {}) {
+    return Outcome{Status::failed, Stage::sink, std::move(code), std::move(message), {}};
   }
   /// `failed` because the row's commit may or may not have happened; `why` says what was lost.
   static Outcome commit_unknown(const std::string& why) {
-    return failed("commit outcome unknown: " + why, std::string(kCommitUnknownSqlstate));
+    return failed("commit outcome unknown: " + why, std::string(kCommitUnknownCode));
   }
   [[nodiscard]] bool is_commit_unknown() const noexcept {
-    return status == Status::failed && sqlstate == kCommitUnknownSqlstate;
+    return status == Status::failed && code == kCommitUnknownCode;
   }
 };
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 /// @file
-/// The plugin interfaces (source, sink, reporter), the context the host gives them, and the
+/// The plugin interfaces (source, transform, sink, reporter), the context the host gives them, and the
 /// descriptor every plugin library exports.
 ///
 /// Lifecycle, driven by the host, never by the plugin:
@@ -12,8 +12,9 @@
 ///   finish()      -- settle everything still in flight
 ///   destructor    -- release resources; must not throw
 ///
-/// Threading: the host calls each plugin object from one thread at a time. A sink may use
-/// threads of its own and deliver outcomes from them (OutcomeReceiver is thread-safe).
+/// Threading: the host calls each plugin object from one thread at a time, with one exception
+/// stated at Source::acknowledge(). A sink may use threads of its own and deliver outcomes from
+/// them (OutcomeReceiver is thread-safe). Reporters are called from one reporter thread.
 ///
 /// Errors: any plugin method except destructors may throw an exception derived from
 /// std::exception (preferably etl::sdk::PluginError). The host catches it at the library
@@ -81,30 +82,98 @@ struct PluginArgs {
   Context& context;
 };
 
+/// Whether `object` (a struct with a leading `size` member, filled in by whoever made it) has
+/// `member`. Structs the host hands to plugins only ever grow at their end within one ABI
+/// version; a plugin that reads a member added after its own SDK release asks this first.
+template <class Struct, class Member>
+[[nodiscard]] bool has_member(const Struct& object, Member Struct::*member) noexcept {
+  const auto* base = reinterpret_cast<const char*>(&object);
+  const auto* end = reinterpret_cast<const char*>(&(object.*member)) + sizeof(Member);
+  return static_cast<std::size_t>(end - base) <= object.size;
+}
+
 /// Counts a source can report at the end of a run.
 struct SourceStats {
+  std::uint32_t size = sizeof(SourceStats);  ///< see has_member()
   /// How many records the source asked for, when it knows (the token job's `size`).
   std::optional<std::uint64_t> requested;
-  /// How many records it yielded.
+  /// How many records it yielded (refused input included).
   std::uint64_t received = 0;
 };
 
 class ETL_SDK_API Source {
  public:
   virtual ~Source() = default;
-  /// Connects or opens the input.
+  /// Connects or opens the input. A source that learns its fields from the input (a CSV
+  /// header) reads them here.
   virtual void open() = 0;
-  /// Names of the fields the records will carry (for report headers). May be called before open().
+  /// Names of the fields the records will carry, for report headers. Called after open().
   [[nodiscard]] virtual std::vector<std::string> fields() const = 0;
   /// How many records the source expects to yield, if it knows; used for progress.
   [[nodiscard]] virtual std::optional<std::uint64_t> expected() const { return std::nullopt; }
-  /// Appends at most `max_records` records to `batch`. Returns false when the source is
-  /// exhausted (the batch may still have received records in that call). Blocks while
-  /// waiting for data; returns early when Context::stop_requested() becomes true. When it
-  /// throws, the records it had already appended are complete and are still processed.
+  /// Appends at most `max_records` records to `batch`, refused input among them
+  /// (Record::refuse_input), in input order. Returns false when the source is exhausted (the
+  /// batch may still have received records in that call). Blocks while waiting for data;
+  /// returns early when Context::stop_requested() becomes true. When it throws, the records it
+  /// had already appended are complete and are still processed.
   virtual bool read(Batch& batch, std::size_t max_records) = 0;
   /// Counts for the run summary; valid after read() returned false or the run stopped.
   [[nodiscard]] virtual SourceStats stats() const = 0;
+
+  /// True when the source wants acknowledge() calls (to mark rows sent, commit an offset,
+  /// answer a request). Asked once, after open().
+  [[nodiscard]] virtual bool wants_acknowledgements() const { return false; }
+  /// The final outcome of a record this source yielded, identified by Record::sequence.
+  ///
+  /// - Exactly once per record read() yielded, refused input included, when that record's
+  ///   outcome is final (a record a transform split into several: once, when all of them are
+  ///   settled, with the worst status among them: failed over rejected over ok).
+  /// - In the order outcomes become final, which is not source order when the sink works in
+  ///   parallel.
+  /// - From the host's reporter thread: concurrently with read() (synchronise what the two
+  ///   share), but never concurrently with another acknowledge().
+  /// - Before the run's end: every record yielded is acknowledged before the host closes the
+  ///   reports, the last acknowledgements after read() returned false or the run stopped.
+  /// It must not throw (the host logs an exception and stops sending acknowledgements).
+  virtual void acknowledge(std::uint64_t sequence, const Outcome& outcome) {
+    (void)sequence;
+    (void)outcome;
+  }
+};
+
+/// What a transform decided for one record.
+struct TransformResult {
+  enum class Verdict : std::uint8_t {
+    /// The record (changed or not) goes on to the next stage.
+    keep,
+    /// The record ends here, reported `ok` with code "dropped" (a filter).
+    drop,
+    /// The record is refused: reported `rejected` at stage `transform` with `code`, `message`.
+    refuse,
+  };
+  Verdict verdict = Verdict::keep;
+  std::string code;
+  std::string message;
+
+  static TransformResult keep() { return {}; }
+  static TransformResult drop() { return {Verdict::drop, "dropped", {}}; }
+  static TransformResult refuse(std::string code, std::string message) {
+    return {Verdict::refuse, std::move(code), std::move(message)};
+  }
+};
+
+/// A stage between the source and the sink ("transforms": [...] in the pipeline, in order).
+class ETL_SDK_API Transform {
+ public:
+  virtual ~Transform() = default;
+  /// Opens what the transform needs (a lookup connection); most need nothing.
+  virtual void open() {}
+  /// Changes `record` in place and says whether it goes on. Records appended to `extra` go on
+  /// after it as records of their own (fan-out), with new sequence numbers and `origin` kept;
+  /// the source is acknowledged once for the original. Records arrive in source order, one
+  /// call at a time. Throwing fails the run (the record is reported failed): refuse bad
+  /// records instead.
+  virtual TransformResult apply(Record& record, Batch& extra) = 0;
 };
 
 /// Receives each record's outcome from a sink. Thread-safe.
@@ -112,7 +181,8 @@ class ETL_SDK_API OutcomeReceiver {
  public:
   virtual ~OutcomeReceiver() = default;
   /// Delivers the outcome of the record with the given sequence number. Exactly once per
-  /// record handed to Sink::write(); outcomes may arrive in any order.
+  /// record handed to Sink::write(); outcomes may arrive in any order. Cheap: the host only
+  /// queues it (reporters run on a thread of their own).
   virtual void deliver(std::uint64_t sequence, Outcome outcome) noexcept = 0;
 };
 
@@ -131,19 +201,30 @@ class ETL_SDK_API Sink {
 
 /// Facts about the run, given to reporters before the first record.
 struct RunInfo {
-  std::string pipeline;            ///< path of the pipeline file as given
+  std::uint32_t size = sizeof(RunInfo);  ///< see has_member()
+  std::string pipeline;                  ///< path of the pipeline file as given
   std::string source_plugin;
+  std::vector<std::string> transform_plugins;  ///< in pipeline order
   std::string sink_plugin;
-  std::vector<std::string> fields; ///< field names the source declared
+  std::vector<std::string> fields;  ///< field names the source declared
 };
 
 /// The run's totals, given to reporters once at the end.
 struct Summary {
+  std::uint32_t size = sizeof(Summary);  ///< see has_member()
   std::optional<std::uint64_t> requested;  ///< asked of the source, when known
+  /// Records the source yielded, refused input included.
   std::uint64_t received = 0;
   std::uint64_t ok = 0;
   std::uint64_t rejected = 0;
   std::uint64_t failed = 0;
+  /// Of `rejected`, by stage: refused input, refused by a transform, refused by the sink.
+  std::uint64_t rejected_at_source = 0;
+  std::uint64_t rejected_at_transform = 0;
+  std::uint64_t rejected_at_sink = 0;
+  /// Of `failed`, the rows whose commit outcome could not be decided (they may be in the
+  /// table; see Outcome::commit_unknown).
+  std::uint64_t commit_unknown = 0;
   double seconds = 0;
   double rows_per_second = 0;
   /// True when the pipeline ran to its end; false when a stage failed or the run was stopped.
@@ -151,34 +232,33 @@ struct Summary {
   /// Why the run ended early, or empty.
   std::string stop_reason;
   int exit_code = 0;
-  /// Of `failed`, the rows whose commit outcome could not be decided (they may be in the
-  /// table; see Outcome::commit_unknown). Appended in SDK 0.2: plugins built against 0.1
-  /// read the fields above unchanged.
-  std::uint64_t commit_unknown = 0;
 };
 
 class ETL_SDK_API Reporter {
  public:
   virtual ~Reporter() = default;
   virtual void open(const RunInfo& run) = 0;
-  /// One call per record outcome, in the order outcomes arrive (not necessarily source order).
+  /// One call per record outcome, in the order outcomes arrive (not necessarily source order),
+  /// from the host's reporter thread, never concurrently with another call.
   virtual void record(const Record& record, const Outcome& outcome) = 0;
   /// Writes the summary, flushes and closes the output. Called even when the run failed.
   virtual void finish(const Summary& summary) = 0;
 };
 
-enum class PluginKind : std::uint32_t { source = 1, sink = 2, reporter = 3 };
+enum class PluginKind : std::uint32_t { source = 1, sink = 2, reporter = 3, transform = 4 };
 
 constexpr std::string_view to_string(PluginKind kind) noexcept {
   switch (kind) {
     case PluginKind::source: return "source";
     case PluginKind::sink: return "sink";
     case PluginKind::reporter: return "reporter";
+    case PluginKind::transform: return "transform";
   }
   return "unknown";
 }
 
-/// Every plugin library exports exactly one descriptor (see ETL_PLUGIN_DESCRIPTOR).
+/// Every plugin library exports exactly one descriptor (see ETL_PLUGIN in etl/sdk/config.hpp,
+/// which fills it in).
 ///
 /// The first three members form a header whose layout never changes across ABI versions, so
 /// the host can read them from a plugin built for any SDK and refuse a mismatch before it
@@ -187,8 +267,10 @@ struct PluginDescriptor {
   std::uint32_t magic;        ///< kDescriptorMagic
   std::uint32_t abi_version;  ///< kAbiVersion the plugin was built with
   const char* name;           ///< unique plugin name, e.g. "http-newline"
-  // ---- the rest is specific to ABI version 1 ----
+  // ---- the rest is specific to ABI version 2 ----
+  std::uint32_t size;         ///< sizeof(PluginDescriptor) in the plugin's SDK
   PluginKind kind;
+  const char* sdk_version;    ///< ETL_SDK_VERSION_STRING the plugin was built with
   const char* version;        ///< the plugin's own version, e.g. "1.0.0"
   const char* description;    ///< one line
   const char* config_schema;  ///< JSON Schema (draft 2020-12 subset) of the config object
@@ -197,6 +279,7 @@ struct PluginDescriptor {
   std::unique_ptr<Source> (*create_source)(const PluginArgs&);
   std::unique_ptr<Sink> (*create_sink)(const PluginArgs&);
   std::unique_ptr<Reporter> (*create_reporter)(const PluginArgs&);
+  std::unique_ptr<Transform> (*create_transform)(const PluginArgs&);
 };
 
 inline constexpr std::uint32_t kDescriptorMagic = 0x45544c50;  // "ETLP"

@@ -5,7 +5,7 @@
 /// every `retry` config block means the same thing.
 ///
 /// Header-only and plugin-local: nothing here crosses the plugin boundary, so it is not part
-/// of the ABI (see sdk/abi-lock).
+/// of the ABI (see sdk/abi-check).
 
 #include <algorithm>
 #include <chrono>
@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "etl/sdk/config.hpp"
 #include "etl/sdk/plugin.hpp"
 
 namespace etl::sdk {
@@ -57,6 +58,15 @@ struct RetryPolicy {
           {"max_delay", {{"type", "number"}, {"minimum", 0}, {"default", defaults.max_delay},
                          {"description", "Cap on one wait, in seconds."}}}}}};
     return block.dump();
+  }
+
+  /// Declares a `retry` block in a plugin's ConfigMap, stored in `member`.
+  template <class Config>
+  static void declare(ConfigMap<Config>& map, RetryPolicy Config::*member, std::string description) {
+    nlohmann::json block = nlohmann::json::parse(schema(""));
+    block.erase("description");
+    map.parse_with("retry", std::move(block), std::move(description),
+                   [member](Config& config, const nlohmann::json& value) { config.*member = from_json(value); });
   }
 
   /// The wait before retry number `retry` (1 for the first retry). Jitter draws from

@@ -105,6 +105,9 @@ class LoadedPlugin {
   std::unique_ptr<Reporter> create_reporter(const nlohmann::json& config) {
     return create<Reporter>(config, descriptor_->create_reporter);
   }
+  std::unique_ptr<Transform> create_transform(const nlohmann::json& config) {
+    return create<Transform>(config, descriptor_->create_transform);
+  }
 
  private:
   static void fill_defaults(const nlohmann::json& schema, nlohmann::json& value, const std::string& pointer) {
@@ -186,6 +189,21 @@ inline Batch read_all(Source& source, std::size_t batch_size = 100) {
     }
   }
   return all;
+}
+
+/// What a transform made of one record: its verdict, the record as changed, and any it added.
+struct Transformed {
+  TransformResult result;
+  Record record;
+  Batch extra;
+};
+
+/// Runs one record through a transform (opened by the caller, as the host opens it once).
+inline Transformed transform_one(Transform& transform, Record record) {
+  Transformed out;
+  out.result = transform.apply(record, out.extra);
+  out.record = std::move(record);
+  return out;
 }
 
 /// Opens the sink, writes the records, finishes; returns the collected outcomes.

@@ -12,13 +12,13 @@
 
 #include <cstdint>
 
-#define ETL_SDK_VERSION_MAJOR 0
-#define ETL_SDK_VERSION_MINOR 2
+#define ETL_SDK_VERSION_MAJOR 1
+#define ETL_SDK_VERSION_MINOR 0
 #define ETL_SDK_VERSION_PATCH 0
-#define ETL_SDK_VERSION_STRING "0.2.0"
+#define ETL_SDK_VERSION_STRING "1.0.0"
 
 /// The ABI version as a preprocessor token, so it can be pasted into the inline namespace.
-#define ETL_SDK_ABI_VERSION 1
+#define ETL_SDK_ABI_VERSION 2
 
 // The C++ types live in an inline namespace named after the ABI version, so two SDK
 // generations can never be silently mixed at link time: their mangled names differ.

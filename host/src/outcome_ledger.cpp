@@ -1,0 +1,274 @@
+#include "outcome_ledger.hpp"
+
+#include <algorithm>
+
+#include <Poco/Logger.h>
+
+#include "logging.hpp"
+
+namespace etl::host {
+
+namespace {
+
+int severity(sdk::Status status) {
+  switch (status) {
+    case sdk::Status::ok: return 0;
+    case sdk::Status::rejected: return 1;
+    case sdk::Status::failed: return 2;
+  }
+  return 2;
+}
+
+}  // namespace
+
+OutcomeLedger::OutcomeLedger(std::vector<PluginInstance<sdk::Reporter>>& reporters, RunStop& stop, ErrorBudget budget,
+                             std::size_t queue_limit)
+    : reporters_(reporters),
+      stop_(stop),
+      budget_(std::move(budget)),
+      logger_(host_logger()),
+      queue_limit_(std::max<std::size_t>(1, queue_limit)) {
+  alive_.assign(reporters.size(), true);
+}
+
+OutcomeLedger::~OutcomeLedger() {
+  {
+    std::lock_guard lock(queue_mutex_);
+    closing_ = true;
+  }
+  queue_not_empty_.notify_all();
+  queue_not_full_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void OutcomeLedger::call_reporters(const char* stage, const std::function<void(sdk::Reporter&)>& call) {
+  for (std::size_t i = 0; i < reporters_.size(); ++i) {
+    {
+      std::lock_guard lock(queue_mutex_);
+      if (!alive_[i]) continue;
+    }
+    try {
+      call_plugin(reporters_[i].name, stage, [&] { call(*reporters_[i].object); });
+    } catch (const StageError& e) {
+      {
+        std::lock_guard lock(queue_mutex_);
+        alive_[i] = false;
+        if (reporter_error_.empty()) reporter_error_ = e.what();
+      }
+      logger_.error(e.what());
+      stop_.request();
+    }
+  }
+}
+
+void OutcomeLedger::open_reporters(const sdk::RunInfo& run) {
+  call_reporters("open", [&](sdk::Reporter& reporter) { reporter.open(run); });
+  thread_ = std::thread([this] { reporter_loop(); });
+}
+
+void OutcomeLedger::acknowledge_with(std::function<void(std::uint64_t, const sdk::Outcome&)> acknowledge) {
+  acknowledge_ = std::move(acknowledge);
+}
+
+void OutcomeLedger::add(const sdk::Record& record) {
+  std::lock_guard lock(mutex_);
+  pending_.emplace(record.sequence, record);
+}
+
+void OutcomeLedger::group(std::uint64_t root, const std::vector<std::uint64_t>& members) {
+  if (!acknowledge_) return;
+  std::lock_guard lock(mutex_);
+  Group& group = groups_[root];
+  for (const auto member : members) {
+    if (root_of_.emplace(member, root).second) ++group.unsettled;
+  }
+}
+
+OutcomeLedger::Report OutcomeLedger::account(sdk::Record record, sdk::Outcome outcome) {
+  // Messages may quote a URL or a connection string: reports get them redacted, like logs.
+  if (!outcome.message.empty()) outcome.message = Redactor::instance().redact(outcome.message);
+  switch (outcome.status) {
+    case sdk::Status::ok: ++counts_.ok; break;
+    case sdk::Status::rejected:
+      ++counts_.rejected;
+      switch (outcome.stage) {
+        case sdk::Stage::source: ++counts_.rejected_at_source; break;
+        case sdk::Stage::transform: ++counts_.rejected_at_transform; break;
+        case sdk::Stage::sink: ++counts_.rejected_at_sink; break;
+      }
+      break;
+    case sdk::Status::failed: ++counts_.failed; break;
+  }
+  if (outcome.is_commit_unknown()) ++counts_.commit_unknown;
+  if (outcome.status == sdk::Status::rejected) check_budget(false);
+
+  Report report{std::move(record), std::move(outcome), std::nullopt, {}};
+  if (acknowledge_) {
+    const auto root = root_of_.find(report.record.sequence);
+    if (root == root_of_.end()) {
+      report.acknowledge = report.record.sequence;
+      report.acknowledged = report.outcome;
+    } else {
+      Group& group = groups_[root->second];
+      // The worst status wins; among equals the last settled speaks (its detail is the freshest).
+      if (severity(report.outcome.status) >= severity(group.worst.status)) group.worst = report.outcome;
+      const std::uint64_t root_sequence = root->second;
+      root_of_.erase(root);
+      if (--group.unsettled == 0) {
+        report.acknowledge = root_sequence;
+        report.acknowledged = std::move(group.worst);
+        groups_.erase(root_sequence);
+      }
+    }
+  }
+  return report;
+}
+
+void OutcomeLedger::deliver(std::uint64_t sequence, sdk::Outcome outcome) noexcept {
+  try {
+    std::optional<Report> report;
+    {
+      std::lock_guard lock(mutex_);
+      const auto it = pending_.find(sequence);
+      if (it == pending_.end()) {
+        logger_.error("the sink delivered an outcome for record " + std::to_string(sequence) +
+                      ", which is not awaiting one (ignored: each record is reported once)");
+        return;
+      }
+      sdk::Record record = std::move(it->second);
+      pending_.erase(it);
+      outcome.stage = sdk::Stage::sink;
+      report = account(std::move(record), std::move(outcome));
+    }
+    enqueue(std::move(*report));
+  } catch (const std::exception& e) {
+    logger_.error(std::string("cannot report an outcome: ") + e.what());
+  }
+}
+
+void OutcomeLedger::settle_now(sdk::Record record, sdk::Outcome outcome) {
+  std::optional<Report> report;
+  {
+    std::lock_guard lock(mutex_);
+    report = account(std::move(record), std::move(outcome));
+  }
+  enqueue(std::move(*report));
+}
+
+void OutcomeLedger::fail_remaining(const std::string& reason) {
+  std::vector<sdk::Record> records;
+  {
+    std::lock_guard lock(mutex_);
+    records.reserve(pending_.size());
+    for (auto& [sequence, record] : pending_) records.push_back(std::move(record));
+    pending_.clear();
+  }
+  std::sort(records.begin(), records.end(), [](const auto& a, const auto& b) { return a.sequence < b.sequence; });
+  for (auto& record : records) settle_now(std::move(record), sdk::Outcome::failed(reason));
+}
+
+void OutcomeLedger::fail_unsent(const sdk::Batch& batch, std::size_t from, const std::string& reason) {
+  for (std::size_t i = from; i < batch.size(); ++i) settle_now(batch[i], sdk::Outcome::failed(reason));
+}
+
+OutcomeLedger::Counts OutcomeLedger::counts() const {
+  std::lock_guard lock(mutex_);
+  return counts_;
+}
+
+std::size_t OutcomeLedger::pending() const {
+  std::lock_guard lock(mutex_);
+  return pending_.size();
+}
+
+std::string OutcomeLedger::reporter_error() const {
+  std::lock_guard lock(queue_mutex_);
+  return reporter_error_;
+}
+
+std::string OutcomeLedger::budget_error() const {
+  std::lock_guard lock(mutex_);
+  return budget_error_;
+}
+
+void OutcomeLedger::check_budget_at_end() {
+  std::lock_guard lock(mutex_);
+  check_budget(true);
+}
+
+void OutcomeLedger::check_budget(bool final) {
+  if (!budget_error_.empty() || !budget_.limited()) return;
+  const std::uint64_t settled = counts_.settled();
+  if (!budget_.exceeded(counts_.rejected, settled, final)) return;
+  budget_error_ = "error budget exceeded: " + std::to_string(counts_.rejected) + " of " + std::to_string(settled) +
+                  " records rejected, more than settings.max_rejected allows (" + budget_.describe() + ")" +
+                  (final ? "" : "; stopping");
+  // Stop first, then say so: whoever reacts to the line (a person, a supervisor sending
+  // SIGTERM) finds the run already stopping for this reason.
+  stop_.request();
+  logger_.error(budget_error_);
+}
+
+void OutcomeLedger::enqueue(Report report) {
+  std::unique_lock lock(queue_mutex_);
+  queue_not_full_.wait(lock, [&] { return queue_.size() < queue_limit_ || closing_ || !thread_.joinable(); });
+  queue_.push_back(std::move(report));
+  queue_not_empty_.notify_one();
+}
+
+void OutcomeLedger::reporter_loop() {
+  std::unique_lock lock(queue_mutex_);
+  for (;;) {
+    queue_not_empty_.wait(lock, [&] { return !queue_.empty() || closing_; });
+    if (queue_.empty()) break;
+    Report report = std::move(queue_.front());
+    queue_.pop_front();
+    busy_ = true;
+    queue_not_full_.notify_one();
+    lock.unlock();
+    call_reporters("record", [&](sdk::Reporter& reporter) { reporter.record(report.record, report.outcome); });
+    if (report.acknowledge && acknowledge_) {
+      try {
+        acknowledge_(*report.acknowledge, report.acknowledged);
+      } catch (const std::exception& e) {
+        logger_.error(std::string("acknowledgement to the source failed: ") + e.what() + "; no more are sent");
+        acknowledge_ = nullptr;
+        stop_.request();
+      }
+    }
+    lock.lock();
+    busy_ = false;
+    if (queue_.empty()) queue_drained_.notify_all();
+  }
+  queue_drained_.notify_all();
+}
+
+void OutcomeLedger::finish_reporters(const sdk::Summary& summary) {
+  {
+    std::unique_lock lock(queue_mutex_);
+    if (thread_.joinable()) queue_drained_.wait(lock, [&] { return queue_.empty() && !busy_; });
+    closing_ = true;
+  }
+  queue_not_empty_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  // Reports settled before the thread started (a failure at open) are still written, here.
+  std::deque<Report> left;
+  {
+    std::lock_guard lock(queue_mutex_);
+    left.swap(queue_);
+  }
+  for (auto& report : left) {
+    call_reporters("record", [&](sdk::Reporter& reporter) { reporter.record(report.record, report.outcome); });
+    if (report.acknowledge && acknowledge_) {
+      try {
+        acknowledge_(*report.acknowledge, report.acknowledged);
+      } catch (const std::exception& e) {
+        logger_.error(std::string("acknowledgement to the source failed: ") + e.what());
+        acknowledge_ = nullptr;
+      }
+    }
+  }
+  call_reporters("finish", [&](sdk::Reporter& reporter) { reporter.finish(summary); });
+}
+
+}  // namespace etl::host

@@ -1,0 +1,54 @@
+// validate: per-field rules; a record that breaks any is refused (rejected at stage transform)
+// with every broken rule named.
+
+#include "etl/sdk.hpp"
+#include "rules.hpp"
+
+namespace etl::plugins::validate {
+namespace {
+
+struct Config {
+  std::vector<FieldRules> rules;
+};
+
+class ValidateTransform final : public sdk::Transform {
+ public:
+  static sdk::ConfigMap<Config> config_map() {
+    sdk::ConfigMap<Config> map;
+    map.parse_with("rules", {{"type", "object"}, {"minProperties", 1}, {"additionalProperties", field_rules_schema()}},
+                   "Field name -> its rules, e.g. {\"name\": {\"required\": true, \"regex\": \"^[A-Za-z]+$\"}}.",
+                   [](Config& config, const nlohmann::json& rules) {
+                     for (const auto& [field, object] : rules.items()) {
+                       try {
+                         config.rules.push_back(FieldRules::parse(field, object));
+                       } catch (const std::invalid_argument& e) {
+                         throw sdk::ConfigError("/rules/" + field, e.what());
+                       }
+                     }
+                   })
+        .required();
+    return map;
+  }
+
+  ValidateTransform(Config config, sdk::Context&) : rules_(std::move(config.rules)) {}
+
+  sdk::TransformResult apply(sdk::Record& record, sdk::Batch&) override {
+    failures_.clear();
+    const Day today = local_today();
+    for (const auto& rules : rules_) rules.check(record, today, failures_);
+    if (failures_.empty()) return sdk::TransformResult::keep();
+    std::string message = failures_.front().message;
+    for (std::size_t i = 1; i < failures_.size(); ++i) message += "; " + failures_[i].message;
+    return sdk::TransformResult::refuse(failures_.front().code, std::move(message));
+  }
+
+ private:
+  std::vector<FieldRules> rules_;
+  std::vector<Failure> failures_;
+};
+
+}  // namespace
+}  // namespace etl::plugins::validate
+
+ETL_PLUGIN(etl::plugins::validate::ValidateTransform, "validate", "1.0.0",
+           "Refuses records whose fields break their rules (required, type, regex, min/max, length, enum, date)");
