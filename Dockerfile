@@ -17,6 +17,9 @@ COPY host host
 COPY plugins plugins
 COPY tools tools
 COPY pipelines pipelines
+# Installed for plugin authors: share/etl-host/plugin-template, share/doc/etl-host/plugin-guide.md.
+COPY examples/plugin-template examples/plugin-template
+COPY docs/plugin-guide.md docs/plugin-guide.md
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DETL_BUILD_TESTS=OFF \
  && cmake --build /build -j "$(nproc)" \
  && cmake --install /build --prefix /opt/etl-host --strip
