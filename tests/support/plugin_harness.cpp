@@ -56,6 +56,8 @@ host::PluginInstance<T> create_plugin(const host::PluginInfo& plugin, nlohmann::
       instance.object = plugin.descriptor->create_source(args);
     } else if constexpr (std::is_same_v<T, sdk::Sink>) {
       instance.object = plugin.descriptor->create_sink(args);
+    } else if constexpr (std::is_same_v<T, sdk::Transform>) {
+      instance.object = plugin.descriptor->create_transform(args);
     } else {
       instance.object = plugin.descriptor->create_reporter(args);
     }
@@ -70,5 +72,6 @@ host::PluginInstance<T> create_plugin(const host::PluginInfo& plugin, nlohmann::
 template host::PluginInstance<sdk::Source> create_plugin<sdk::Source>(const host::PluginInfo&, nlohmann::json);
 template host::PluginInstance<sdk::Sink> create_plugin<sdk::Sink>(const host::PluginInfo&, nlohmann::json);
 template host::PluginInstance<sdk::Reporter> create_plugin<sdk::Reporter>(const host::PluginInfo&, nlohmann::json);
+template host::PluginInstance<sdk::Transform> create_plugin<sdk::Transform>(const host::PluginInfo&, nlohmann::json);
 
 }  // namespace etl::testing

@@ -64,6 +64,18 @@ TEST(UpperCase, ChangesTheFieldsOrRefusesTheRecord) {
   EXPECT_EQ(refused.result.code, "upper_case.missing");
 }
 
+TEST(Sequence, TypedValuesAndRefusedInput) {
+  LoadedPlugin plugin(SOURCE_FILE);
+  auto source = plugin.create_source({{"start", 5}, {"count", 4}, {"refuse_every", 7}});
+  const auto records = etl::sdk::testing::read_all(*source, 3);
+  ASSERT_EQ(records.size(), 4u);
+  EXPECT_EQ(*records[0].get("n"), etl::sdk::Value(std::int64_t{5}));
+  ASSERT_TRUE(records[2].refusal);  // 7
+  EXPECT_EQ(records[2].refusal->code, "sequence.divisible");
+  EXPECT_EQ(records[2].origin, "sequence:3");
+  EXPECT_FALSE(records[3].refusal);
+}
+
 TEST(JsonlFileSink, BadConfigAndUnwritableFile) {
   LoadedPlugin plugin(PLUGIN_FILE);
   EXPECT_THROW(plugin.create_sink({{"path", "some/folder/"}}), etl::sdk::ConfigError);

@@ -32,6 +32,7 @@
 
 #include "etl/sdk.hpp"
 #include "etl/sdk/retry.hpp"
+#include "postgres/pg_connection.hpp"
 #include "sql_text.hpp"
 #include "transaction_ids.hpp"
 
@@ -41,16 +42,7 @@ namespace {
 using nlohmann::json;
 
 /// The config as declared (see config_map()).
-struct Config {
-  std::string host;
-  int port = 5432;
-  std::string user;
-  std::string password;
-  std::string dbname;
-  std::string sslmode = "require";
-  std::string sslrootcert;
-  int connect_timeout = 10;
-  std::string application_name = "etl-host";
+struct Config : PgConnection {
   std::string schema;
   std::string table;
   std::map<std::string, std::string> columns;
@@ -65,16 +57,7 @@ struct Config {
 
 sdk::ConfigMap<Config> declare_config() {
   sdk::ConfigMap<Config> map;
-  map.key("host", &Config::host, "Server host name or address.").required().min_length(1);
-  map.key("port", &Config::port, "Server port.").minimum(1).maximum(65535);
-  map.key("user", &Config::user, "User to connect as.").required().min_length(1);
-  map.key("password", &Config::password, "Password; prefer ${file:/run/secrets/...}.").secret();
-  map.key("dbname", &Config::dbname, "Database name.").required().min_length(1);
-  map.key("sslmode", &Config::sslmode, "libpq sslmode.")
-      .one_of({"disable", "allow", "prefer", "require", "verify-ca", "verify-full"});
-  map.key("sslrootcert", &Config::sslrootcert, "CA file for verify-ca / verify-full.");
-  map.key("connect_timeout", &Config::connect_timeout, "Seconds.").minimum(1);
-  map.key("application_name", &Config::application_name, "Shown in pg_stat_activity.");
+  declare_connection(map);
   map.key("schema", &Config::schema, "Schema of the table; empty: the search_path decides.");
   map.key("table", &Config::table, "Table to insert into.").required().min_length(1);
   map.key("columns", &Config::columns, "Record field -> column, e.g. {\"token\": \"data\"}.")
@@ -334,17 +317,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
     port_ = config.port;
     dbname_ = config.dbname;
     user_ = config.user;
-    std::map<std::string, std::string> parameters{
-        {"host", host_},
-        {"port", std::to_string(port_)},
-        {"user", user_},
-        {"dbname", dbname_},
-        {"sslmode", config.sslmode},
-        {"connect_timeout", std::to_string(config.connect_timeout)},
-        {"application_name", config.application_name},
-    };
-    if (!config.password.empty()) parameters["password"] = config.password;
-    if (!config.sslrootcert.empty()) parameters["sslrootcert"] = config.sslrootcert;
+    std::map<std::string, std::string> parameters = connection_parameters(config);
     conninfo_ = connection_string(parameters);
     // After a stop only a quick attempt is worth making (the stop must end within seconds).
     // Its statements are bounded too: a locked table must not hold the stop.
@@ -583,6 +556,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
     sdk::Outcome outcome;
     bool retry = false;  // a retryable error: the row may be sent again
     bool fatal = false;  // an error every row will meet: the run must stop
+    bool at_commit = false;  // the error came at the commit (deferred constraint, serialization)
   };
 
   /// The sink stops taking rows: an error every row would meet, or the host asked to stop.
@@ -632,39 +606,56 @@ class PostgresRowByRowSink final : public sdk::Sink {
     await_answer(connection, stop_seen);
     Result result(PQgetResult(connection));
     if (!result) throw ConnectionLost(connection_message(connection));
-    Answer answer;
-    const ExecStatusType status = PQresultStatus(result.get());
-    if (status == PGRES_TUPLES_OK && PQntuples(result.get()) == 1) {
+    Answer answer = classify_result(connection, result.get());
+    if (PQresultStatus(result.get()) == PGRES_TUPLES_OK && PQntuples(result.get()) == 1) {
       sent.xid = parse_transaction_id(PQgetvalue(result.get(), 0, 0));
-      answer.outcome = sdk::Outcome::ok();
-    } else if (status == PGRES_COMMAND_OK) {
-      answer.outcome = sdk::Outcome::ok();
-    } else {
-      const std::string sqlstate = field(result.get(), PG_DIAG_SQLSTATE);
-      std::string message = field(result.get(), PG_DIAG_MESSAGE_PRIMARY);
-      if (message.empty()) message = connection_message(connection);
-      const ErrorKind kind = classify(sqlstate);
-      // PIPELINE_ABORTED means the server skipped the row: it is sent again after reconnecting.
-      if (connection_gone(connection, result.get()) || status == PGRES_PIPELINE_ABORTED) {
-        throw ConnectionLost(message);
-      }
-      if (kind == ErrorKind::row) {
-        answer.outcome = sdk::Outcome::rejected(sqlstate, message);
-      } else if (kind == ErrorKind::fatal) {
-        answer.outcome = sdk::Outcome::failed(message, sqlstate);
-        answer.fatal = true;
-      } else {
-        answer.outcome = sdk::Outcome::failed(message, sqlstate);
-        answer.retry = kind == ErrorKind::retry_row;
-      }
     }
-    while (Result extra{PQgetResult(connection)}) {
-      // Only the end-of-query marker (NULL) is expected here.
-    }
-    await_answer(connection, stop_seen);
-    Result sync(PQgetResult(connection));
-    if (!sync || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC) {
+    // Then the commit: the sync point ends the row's implicit transaction. An error here is
+    // the commit's own (a deferred constraint, a serialization failure at commit): it is the
+    // row's outcome, and the sync that follows it closes the row as usual.
+    for (int ends = 0;;) {
+      await_answer(connection, stop_seen);
+      Result next(PQgetResult(connection));
+      if (!next) {
+        // The end of the insert's (or the commit error's) results; a connection that keeps
+        // answering nothing is not one to wait on.
+        if (++ends > 2) throw ConnectionLost("no commit answer: " + connection_message(connection));
+        continue;
+      }
+      const ExecStatusType status = PQresultStatus(next.get());
+      if (status == PGRES_PIPELINE_SYNC) break;
+      if (status == PGRES_FATAL_ERROR || status == PGRES_NONFATAL_ERROR) {
+        answer = classify_result(connection, next.get());
+        answer.at_commit = true;
+        continue;
+      }
       throw ConnectionLost("no commit answer: " + connection_message(connection));
+    }
+    return answer;
+  }
+
+  /// The outcome a result of the row's statement (or commit) stands for.
+  Answer classify_result(PGconn* connection, PGresult* result) {
+    Answer answer;
+    const ExecStatusType status = PQresultStatus(result);
+    if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
+      answer.outcome = sdk::Outcome::ok();
+      return answer;
+    }
+    const std::string sqlstate = field(result, PG_DIAG_SQLSTATE);
+    std::string message = field(result, PG_DIAG_MESSAGE_PRIMARY);
+    if (message.empty()) message = connection_message(connection);
+    const ErrorKind kind = classify(sqlstate);
+    // PIPELINE_ABORTED means the server skipped the row: it is sent again after reconnecting.
+    if (connection_gone(connection, result) || status == PGRES_PIPELINE_ABORTED) throw ConnectionLost(message);
+    if (kind == ErrorKind::row) {
+      answer.outcome = sdk::Outcome::rejected(sqlstate, message);
+    } else if (kind == ErrorKind::fatal) {
+      answer.outcome = sdk::Outcome::failed(message, sqlstate);
+      answer.fatal = true;
+    } else {
+      answer.outcome = sdk::Outcome::failed(message, sqlstate);
+      answer.retry = kind == ErrorKind::retry_row;
     }
     return answer;
   }

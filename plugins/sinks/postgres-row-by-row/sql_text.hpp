@@ -64,21 +64,4 @@ inline std::string lookup_statement(std::string_view schema, std::string_view ta
   return sql;
 }
 
-/// A libpq conninfo string: each value single-quoted, with \ and ' escaped, so passwords with
-/// spaces, quotes or '=' survive intact.
-inline std::string connection_string(const std::map<std::string, std::string>& parameters) {
-  std::string conninfo;
-  for (const auto& [key, value] : parameters) {
-    if (!conninfo.empty()) conninfo += ' ';
-    conninfo += key;
-    conninfo += "='";
-    for (char c : value) {
-      if (c == '\\' || c == '\'') conninfo += '\\';
-      conninfo += c;
-    }
-    conninfo += '\'';
-  }
-  return conninfo;
-}
-
 }  // namespace etl::plugins::postgres

@@ -202,5 +202,53 @@ TEST_F(PostgresSink, SslmodeRequireReallyUsesTls) {
   sink.object->finish();
 }
 
+TEST_F(PostgresSink, AnErrorAtCommitIsTheRowsOwnOutcome) {
+  // A deferred unique constraint is checked at commit, that is at the row's sync point: the
+  // duplicate is rejected with 23505, and no other row is taken for lost.
+  server_->query(
+      "DROP TABLE IF EXISTS deferred_tokens; "
+      "CREATE TABLE deferred_tokens (data text UNIQUE DEFERRABLE INITIALLY DEFERRED); "
+      "GRANT ALL ON deferred_tokens TO etl;");
+  std::vector<std::string> values;
+  for (int i = 0; i < 300; ++i) values.push_back("v" + std::to_string(i % 200));  // 100 duplicates
+  const auto batch = records_with("token", values);
+  const auto written = write_all(config({{"table", "deferred_tokens"}, {"connections", 4}}), batch);
+  ASSERT_EQ(written.error, "");
+  ASSERT_EQ(written.outcomes.size(), 300u);
+  EXPECT_EQ(written.deliveries, 300u);
+  std::size_t ok = 0, duplicate = 0;
+  for (const auto& [sequence, outcome] : written.outcomes) {
+    if (outcome.status == sdk::Status::ok) ++ok;
+    if (outcome.status == sdk::Status::rejected && outcome.code == "23505") ++duplicate;
+    EXPECT_EQ(outcome.message.find("not attempted"), std::string::npos) << outcome.message;
+  }
+  EXPECT_EQ(ok, 200u);
+  EXPECT_EQ(duplicate, 100u);
+  EXPECT_EQ(server_->query("SELECT count(DISTINCT data), count(*) FROM deferred_tokens").at(0),
+            (std::vector<std::string>{"200", "200"}));
+}
+
+TEST_F(PostgresSink, ASerializationFailureAtCommitIsRetried) {
+  // A deferred constraint trigger fails every other commit with 40001 (a sequence counts the
+  // calls, outside any transaction): each failed row is sent again and then stored.
+  server_->query(
+      "DROP TABLE IF EXISTS flaky_tokens; DROP SEQUENCE IF EXISTS flaky_calls; CREATE SEQUENCE flaky_calls; "
+      "CREATE TABLE flaky_tokens (data text); GRANT ALL ON flaky_tokens TO etl; GRANT USAGE ON flaky_calls TO etl; "
+      "CREATE FUNCTION flaky() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+      "IF nextval('flaky_calls') % 2 = 1 THEN RAISE EXCEPTION 'commit conflict' USING ERRCODE = '40001'; END IF; "
+      "RETURN NULL; END $$; "
+      "CREATE CONSTRAINT TRIGGER flaky_commit AFTER INSERT ON flaky_tokens DEFERRABLE INITIALLY DEFERRED "
+      "FOR EACH ROW EXECUTE FUNCTION flaky();");
+  const auto batch = records_with("token", {"a", "b", "c", "d", "e"});
+  const auto written = write_all(config({{"table", "flaky_tokens"}, {"connections", 1}, {"max_in_flight", 1},
+                                         {"retry", {{"attempts", 3}, {"initial_delay", 0.01}}}}),
+                                 batch);
+  ASSERT_EQ(written.error, "");
+  ASSERT_EQ(written.outcomes.size(), 5u);
+  for (const auto& [sequence, outcome] : written.outcomes) EXPECT_EQ(outcome.status, sdk::Status::ok) << outcome.message;
+  EXPECT_EQ(server_->query("SELECT count(*) FROM flaky_tokens").at(0).at(0), "5");
+  EXPECT_EQ(server_->query("SELECT last_value FROM flaky_calls").at(0).at(0), "10");
+}
+
 }  // namespace
 }  // namespace etl::testing

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "postgres/pg_connection.hpp"
 #include "sql_text.hpp"
 
 namespace etl::plugins::postgres {

@@ -158,6 +158,14 @@ class ConfigMap {
     return *keys_.back();
   }
 
+  /// The same for a member of a base of Config: keys shared by several plugins (a connection's)
+  /// live in a struct their Configs derive from, and are declared once for all of them.
+  template <class T, class Base,
+            std::enable_if_t<!std::is_same_v<Base, Config> && std::is_base_of_v<Base, Config>, int> = 0>
+  Key& key(std::string name, T Base::*member, std::string description) {
+    return key<T>(std::move(name), static_cast<T Config::*>(member), std::move(description));
+  }
+
   /// Declares a key whose value `parse` turns into the Config (for structured blocks).
   Key& parse_with(std::string name, nlohmann::json schema, std::string description,
                   std::function<void(Config&, const nlohmann::json&)> parse) {
