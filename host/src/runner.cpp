@@ -240,7 +240,8 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
   std::string transform_error;
   std::string sink_error;
   std::uint64_t received = 0;
-  std::uint64_t next_sequence = 0;
+  std::uint64_t next_sequence = 0;  // source records: 1, 2, 3, ... in the order read() yields them
+  std::uint64_t next_added = sdk::kFirstAddedSequence - 1;  // records transforms add
 
   sdk::RunInfo run_info;
   run_info.pipeline = spec.path;
@@ -294,7 +295,7 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
   TransformChain chain(std::move(chain_stages),
                        TransformChain::Hooks{
                            [&](sdk::Record record, sdk::Outcome outcome) { ledger.settle_now(std::move(record), std::move(outcome)); },
-                           [&] { return ++next_sequence; },
+                           [&] { return ++next_added; },
                            [&](std::uint64_t root, const std::vector<std::uint64_t>& members) { ledger.group(root, members); }});
 
   if (source_open && sink_open && source_error.empty()) {

@@ -37,8 +37,18 @@ class FaultInjection : public TokensJobTest {
     return options;
   }
 
-  static std::size_t rows_in_table() {
-    return std::stoul(database_->query("SELECT count(*) FROM secret_tokens").at(0).at(0));
+  static std::size_t rows_in(const std::string& table) {
+    return std::stoul(database_->query("SELECT count(*) FROM " + table).at(0).at(0));
+  }
+  static std::size_t rows_in_table() { return rows_in("secret_tokens"); }
+
+  static void wait_for_rows_in(const std::string& table, std::size_t rows, BackgroundProcess& run) {
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (rows_in(table) < rows) {
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the run never stored " << rows << " rows";
+      ASSERT_EQ(kill(run.pid(), 0), 0) << "the run ended before the fault";
+      std::this_thread::sleep_for(50ms);
+    }
   }
 
   /// Waits until the run has stored `rows` rows (the fault then hits it mid-run).
@@ -276,6 +286,68 @@ TEST_F(FaultInjection, SerializationFailuresDeadlocksAndResourceErrorsAreRetried
   EXPECT_GE(occurrences(run.err(), "trying again"), 20u);
   EXPECT_NE(run.err().find("40P01"), std::string::npos);
   EXPECT_NE(run.err().find("53200"), std::string::npos);
+}
+
+/// The same faults in upsert mode, into a table keyed by the token: a row whose connection is
+/// lost is replayed (the upsert sets it to the same values whether or not the first try
+/// committed), so nothing ends commit-unknown and the table holds each ok token once.
+class FaultInjectionUpsert : public FaultInjection {
+ protected:
+  void SetUp() override {
+    FaultInjection::SetUp();
+    database_->query(
+        "DROP TABLE IF EXISTS upsert_tokens; "
+        "CREATE TABLE upsert_tokens (data text PRIMARY KEY CHECK (data NOT LIKE '%-%'), seen int NOT NULL DEFAULT 1); "
+        "GRANT ALL ON upsert_tokens TO etl;");
+  }
+  std::vector<std::string> upsert_command() const {
+    return command({"sink.config.connections=4", "sink.config.table=upsert_tokens", "sink.config.mode=upsert",
+                    R"(sink.config.conflict_columns=["data"])"});
+  }
+  PromiseCheck upsert_promise(const std::string& name) const {
+    std::vector<std::string> stored;
+    for (const auto& row : database_->query("SELECT data FROM upsert_tokens")) stored.push_back(row.at(0));
+    auto check = check_promise(reports_.file("reports/tokens.json"), reports_.file("reports/tokens.csv"), stored);
+    std::cout << "FAULT-FIGURES " << name << " " << check << std::endl;
+    return check;
+  }
+};
+
+TEST_F(FaultInjectionUpsert, DatabaseRestartedMidRun) {
+  BackgroundProcess run(upsert_command(), environment("", 20000));
+  wait_for_rows_in("upsert_tokens", 2000, run);
+  database_->control("restart -m immediate");
+  ASSERT_EQ(run.wait(180s), 0) << run.err();
+  const auto check = upsert_promise("upsert-database-restarted-mid-run");
+  EXPECT_TRUE(check.kept()) << check;
+  EXPECT_EQ(check.ok + check.rejected, 20000u) << check;
+  EXPECT_EQ(check.commit_unknown, 0u);
+  EXPECT_NE(run.err().find("row(s) in flight on the lost connection"), std::string::npos) << run.err();
+}
+
+TEST_F(FaultInjectionUpsert, ConnectionsResetAtTwentyRandomPoints) {
+  TcpProxy proxy(std::stoi(database_->get("DB_PORT")));
+  BackgroundProcess run(upsert_command(), through(proxy, "", 30000));
+  wait_for_rows_in("upsert_tokens", 500, run);
+  std::mt19937 random(20261201);
+  std::uniform_int_distribution<int> pause_ms(60, 220);
+  int resets = 0;
+  while (resets < 20 && kill(run.pid(), 0) == 0 && rows_in("upsert_tokens") < 29000) {
+    resets += proxy.command("reset");
+    std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms(random)));
+    const std::size_t target = rows_in("upsert_tokens") + 300;
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while ((proxy.command("count") < 4 || rows_in("upsert_tokens") < target) && kill(run.pid(), 0) == 0 &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(20ms);
+    }
+  }
+  ASSERT_EQ(run.wait(180s), 0) << run.err();
+  EXPECT_EQ(resets, 20) << "the run ended before 20 resets";
+  const auto check = upsert_promise("upsert-connections-reset-at-20-points");
+  EXPECT_TRUE(check.kept()) << check;
+  EXPECT_EQ(check.ok + check.rejected, 30000u) << check;
+  EXPECT_EQ(check.commit_unknown, 0u);
 }
 
 }  // namespace

@@ -46,8 +46,8 @@ TEST(PluginLoading, BundledPluginsAreAllThere) {
   PluginRegistry registry;
   registry.scan({PluginRegistry::bundled_plugin_dir()});
   EXPECT_TRUE(registry.refused().empty());
-  for (const char* name : {"http-newline", "file-lines", "validate", "map", "postgres-lookup", "postgres-row-by-row",
-                           "null", "stdout", "csv", "json"}) {
+  for (const char* name : {"http-newline", "file-lines", "postgres-query", "validate", "map", "postgres-lookup",
+                           "postgres-row-by-row", "null", "stdout", "csv", "json"}) {
     EXPECT_NO_THROW(registry.resolve(name)) << name;
   }
   EXPECT_EQ(registry.resolve("validate").kind, sdk::PluginKind::transform);
@@ -164,8 +164,8 @@ TEST(PluginLoading, EtlHostListsPluginsAsJson) {
     EXPECT_EQ(plugin.at("abi_version"), sdk::kAbiVersion);
   }
   EXPECT_EQ(names, (std::set<std::string>{"test-counter", "test-sink", "test-slow-reporter", "http-newline", "file-lines",
-                                          "validate", "map", "postgres-lookup", "postgres-row-by-row", "null", "stdout",
-                                          "csv", "json"}));
+                                          "postgres-query", "validate", "map", "postgres-lookup", "postgres-row-by-row",
+                                          "null", "stdout", "csv", "json"}));
 }
 
 TEST(PluginLoading, EtlPluginPathEnvironmentVariable) {

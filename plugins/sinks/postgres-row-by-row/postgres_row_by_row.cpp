@@ -32,7 +32,9 @@
 
 #include "etl/sdk.hpp"
 #include "etl/sdk/retry.hpp"
+#include "postgres/named_parameters.hpp"
 #include "postgres/pg_connection.hpp"
+#include "postgres/pg_values.hpp"
 #include "sql_text.hpp"
 #include "transaction_ids.hpp"
 
@@ -46,6 +48,15 @@ struct Config : PgConnection {
   std::string schema;
   std::string table;
   std::map<std::string, std::string> columns;
+  std::string mode = "insert";
+  std::vector<std::string> conflict_columns;
+  std::optional<std::vector<std::string>> update_columns;
+  std::string where;
+  std::vector<std::string> key_columns;
+  std::string statement;
+  std::map<std::string, std::string> statements;
+  std::string statement_field;
+  bool idempotent = false;
   bool pipeline = true;
   int connections = 16;
   int max_in_flight = 64;
@@ -59,10 +70,31 @@ sdk::ConfigMap<Config> declare_config() {
   sdk::ConfigMap<Config> map;
   declare_connection(map);
   map.key("schema", &Config::schema, "Schema of the table; empty: the search_path decides.");
-  map.key("table", &Config::table, "Table to insert into.").required().min_length(1);
-  map.key("columns", &Config::columns, "Record field -> column, e.g. {\"token\": \"data\"}.")
-      .required()
+  map.key("table", &Config::table, "Table to write to (every mode but statement).");
+  map.key("columns", &Config::columns,
+          "Record field -> column, e.g. {\"token\": \"data\"} (every mode but statement, which names fields itself).")
       .schema({{"additionalProperties", {{"type", "string"}, {"minLength", 1}}}});
+  map.key("mode", &Config::mode,
+          "insert; upsert (INSERT ... ON CONFLICT (conflict_columns) DO UPDATE); update or delete by key_columns (no row "
+          "with the key: rejected, code not_found). Each record is still its own transaction.")
+      .one_of({"insert", "upsert", "update", "delete", "statement"});
+  map.key("conflict_columns", &Config::conflict_columns, "upsert: the columns of the unique constraint to meet.");
+  map.key("update_columns", &Config::update_columns,
+          "upsert: the columns a conflict updates (default: every mapped column but the conflict columns; [] does nothing).");
+  map.key("where", &Config::where,
+          "upsert: a guard on the update, in SQL over the table (by its name) and EXCLUDED, e.g. "
+          "\"EXCLUDED.updated_at > customers.updated_at\" (only if newer). A row the guard keeps is ok, code unchanged.");
+  map.key("key_columns", &Config::key_columns, "update, delete: the columns that find the row.");
+  map.key("statement", &Config::statement,
+          "statement: SQL with the record's fields as named parameters ($email), always bound. A SELECT or RETURNING "
+          "puts its first row in the outcome's detail; no row, or no row touched, is rejected with code not_found.");
+  map.key("statements", &Config::statements,
+          "statement: a statement per value of statement_field (e.g. created/updated/deleted); another value is "
+          "rejected with code unknown_statement.");
+  map.key("statement_field", &Config::statement_field, "statement: the field whose value chooses from statements.");
+  map.key("idempotent", &Config::idempotent,
+          "statement: replaying the statement after a lost connection is safe (it sets values rather than adds); "
+          "without it such a row is reported commit outcome unknown.");
   map.key("pipeline", &Config::pipeline, "Send rows without waiting for each answer (libpq pipeline mode).");
   map.key("connections", &Config::connections,
           "Connections writing in parallel; commits on different connections share WAL flushes (group commit).")
@@ -92,6 +124,8 @@ struct Row {
   std::uint64_t sequence = 0;
   std::vector<std::optional<std::string>> values;
   int attempts = 0;  // tries that ended in a retryable error (serialization, deadlock, resources)
+  bool replayed = false;  // sent again after its connection was lost (idempotent modes)
+  std::uint16_t statement = 0;  // which of the sink's statements writes it
 };
 
 /// A row sent on a connection and not yet decided.
@@ -292,7 +326,6 @@ Result execute(PGconn* connection, const char* sql, const std::vector<const char
                                                  values.data(), nullptr, nullptr, 0)));
 }
 
-constexpr const char* kInsertStatement = "etl_insert";
 /// How long rows in flight may take to be answered once the run is asked to stop.
 constexpr std::chrono::milliseconds kStopGrace{2000};
 constexpr const char* kLookupStatement = "etl_lookup";
@@ -330,8 +363,16 @@ class PostgresRowByRowSink final : public sdk::Sink {
       fields_.push_back(record_field);
       columns_.push_back(column);
     }
-    if (fields_.empty()) {
+    if (config.table.empty() && config.mode != "statement") {
+      throw sdk::ConfigError("/table", "give the table to write to (mode " + config.mode + ")");
+    }
+    if (fields_.empty() && config.mode != "statement") {
       throw sdk::ConfigError("/columns", "map at least one record field to a column, e.g. {\"token\": \"data\"}");
+    }
+    if (config.mode == "statement") {
+      choose_user_statements(config);
+    } else {
+      choose_statement(config);
     }
     // pipeline: false is the same protocol with one row in flight: one round trip per row.
     window_ = config.pipeline ? static_cast<std::size_t>(config.max_in_flight) : 1;
@@ -351,7 +392,6 @@ class PostgresRowByRowSink final : public sdk::Sink {
 
   void open(sdk::OutcomeReceiver& outcomes) override {
     outcomes_ = &outcomes;
-    insert_sql_ = insert_statement(schema_, table_, columns_);
     lookup_sql_ = lookup_statement(schema_, table_, columns_);
     for (std::size_t i = 0; i < connection_count_; ++i) {
       workers_.push_back(std::make_unique<Worker>(i, window_ * 2));
@@ -426,8 +466,103 @@ class PostgresRowByRowSink final : public sdk::Sink {
  private:
   std::string where() const { return host_ + ":" + std::to_string(port_) + "/" + dbname_ + " as " + user_; }
 
+  /// statement mode: the user's statements, their named parameters turned into positions over
+  /// one list of fields (fields_), which is what a row carries.
+  void choose_user_statements(const Config& config) {
+    mode_ = WriteMode::statement;
+    idempotent_ = config.idempotent;
+    if (config.statement.empty() == config.statements.empty()) {
+      throw sdk::ConfigError("/statement", "statement mode needs either statement or statements (with statement_field)");
+    }
+    if (!config.statements.empty() && config.statement_field.empty()) {
+      throw sdk::ConfigError("/statement_field", "statements need statement_field: the field that chooses one");
+    }
+    if (!config.columns.empty()) throw sdk::ConfigError("/columns", "statement mode names its fields in the statement");
+    std::vector<std::pair<std::string, std::string>> texts;
+    if (!config.statement.empty()) texts.emplace_back("", config.statement);
+    for (const auto& [value, text] : config.statements) texts.emplace_back(value, text);
+    for (const auto& [value, text] : texts) {
+      postgres::NamedStatement named;
+      try {
+        named = postgres::parse_named_parameters(text);
+      } catch (const std::invalid_argument& e) {
+        throw sdk::ConfigError(value.empty() ? "/statement" : "/statements/" + value, e.what());
+      }
+      WriteStatement statement;
+      statement.sql = named.sql;
+      for (const auto& field : named.fields) {
+        auto at = std::find(fields_.begin(), fields_.end(), field);
+        if (at == fields_.end()) {
+          fields_.push_back(field);
+          columns_.push_back(field);
+          at = fields_.end() - 1;
+        }
+        statement.parameters.push_back(static_cast<std::size_t>(at - fields_.begin()));
+      }
+      if (!value.empty()) statement_for_value_[value] = statements_.size();
+      statements_.push_back(std::move(statement));
+    }
+    statement_field_ = config.statement_field;
+  }
+
+  /// The statement of the configured mode; its keys must be mapped columns.
+  void choose_statement(const Config& config) {
+    auto mapped = [&](const std::vector<std::string>& names, const char* key) {
+      for (std::size_t i = 0; i < names.size(); ++i) {
+        if (std::find(columns_.begin(), columns_.end(), names[i]) == columns_.end()) {
+          throw sdk::ConfigError(std::string("/") + key + "/" + std::to_string(i),
+                                 "column \"" + names[i] + "\" is not one of the mapped columns (see columns)");
+        }
+      }
+    };
+    std::vector<std::string> keys;
+    std::vector<std::string> updates;
+    if (config.mode == "insert") {
+      mode_ = WriteMode::insert;
+    } else if (config.mode == "upsert") {
+      mode_ = WriteMode::upsert;
+      if (config.conflict_columns.empty()) throw sdk::ConfigError("/conflict_columns", "upsert needs the conflict columns");
+      mapped(config.conflict_columns, "conflict_columns");
+      keys = config.conflict_columns;
+      if (config.update_columns) {
+        mapped(*config.update_columns, "update_columns");
+        updates = *config.update_columns;
+      } else {
+        for (const auto& column : columns_) {
+          if (std::find(keys.begin(), keys.end(), column) == keys.end()) updates.push_back(column);
+        }
+      }
+    } else {
+      mode_ = config.mode == "update" ? WriteMode::update : WriteMode::remove;
+      if (config.key_columns.empty()) throw sdk::ConfigError("/key_columns", config.mode + " needs the key columns");
+      mapped(config.key_columns, "key_columns");
+      keys = config.key_columns;
+      if (mode_ == WriteMode::update && keys.size() == columns_.size()) {
+        throw sdk::ConfigError("/columns", "update needs a mapped column besides the key columns, to set");
+      }
+    }
+    if (!config.where.empty() && mode_ != WriteMode::upsert) throw sdk::ConfigError("/where", "where is for upsert");
+    statements_.push_back(write_statement(mode_, schema_, table_, columns_, keys, updates, config.where));
+    // Rows with one key travel on one connection, so that a key's writes keep their order.
+    for (const auto& key : keys) {
+      key_indices_.push_back(static_cast<std::size_t>(std::find(columns_.begin(), columns_.end(), key) - columns_.begin()));
+    }
+  }
+
   /// Copies the mapped fields into `row`; false when the record was reported rejected instead.
   bool fill_values(const sdk::Record& record, Row& row) {
+    if (!statement_field_.empty()) {
+      const std::optional<std::string> chooser = record.text(statement_field_);
+      const auto chosen = chooser ? statement_for_value_.find(*chooser) : statement_for_value_.end();
+      if (chosen == statement_for_value_.end()) {
+        outcomes_->deliver(record.sequence,
+                           sdk::Outcome::rejected("unknown_statement", "field \"" + statement_field_ + "\" is " +
+                                                                           (chooser ? "\"" + *chooser + "\"" : "missing") +
+                                                                           ", for which no statement is configured"));
+        return false;
+      }
+      row.statement = static_cast<std::uint16_t>(chosen->second);
+    }
     row.values.reserve(fields_.size());
     for (std::size_t i = 0; i < fields_.size(); ++i) {
       const sdk::Field* found = record.find(fields_[i]);
@@ -454,9 +589,14 @@ class PostgresRowByRowSink final : public sdk::Sink {
 
   std::size_t route(const Row& row) const {
     std::size_t hash = 0;
-    for (const auto& value : row.values) {
+    auto mix = [&](const std::optional<std::string>& value) {
       const std::size_t part = value ? std::hash<std::string>{}(*value) : 0x9e3779b97f4a7c15ULL;
       hash = hash * 31 + part;
+    };
+    if (key_indices_.empty()) {
+      for (const auto& value : row.values) mix(value);
+    } else {
+      for (const auto index : key_indices_) mix(row.values[index]);
     }
     return hash % workers_.size();
   }
@@ -488,12 +628,15 @@ class PostgresRowByRowSink final : public sdk::Sink {
     connection.backend.floor = parse_transaction_id(PQgetvalue(identity.get(), 0, 2)).value_or(0);
     connection.backend.server_started = PQgetvalue(identity.get(), 0, 3);
     if (!prepare_insert) return connection;
-    Result prepared =
-        checked(raw, Result(PQprepare(raw, kInsertStatement, insert_sql_.c_str(), static_cast<int>(columns_.size()), nullptr)));
-    if (PQresultStatus(prepared.get()) != PGRES_COMMAND_OK) {
-      throw sdk::PluginError("PostgreSQL at " + where() + " refused the insert statement (" +
-                             field(prepared.get(), PG_DIAG_SQLSTATE) + "): " +
-                             field(prepared.get(), PG_DIAG_MESSAGE_PRIMARY) + " [" + insert_sql_ + "]");
+    for (std::size_t i = 0; i < statements_.size(); ++i) {
+      const WriteStatement& statement = statements_[i];
+      Result prepared = checked(raw, Result(PQprepare(raw, statement_name(i).c_str(), statement.sql.c_str(),
+                                                      static_cast<int>(statement.parameters.size()), nullptr)));
+      if (PQresultStatus(prepared.get()) != PGRES_COMMAND_OK) {
+        throw sdk::PluginError("PostgreSQL at " + where() + " refused the write statement (" +
+                               field(prepared.get(), PG_DIAG_SQLSTATE) + "): " +
+                               field(prepared.get(), PG_DIAG_MESSAGE_PRIMARY) + " [" + statement.sql + "]");
+      }
     }
     return connection;
   }
@@ -543,9 +686,23 @@ class PostgresRowByRowSink final : public sdk::Sink {
     return values;
   }
 
+  /// The row's values in the order of the write statement's parameters.
+  static std::string statement_name(std::size_t index) { return "etl_write_" + std::to_string(index); }
+
+  std::vector<const char*> statement_parameters(const Row& row) const {
+    const WriteStatement& statement = statements_[row.statement];
+    std::vector<const char*> values;
+    values.reserve(statement.parameters.size());
+    for (const auto index : statement.parameters) {
+      const auto& value = row.values[index];
+      values.push_back(value ? value->c_str() : nullptr);
+    }
+    return values;
+  }
+
   void send(PGconn* connection, const Row& row) {
-    const auto values = parameters(row);
-    if (PQsendQueryPrepared(connection, kInsertStatement, static_cast<int>(values.size()), values.data(), nullptr,
+    const auto values = statement_parameters(row);
+    if (PQsendQueryPrepared(connection, statement_name(row.statement).c_str(), static_cast<int>(values.size()), values.data(), nullptr,
                             nullptr, 0) != 1 ||
         PQpipelineSync(connection) != 1) {
       throw ConnectionLost(connection_message(connection));
@@ -607,8 +764,30 @@ class PostgresRowByRowSink final : public sdk::Sink {
     Result result(PQgetResult(connection));
     if (!result) throw ConnectionLost(connection_message(connection));
     Answer answer = classify_result(connection, result.get());
-    if (PQresultStatus(result.get()) == PGRES_TUPLES_OK && PQntuples(result.get()) == 1) {
+    if (mode_ == WriteMode::statement) {
+      // The user's statement: its first row is the outcome's detail; nothing returned or
+      // touched is "not found" (the webhook's 404).
+      const ExecStatusType status = PQresultStatus(result.get());
+      const std::string touched = status == PGRES_COMMAND_OK ? PQcmdTuples(result.get()) : "";
+      if (status == PGRES_TUPLES_OK && PQntuples(result.get()) > 0) {
+        sdk::Record row;
+        postgres::set_fields_from_row(result.get(), 0, row);
+        answer.outcome.detail = std::move(row.fields());
+      } else if (status == PGRES_TUPLES_OK || touched == "0") {
+        answer.outcome = sdk::Outcome::rejected("not_found", "the statement found no row");
+      }
+    } else if (PQresultStatus(result.get()) == PGRES_TUPLES_OK && PQntuples(result.get()) == 1) {
       sent.xid = parse_transaction_id(PQgetvalue(result.get(), 0, 0));
+    } else if (PQresultStatus(result.get()) == PGRES_TUPLES_OK && PQntuples(result.get()) == 0) {
+      // The statement touched no row: no key (update, delete), or the guard kept the stored row.
+      if (mode_ == WriteMode::remove && sent.row.replayed) {
+        // The first try may have deleted it before its connection was lost: absent either way.
+        answer.outcome.code = "absent";
+      } else if (mode_ == WriteMode::update || mode_ == WriteMode::remove) {
+        answer.outcome = sdk::Outcome::rejected("not_found", "no row in " + table_ + " with the key columns' values");
+      } else {
+        answer.outcome.code = "unchanged";
+      }
     }
     // Then the commit: the sync point ends the row's implicit transaction. An error here is
     // the commit's own (a deferred constraint, a serialization failure at commit): it is the
@@ -764,6 +943,20 @@ class PostgresRowByRowSink final : public sdk::Sink {
     const std::string unsettled = settle_backend(connection, lost);
     if (!unsettled.empty()) {
       for (auto& sent : in_flight) decided.emplace_back(sent.row.sequence, sdk::Outcome::commit_unknown(unsettled));
+    } else if (mode_ == WriteMode::statement && !idempotent_) {
+      for (auto& sent : in_flight) {
+        decided.emplace_back(sent.row.sequence,
+                             sdk::Outcome::commit_unknown("its answer was lost with its connection, and a statement not "
+                                                          "declared idempotent cannot be replayed"));
+      }
+    } else if (mode_ != WriteMode::insert) {
+      // upsert, update, delete and idempotent statements set a row to given values: with the old server process gone
+      // (nothing of it can commit any more), replaying the statement gives the row its
+      // outcome, whether the first try committed or not.
+      for (std::size_t index = 0; index < in_flight.size(); ++index) {
+        in_flight[index].row.replayed = true;
+        again.push_back(index);
+      }
     } else {
       Result snapshot = execute(connection, "SELECT pg_snapshot_xmax(pg_current_snapshot())::text, pg_postmaster_start_time()::text");
       const bool have_snapshot = PQresultStatus(snapshot.get()) == PGRES_TUPLES_OK && PQntuples(snapshot.get()) == 1;
@@ -939,7 +1132,12 @@ class PostgresRowByRowSink final : public sdk::Sink {
   std::string table_;
   std::vector<std::string> fields_;
   std::vector<std::string> columns_;
-  std::string insert_sql_;
+  WriteMode mode_ = WriteMode::insert;
+  std::vector<WriteStatement> statements_;  // prepared as etl_write_<index>
+  std::map<std::string, std::size_t> statement_for_value_;  // statement mode, by statement_field
+  std::string statement_field_;
+  bool idempotent_ = false;
+  std::vector<std::size_t> key_indices_;  // into columns_: what routes a row (empty: all values)
   std::string lookup_sql_;
   std::size_t window_ = 1;
   std::size_t connection_count_ = 1;

@@ -30,24 +30,89 @@ inline std::string qualified_table(std::string_view schema, std::string_view tab
   return name;
 }
 
-/// INSERT INTO "schema"."table" ("a", "b") VALUES ($1, $2) RETURNING pg_current_xact_id()::text
-///
-/// The returned transaction id lets the sink ask the server, after a lost connection,
-/// whether the row's commit happened (pg_xact_status).
-inline std::string insert_statement(std::string_view schema, std::string_view table,
-                                    const std::vector<std::string>& columns) {
-  std::string sql = "INSERT INTO " + qualified_table(schema, table) + " (";
+/// How the sink writes a row: each mode is still one transaction per record.
+enum class WriteMode { insert, upsert, update, remove, statement };
+
+/// A write statement and, for each of its parameters ($1, $2, ...), the index of the mapped
+/// column whose value it takes.
+struct WriteStatement {
+  std::string sql;
+  std::vector<std::size_t> parameters;
+};
+
+namespace sql_detail {
+inline std::size_t index_of(const std::vector<std::string>& columns, const std::string& name) {
   for (std::size_t i = 0; i < columns.size(); ++i) {
-    if (i != 0) sql += ", ";
-    sql += quote_identifier(columns[i]);
+    if (columns[i] == name) return i;
   }
-  sql += ") VALUES (";
-  for (std::size_t i = 0; i < columns.size(); ++i) {
-    if (i != 0) sql += ", ";
-    sql += "$" + std::to_string(i + 1);
+  return columns.size();
+}
+}  // namespace sql_detail
+
+/// The statement of `mode` over the mapped `columns`:
+///  - insert: INSERT ... VALUES (...)
+///  - upsert: INSERT ... ON CONFLICT (keys) DO UPDATE SET u = EXCLUDED.u, ... [WHERE guard]
+///    (DO NOTHING when there is nothing to update)
+///  - update: UPDATE ... SET others = $i WHERE keys = $j
+///  - remove: DELETE FROM ... WHERE keys = $j
+/// Every one returns the transaction id (after a lost connection the sink asks the server,
+/// with pg_xact_status, whether an insert's commit happened), and a row only when it touched one: none means the key
+/// was not found (update, remove) or the guard kept the stored row (upsert). `keys` and
+/// `update_columns` must name mapped columns (the caller checks).
+inline WriteStatement write_statement(WriteMode mode, std::string_view schema, std::string_view table,
+                                      const std::vector<std::string>& columns, const std::vector<std::string>& keys,
+                                      const std::vector<std::string>& update_columns = {}, std::string_view guard = {}) {
+  WriteStatement out;
+  const std::string target = qualified_table(schema, table);
+  auto parameter = [&](std::size_t column) {
+    out.parameters.push_back(column);
+    return "$" + std::to_string(out.parameters.size());
+  };
+  auto key_condition = [&] {
+    std::string where;
+    for (const auto& key : keys) {
+      where += where.empty() ? " WHERE " : " AND ";
+      where += quote_identifier(key) + " = " + parameter(sql_detail::index_of(columns, key));
+    }
+    return where;
+  };
+  if (mode == WriteMode::insert || mode == WriteMode::upsert) {
+    out.sql = "INSERT INTO " + target + " (";
+    std::string values;
+    for (std::size_t i = 0; i < columns.size(); ++i) {
+      out.sql += (i != 0 ? ", " : "") + quote_identifier(columns[i]);
+      values += (i != 0 ? ", " : "") + parameter(i);
+    }
+    out.sql += ") VALUES (" + values + ")";
+    if (mode == WriteMode::upsert) {
+      out.sql += " ON CONFLICT (";
+      for (std::size_t i = 0; i < keys.size(); ++i) out.sql += (i != 0 ? ", " : "") + quote_identifier(keys[i]);
+      out.sql += ")";
+      if (update_columns.empty()) {
+        out.sql += " DO NOTHING";
+      } else {
+        out.sql += " DO UPDATE SET ";
+        for (std::size_t i = 0; i < update_columns.size(); ++i) {
+          out.sql += (i != 0 ? ", " : "") + quote_identifier(update_columns[i]) + " = EXCLUDED." +
+                     quote_identifier(update_columns[i]);
+        }
+        if (!guard.empty()) out.sql += " WHERE " + std::string(guard);
+      }
+    }
+  } else if (mode == WriteMode::update) {
+    out.sql = "UPDATE " + target + " SET ";
+    bool first = true;
+    for (std::size_t i = 0; i < columns.size(); ++i) {
+      if (sql_detail::index_of(keys, columns[i]) != keys.size()) continue;
+      out.sql += (first ? "" : ", ") + quote_identifier(columns[i]) + " = " + parameter(i);
+      first = false;
+    }
+    out.sql += key_condition();
+  } else {
+    out.sql = "DELETE FROM " + target + key_condition();
   }
-  sql += ") RETURNING pg_current_xact_id()::text";
-  return sql;
+  out.sql += " RETURNING pg_current_xact_id()::text";
+  return out;
 }
 
 /// SELECT xmin::text FROM "schema"."table" WHERE "a" IS NOT DISTINCT FROM $1 AND ...

@@ -45,7 +45,6 @@ TEST(PostgresRowByRowConfig, BadConfigsAreRefusedNamingTheKey) {
   };
   const std::vector<std::pair<json, std::string>> cases = {
       {without("host"), "/host"},
-      {without("table"), "/table"},
       {with("port", 0), "/port"},
       {with("port", 70000), "/port"},
       {with("sslmode", "sometimes"), "/sslmode"},
@@ -63,6 +62,21 @@ TEST(PostgresRowByRowConfig, BadConfigsAreRefusedNamingTheKey) {
     ASSERT_EQ(checked.problems.size(), 1u) << config << "\n" << checked.problems_text();
     EXPECT_EQ(checked.problems[0].pointer, pointer) << config;
   }
+}
+
+TEST(PostgresRowByRowConfig, ATableIsNeededButInStatementMode) {
+  try {
+    create_plugin<sdk::Sink>(bundled_plugin("postgres-row-by-row"), [] { json c = good_config(); c.erase("table"); return c; }());
+    FAIL() << "expected a ConfigError";
+  } catch (const sdk::ConfigError& e) {
+    EXPECT_EQ(e.path(), "/table");
+  }
+  json statement = good_config();
+  statement.erase("table");
+  statement.erase("columns");
+  statement["mode"] = "statement";
+  statement["statement"] = "INSERT INTO secret_tokens (data) VALUES ($token)";
+  EXPECT_NO_THROW(create_plugin<sdk::Sink>(bundled_plugin("postgres-row-by-row"), statement));
 }
 
 TEST(PostgresRowByRowConfig, EmptyColumnMappingIsRefusedByThePlugin) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <random>
 #include <thread>
+#include <tuple>
 
 #include "plugin_harness.hpp"
 #include "test_support.hpp"
@@ -200,6 +201,119 @@ TEST_F(PostgresSink, SslmodeRequireReallyUsesTls) {
   ASSERT_EQ(rows.size(), 2u);
   for (const auto& row : rows) EXPECT_EQ(row.at(0), "t");
   sink.object->finish();
+}
+
+sdk::Batch customers(const std::vector<std::vector<std::string>>& rows) {
+  sdk::Batch batch;
+  for (const auto& row : rows) {
+    sdk::Record record;
+    record.set("id", row.at(0));
+    if (row.size() > 1) record.set("name", row.at(1));
+    if (row.size() > 2) record.set("updated", row.at(2));
+    record.sequence = batch.size() + 1;
+    batch.push_back(std::move(record));
+  }
+  return batch;
+}
+
+class PostgresSinkModes : public PostgresSink {
+ protected:
+  void SetUp() override {
+    server_->query(
+        "DROP TABLE IF EXISTS customers; CREATE TABLE customers (id int PRIMARY KEY, name text, updated int); "
+        "INSERT INTO customers VALUES (1, 'a', 1), (2, 'b', 5); GRANT ALL ON customers TO etl;");
+  }
+  static json mode(json overrides) {
+    json c = config({{"table", "customers"}, {"columns", {{"id", "id"}, {"name", "name"}, {"updated", "updated"}}}});
+    c.update(overrides);
+    return c;
+  }
+  static std::vector<std::vector<std::string>> table() {
+    return server_->query("SELECT id::text, name, updated::text FROM customers ORDER BY customers.id");
+  }
+};
+
+TEST_F(PostgresSinkModes, UpsertChangesRowsOnlyWhereTheGuardAllows) {
+  const auto written = write_all(mode({{"mode", "upsert"}, {"conflict_columns", {"id"}},
+                                       {"where", "EXCLUDED.updated > customers.updated"}}),
+                                 customers({{"1", "A", "2"}, {"2", "B", "3"}, {"3", "c", "1"}}));
+  ASSERT_EQ(written.error, "");
+  EXPECT_EQ(written.outcomes.at(1).status, sdk::Status::ok);
+  EXPECT_EQ(written.outcomes.at(1).code, "");
+  EXPECT_EQ(written.outcomes.at(2).status, sdk::Status::ok);
+  EXPECT_EQ(written.outcomes.at(2).code, "unchanged");  // the stored row is newer
+  EXPECT_EQ(written.outcomes.at(3).status, sdk::Status::ok);
+  EXPECT_EQ(table(), (std::vector<std::vector<std::string>>{{"1", "A", "2"}, {"2", "b", "5"}, {"3", "c", "1"}}));
+  // Loading the same file again changes nothing and reports nothing as an error.
+  const auto again = write_all(mode({{"mode", "upsert"}, {"conflict_columns", {"id"}}}),
+                               customers({{"1", "A", "2"}, {"3", "c", "1"}}));
+  for (const auto& [sequence, outcome] : again.outcomes) EXPECT_EQ(outcome.status, sdk::Status::ok);
+  EXPECT_EQ(table().size(), 3u);
+}
+
+TEST_F(PostgresSinkModes, UpdateAndDeleteOfAMissingKeyAreRejectedNotFound) {
+  const auto updated = write_all(mode({{"mode", "update"}, {"key_columns", {"id"}}}),
+                                 customers({{"1", "renamed", "9"}, {"7", "nobody", "1"}}));
+  ASSERT_EQ(updated.error, "");
+  EXPECT_EQ(updated.outcomes.at(1).status, sdk::Status::ok);
+  EXPECT_EQ(updated.outcomes.at(2).status, sdk::Status::rejected);
+  EXPECT_EQ(updated.outcomes.at(2).code, "not_found");
+  const auto deleted = write_all(config({{"table", "customers"}, {"columns", {{"id", "id"}}}, {"mode", "delete"},
+                                         {"key_columns", {"id"}}}),
+                                 customers({{"2"}, {"8"}}));
+  EXPECT_EQ(deleted.outcomes.at(1).status, sdk::Status::ok);
+  EXPECT_EQ(deleted.outcomes.at(2).code, "not_found");
+  EXPECT_EQ(table(), (std::vector<std::vector<std::string>>{{"1", "renamed", "9"}}));
+}
+
+TEST_F(PostgresSinkModes, StatementsChosenByAFieldWithReturningInTheDetail) {
+  json statement = config({{"mode", "statement"},
+                           {"statement_field", "event"},
+                           {"statements",
+                            {{"created", "INSERT INTO customers (id, name, updated) VALUES ($id, $name, 0) RETURNING id, updated"},
+                             {"renamed", "UPDATE customers SET name = $name WHERE id = $id"},
+                             {"asked", "SELECT name, updated FROM customers WHERE id = $id"}}}});
+  statement.erase("columns");
+  statement.erase("table");
+  sdk::Batch batch;
+  for (const auto& [event, id, name] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"created", "10", "ten"}, {"renamed", "1", "one"}, {"renamed", "99", "x"}, {"asked", "2", ""},
+           {"asked", "98", ""}, {"exploded", "1", ""}}) {
+    sdk::Record record;
+    record.set("event", event);
+    record.set("id", id);
+    record.set("name", name);
+    record.sequence = batch.size() + 1;
+    batch.push_back(std::move(record));
+  }
+  const auto written = write_all(statement, batch);
+  ASSERT_EQ(written.error, "");
+  const auto& created = written.outcomes.at(1);
+  EXPECT_EQ(created.status, sdk::Status::ok);
+  ASSERT_EQ(created.detail.size(), 2u);
+  EXPECT_EQ(created.detail[0].name, "id");
+  EXPECT_EQ(created.detail[0].value, sdk::Value(std::int64_t{10}));  // typed from the column
+  EXPECT_EQ(written.outcomes.at(2).status, sdk::Status::ok);
+  EXPECT_EQ(written.outcomes.at(3).code, "not_found");  // UPDATE 0
+  ASSERT_EQ(written.outcomes.at(4).detail.size(), 2u);
+  EXPECT_EQ(written.outcomes.at(4).detail[0].value, sdk::Value("b"));
+  EXPECT_EQ(written.outcomes.at(5).code, "not_found");  // SELECT, no row
+  EXPECT_EQ(written.outcomes.at(6).status, sdk::Status::rejected);
+  EXPECT_EQ(written.outcomes.at(6).code, "unknown_statement");
+  EXPECT_EQ(table(), (std::vector<std::vector<std::string>>{{"1", "one", "1"}, {"2", "b", "5"}, {"10", "ten", "0"}}));
+}
+
+TEST_F(PostgresSinkModes, ModeKeysMustNameMappedColumns) {
+  for (const json& bad : {json{{"mode", "upsert"}}, json{{"mode", "upsert"}, {"conflict_columns", {"nope"}}},
+                          json{{"mode", "update"}, {"key_columns", {"id", "name", "updated"}}},
+                          json{{"mode", "insert"}, {"where", "true"}}}) {
+    try {
+      create_plugin<sdk::Sink>(bundled_plugin("postgres-row-by-row"), mode(bad));
+      ADD_FAILURE() << "accepted: " << bad.dump();
+    } catch (const sdk::ConfigError& e) {
+      EXPECT_FALSE(e.path().empty()) << bad.dump();
+    }
+  }
 }
 
 TEST_F(PostgresSink, AnErrorAtCommitIsTheRowsOwnOutcome) {

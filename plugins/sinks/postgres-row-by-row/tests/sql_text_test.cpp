@@ -12,10 +12,32 @@ TEST(SqlText, IdentifiersAreQuoted) {
 }
 
 TEST(SqlText, InsertStatementUsesPlaceholders) {
-  EXPECT_EQ(insert_statement("", "secret_tokens", {"data"}),
-            "INSERT INTO \"secret_tokens\" (\"data\") VALUES ($1) RETURNING pg_current_xact_id()::text");
-  EXPECT_EQ(insert_statement("etl", "t", {"a", "b"}),
+  const auto one = write_statement(WriteMode::insert, "", "secret_tokens", {"data"}, {});
+  EXPECT_EQ(one.sql, "INSERT INTO \"secret_tokens\" (\"data\") VALUES ($1) RETURNING pg_current_xact_id()::text");
+  EXPECT_EQ(one.parameters, (std::vector<std::size_t>{0}));
+  EXPECT_EQ(write_statement(WriteMode::insert, "etl", "t", {"a", "b"}, {}).sql,
             "INSERT INTO \"etl\".\"t\" (\"a\", \"b\") VALUES ($1, $2) RETURNING pg_current_xact_id()::text");
+}
+
+TEST(SqlText, UpsertUpdatesTheOtherColumnsUnderAnOptionalGuard) {
+  const auto upsert = write_statement(WriteMode::upsert, "", "customers", {"id", "name", "updated"}, {"id"},
+                                      {"name", "updated"}, "EXCLUDED.updated > customers.updated");
+  EXPECT_EQ(upsert.sql,
+            "INSERT INTO \"customers\" (\"id\", \"name\", \"updated\") VALUES ($1, $2, $3) ON CONFLICT (\"id\") "
+            "DO UPDATE SET \"name\" = EXCLUDED.\"name\", \"updated\" = EXCLUDED.\"updated\" "
+            "WHERE EXCLUDED.updated > customers.updated RETURNING pg_current_xact_id()::text");
+  EXPECT_EQ(upsert.parameters, (std::vector<std::size_t>{0, 1, 2}));
+  EXPECT_EQ(write_statement(WriteMode::upsert, "", "t", {"id"}, {"id"}, {}).sql,
+            "INSERT INTO \"t\" (\"id\") VALUES ($1) ON CONFLICT (\"id\") DO NOTHING RETURNING pg_current_xact_id()::text");
+}
+
+TEST(SqlText, UpdateAndDeleteFindTheRowByItsKey) {
+  const auto update = write_statement(WriteMode::update, "s", "t", {"a", "id", "b"}, {"id"});
+  EXPECT_EQ(update.sql, "UPDATE \"s\".\"t\" SET \"a\" = $1, \"b\" = $2 WHERE \"id\" = $3 RETURNING pg_current_xact_id()::text");
+  EXPECT_EQ(update.parameters, (std::vector<std::size_t>{0, 2, 1}));
+  const auto remove = write_statement(WriteMode::remove, "", "t", {"a", "k1", "k2"}, {"k1", "k2"});
+  EXPECT_EQ(remove.sql, "DELETE FROM \"t\" WHERE \"k1\" = $1 AND \"k2\" = $2 RETURNING pg_current_xact_id()::text");
+  EXPECT_EQ(remove.parameters, (std::vector<std::size_t>{1, 2}));
 }
 
 TEST(SqlText, LookupStatementMatchesEveryMappedColumnNullSafely) {

@@ -123,7 +123,8 @@ class ETL_SDK_API Source {
   /// True when the source wants acknowledge() calls (to mark rows sent, commit an offset,
   /// answer a request). Asked once, after open().
   [[nodiscard]] virtual bool wants_acknowledgements() const { return false; }
-  /// The final outcome of a record this source yielded, identified by Record::sequence.
+  /// The final outcome of a record this source yielded, identified by its sequence number:
+  /// the n-th record read() yielded over the run (refused input included) is number n.
   ///
   /// - Exactly once per record read() yielded, refused input included, when that record's
   ///   outcome is final (a record a transform split into several: once, when all of them are
@@ -169,7 +170,7 @@ class ETL_SDK_API Transform {
   /// Opens what the transform needs (a lookup connection); most need nothing.
   virtual void open() {}
   /// Changes `record` in place and says whether it goes on. Records appended to `extra` go on
-  /// after it as records of their own (fan-out), with new sequence numbers and `origin` kept;
+  /// after it as records of their own (fan-out), numbered from kFirstAddedSequence, `origin` kept;
   /// the source is acknowledged once for the original. Records arrive in source order, one
   /// call at a time. Throwing fails the run (the record is reported failed): refuse bad
   /// records instead.

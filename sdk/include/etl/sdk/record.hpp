@@ -23,6 +23,9 @@ struct Field {
   Value value;
 };
 
+/// The first sequence number of records a transform adds (fan-out): far above any source's.
+inline constexpr std::uint64_t kFirstAddedSequence = std::uint64_t{1} << 63;
+
 /// Why a source refused a piece of its input (see Record::refuse_input).
 struct Refusal {
   /// A short machine-readable reason, e.g. "field_count", "invalid_utf8", "line_too_long".
@@ -40,9 +43,10 @@ class Record {
   Record() = default;
   explicit Record(std::vector<Field> fields) : fields_(std::move(fields)) {}
 
-  /// Position of the record in the run, starting at 1. Assigned by the host when the source
-  /// yields the record (records a transform adds get the next free numbers); it identifies the
-  /// record in outcomes and acknowledgements.
+  /// The record's identity in the run, assigned by the host: the records a source's read()
+  /// yields are numbered 1, 2, 3, ... in the order yielded over the whole run (refused input
+  /// included), so a source knows the number of each record it yields and can match
+  /// acknowledgements to them; records a transform adds are numbered from kFirstAddedSequence.
   std::uint64_t sequence = 0;
 
   /// Where the record came from, for people: "customers.csv:17", "POST /hello/ann". Optional;

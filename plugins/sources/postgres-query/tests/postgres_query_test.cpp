@@ -1,0 +1,147 @@
+// postgres-query with the real etl-host against a real PostgreSQL: typed rows streamed,
+// acknowledgement statements marking an outbox, follow mode picking up rows inserted during the
+// run, and two hosts sharing one queue with no row taken twice.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <map>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "test_support.hpp"
+
+namespace etl::testing {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+class PostgresQuery : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { database_ = std::make_unique<PostgresServer>(); }
+  static void TearDownTestSuite() { database_.reset(); }
+  void SetUp() override {
+    database_->query(
+        "DROP TABLE IF EXISTS outbox; "
+        "CREATE TABLE outbox (id int PRIMARY KEY, payload jsonb, amount numeric, flag bool, sent_at timestamptz, "
+        "error text, claimed_by text); GRANT ALL ON outbox TO etl;");
+  }
+
+  json connection() const {
+    const auto& db = database_->env();
+    return {{"host", db.at("DB_HOST")}, {"port", std::stoi(db.at("DB_PORT"))}, {"user", db.at("DB_USER")},
+            {"password", db.at("DB_PASS")}, {"dbname", db.at("DB_NAME")}, {"sslmode", db.at("DB_SSLMODE")},
+            {"sslrootcert", db.at("DB_SSLROOTCERT")}};
+  }
+
+  std::string write_pipeline(const std::string& name, json source, json sink = {{"plugin", "null"}}) {
+    json config = connection();
+    config.update(source);
+    json pipeline = {{"source", {{"plugin", "postgres-query"}, {"config", config}}},
+                     {"sink", sink},
+                     {"reporters", {{{"plugin", "json"}, {"config", {{"path", dir_.file(name + ".json")}}}}}},
+                     {"settings", {{"progress_interval", 0}}}};
+    write_file(dir_.file(name + ".pipeline.json"), pipeline.dump(2));
+    return dir_.file(name + ".pipeline.json");
+  }
+
+  std::vector<std::string> run_args(const std::string& pipeline) const {
+    return {etl_host_binary(), "run", pipeline, "--plugin-path", binary_dir() + "/test-plugins/good"};
+  }
+
+  static std::size_t count(const std::string& where) {
+    return std::stoul(database_->query("SELECT count(*) FROM outbox WHERE " + where).at(0).at(0));
+  }
+
+  static inline std::unique_ptr<PostgresServer> database_;
+  TempDir dir_;
+};
+
+TEST_F(PostgresQuery, RowsAreStreamedWithTypedValues) {
+  database_->query("INSERT INTO outbox (id, payload, amount, flag) SELECT i, jsonb_build_object('n', i), i / 4.0, i % 2 = 0 "
+                   "FROM generate_series(1, 20000) i");
+  const auto result = run_process(run_args(write_pipeline(
+      "stream", {{"query", "SELECT id, payload, amount, flag FROM outbox WHERE id > $after ORDER BY id"},
+                 {"params", {{"after", "10"}}}})));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const json report = json::parse(read_file(dir_.file("stream.json")));
+  ASSERT_EQ(report.at("records").size(), 19990u);
+  const json& first = report.at("records").at(0);
+  EXPECT_EQ(first.at("id"), 11);                       // int4: a number
+  EXPECT_EQ(first.at("payload"), json({{"n", 11}}));   // jsonb: the object
+  EXPECT_EQ(first.at("amount"), "2.7500000000000000"); // numeric: its exact text
+  EXPECT_EQ(first.at("flag"), false);
+  EXPECT_EQ(first.at("origin"), "row 1");
+  EXPECT_EQ(report.at("summary").at("ok"), 19990);
+}
+
+TEST_F(PostgresQuery, AcknowledgementStatementsMarkEachRowByItsOutcome) {
+  database_->query("INSERT INTO outbox (id) SELECT i FROM generate_series(1, 500) i");
+  const auto result = run_process(run_args(write_pipeline(
+      "acks",
+      {{"query", "SELECT id FROM outbox WHERE sent_at IS NULL ORDER BY id"},
+       {"on_ok", "UPDATE outbox SET sent_at = now() WHERE id = $id"},
+       {"on_rejected", "UPDATE outbox SET error = $_code || ': ' || $_message WHERE id = $id"}},
+      {{"plugin", "test-sink"}, {"config", {{"mode", "reject_odd"}}}})));
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(count("sent_at IS NOT NULL AND id % 2 = 0 AND error IS NULL"), 250u);
+  EXPECT_EQ(count("sent_at IS NULL AND id % 2 = 1 AND error = '23514: odd value'"), 250u);
+  // Run again: only the rows not sent are read.
+  const auto again = run_process(run_args(dir_.file("acks.pipeline.json")));
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(json::parse(read_file(dir_.file("acks.json"))).at("summary").at("received"), 250);
+}
+
+TEST_F(PostgresQuery, FollowModePicksUpNewRowsUntilStopped) {
+  database_->query("INSERT INTO outbox (id) SELECT i FROM generate_series(1, 10) i");
+  BackgroundProcess run(run_args(write_pipeline(
+      "follow", {{"query", "SELECT id FROM outbox WHERE sent_at IS NULL ORDER BY id"},
+                 {"on_ok", "UPDATE outbox SET sent_at = now() WHERE id = $id"},
+                 {"follow", true}, {"listen", "outbox_new"}, {"poll_interval", 30}, {"key", "id"}})));
+  ASSERT_TRUE(eventually([] { return count("sent_at IS NOT NULL") == 10; }, 20s)) << run.err();
+  // New rows, announced: taken within a second (the poll interval is 30 s).
+  database_->query("INSERT INTO outbox (id) SELECT i FROM generate_series(11, 15) i; NOTIFY outbox_new;");
+  const auto inserted = std::chrono::steady_clock::now();
+  ASSERT_TRUE(eventually([] { return count("sent_at IS NOT NULL") == 15; }, 10s)) << run.err();
+  EXPECT_LT(std::chrono::steady_clock::now() - inserted, 1500ms);
+  run.signal(SIGTERM);
+  EXPECT_EQ(run.wait(15s), 143) << run.err();
+  const json report = json::parse(read_file(dir_.file("follow.json")));
+  EXPECT_EQ(report.at("records").size(), 15u);  // none twice
+}
+
+TEST_F(PostgresQuery, TwoHostsShareOneQueueWithoutTakingARowTwice) {
+  database_->query("INSERT INTO outbox (id) SELECT i FROM generate_series(1, 3000) i");
+  auto claiming = [&](const std::string& host) {
+    return write_pipeline(host, {{"query", "UPDATE outbox SET claimed_by = $host WHERE id IN (SELECT id FROM outbox WHERE "
+                                           "claimed_by IS NULL ORDER BY id LIMIT 50 FOR UPDATE SKIP LOCKED) RETURNING id"},
+                                 {"params", {{"host", host}}},
+                                 {"on_ok", "UPDATE outbox SET sent_at = now() WHERE id = $id"},
+                                 {"repeat", true}});
+  };
+  BackgroundProcess a(run_args(claiming("a")));
+  BackgroundProcess b(run_args(claiming("b")));
+  ASSERT_EQ(a.wait(60s), 0) << a.err();
+  ASSERT_EQ(b.wait(60s), 0) << b.err();
+  std::map<int, int> taken;
+  for (const char* host : {"a", "b"}) {
+    const json report = json::parse(read_file(dir_.file(std::string(host) + ".json")));
+    for (const auto& record : report.at("records")) ++taken[record.at("id").get<int>()];
+  }
+  EXPECT_EQ(taken.size(), 3000u) << a.err() << b.err();
+  for (const auto& [id, times] : taken) EXPECT_EQ(times, 1) << "row " << id << " was taken " << times << " times";
+  EXPECT_EQ(count("sent_at IS NOT NULL"), 3000u);
+  EXPECT_GT(count("claimed_by = 'a'"), 0u);
+  EXPECT_GT(count("claimed_by = 'b'"), 0u);
+}
+
+TEST_F(PostgresQuery, ABadQueryFailsBeforeAnyRowWithTheServersReason) {
+  const auto result = run_process(run_args(write_pipeline("bad", {{"query", "SELECT nope FROM outbox"}})));
+  EXPECT_EQ(result.exit_code, 5) << result.err;
+  EXPECT_NE(result.err.find("column \"nope\" does not exist"), std::string::npos) << result.err;
+}
+
+}  // namespace
+}  // namespace etl::testing
