@@ -23,4 +23,6 @@ count=$(grep -c "\"file\": \"$prefix/lib/etl-host/plugins/" <<<"$listing" || tru
 [[ "$count" -eq 11 ]] || fail "expected 11 plugins from $prefix/lib/etl-host/plugins, got $count: $listing"
 (cd / && env -u ETL_PLUGIN_PATH TOKEN_HOST=http://127.0.0.1:1/x DB_HOST=h DB_USER=u DB_NAME=d \
    "$prefix/bin/etl-host" validate "$prefix/share/etl-host/pipelines/tokens.json" >/dev/null) || fail "validate failed"
-echo "install: 1 passed, 0 failed"
+(cd / && env -u ETL_PLUGIN_PATH DB_HOST=h DB_USER=u DB_NAME=d \
+   "$prefix/bin/etl-host" validate "$prefix/share/etl-host/pipelines/names.json" >/dev/null) || fail "validate names.json failed"
+echo "install: 2 passed, 0 failed"
