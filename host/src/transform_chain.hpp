@@ -38,10 +38,12 @@ class TransformChain {
   /// StageError (stage "transform") is thrown.
   void apply(sdk::Record record, sdk::Batch& out) {
     const std::uint64_t root = record.sequence;
-    sdk::Batch current;
+    // The buffers live with the chain: their capacity is reused from record to record.
+    sdk::Batch& current = current_;
+    sdk::Batch& next = next_;
+    sdk::Batch& extra = extra_;
+    current.clear();
     current.push_back(std::move(record));
-    sdk::Batch next;
-    sdk::Batch extra;
     for (auto& stage : stages_) {
       next.clear();
       for (std::size_t i = 0; i < current.size(); ++i) {
@@ -103,6 +105,7 @@ class TransformChain {
       current.swap(next);
     }
     for (auto& item : current) out.push_back(std::move(item));
+    current.clear();
   }
 
   /// Thrown by apply() when a transform throws: which one and why.
@@ -120,6 +123,7 @@ class TransformChain {
 
   std::vector<Stage> stages_;
   Hooks hooks_;
+  sdk::Batch current_, next_, extra_;  // apply()'s working sets, kept for their capacity
 };
 
 }  // namespace etl::host

@@ -134,6 +134,16 @@ class StatusFilter {
   std::set<std::string> keep_;
 };
 
+/// Declares the "path" of a reporter that writes a file: required, and an output file (the
+/// host refuses two stages writing one).
+template <class Config>
+void declare_output_path(sdk::ConfigMap<Config>& map, std::string Config::*member) {
+  map.key("path", member, "File to write (as PATH.partial until the run ends); missing folders are created.")
+      .required()
+      .min_length(1)
+      .schema({{"output_file", true}});
+}
+
 /// Declares the "statuses" filter option of a reporter's ConfigMap.
 template <class Config>
 void declare_statuses(sdk::ConfigMap<Config>& map, std::vector<std::string> Config::*member) {

@@ -23,10 +23,7 @@ class CsvReporter final : public sdk::Reporter {
  public:
   static sdk::ConfigMap<Config> config_map() {
     sdk::ConfigMap<Config> map;
-    map.key("path", &Config::path, "File to write (as PATH.partial until the run ends); missing folders are created.")
-        .required()
-        .min_length(1)
-        .schema({{"output_file", true}});
+    reporting::declare_output_path(map, &Config::path);
     map.key("header", &Config::header, "Write a header row.");
     map.key("layout", &Config::layout,
             "report: the record's fields, then status, stage, code, error, origin, detail. input: the fields "

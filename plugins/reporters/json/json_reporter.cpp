@@ -22,10 +22,7 @@ class JsonReporter final : public sdk::Reporter {
  public:
   static sdk::ConfigMap<Config> config_map() {
     sdk::ConfigMap<Config> map;
-    map.key("path", &Config::path, "File to write (as PATH.partial until the run ends); missing folders are created.")
-        .required()
-        .min_length(1)
-        .schema({{"output_file", true}});
+    reporting::declare_output_path(map, &Config::path);
     map.key("format", &Config::format,
             "document: one JSON object; lines: JSON Lines, one record per line, the summary last.")
         .one_of({"document", "lines"});

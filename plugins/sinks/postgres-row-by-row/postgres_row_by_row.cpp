@@ -259,34 +259,12 @@ class RowQueue {
   std::string reason_;
 };
 
-struct ResultDeleter {
-  void operator()(PGresult* result) const noexcept { PQclear(result); }
-};
-using Result = std::unique_ptr<PGresult, ResultDeleter>;
-
-std::string field(const PGresult* result, int code) {
-  const char* text = PQresultErrorField(result, code);
-  return text == nullptr ? std::string() : std::string(text);
-}
-
-/// libpq's messages span lines ("server closed the connection unexpectedly\n\tThis probably
-/// means..."); reports and logs want one line.
-std::string trimmed(const std::string& message) {
-  std::string line;
-  for (const char c : message) {
-    const bool blank = c == '\n' || c == '\r' || c == '\t' || c == ' ';
-    if (blank) {
-      if (!line.empty() && line.back() != ' ') line += ' ';
-    } else {
-      line += c;
-    }
-  }
-  while (!line.empty() && line.back() == ' ') line.pop_back();
-  return line;
-}
+// Results, error fields and one-line messages: the helpers every PostgreSQL plugin shares
+// (postgres/pg_connection.hpp).
+using Result = PgResult;
 
 std::string connection_message(PGconn* connection) {
-  std::string message = trimmed(PQerrorMessage(connection));
+  std::string message = one_line(PQerrorMessage(connection));
   return message.empty() ? "connection lost" : message;
 }
 
@@ -307,7 +285,7 @@ struct Connection {
 /// The statement failed because the connection or the server went away.
 bool connection_gone(PGconn* connection, const PGresult* result) {
   return result == nullptr || PQstatus(connection) == CONNECTION_BAD ||
-         classify(field(result, PG_DIAG_SQLSTATE)) == ErrorKind::connection;
+         classify(error_field(result, PG_DIAG_SQLSTATE)) == ErrorKind::connection;
 }
 
 /// The result of a statement run outside pipeline mode; throws ConnectionLost when it failed
@@ -315,7 +293,7 @@ bool connection_gone(PGconn* connection, const PGresult* result) {
 Result checked(PGconn* connection, Result result) {
   const ExecStatusType status = result ? PQresultStatus(result.get()) : PGRES_FATAL_ERROR;
   if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK && connection_gone(connection, result.get())) {
-    const std::string message = trimmed(field(result.get(), PG_DIAG_MESSAGE_PRIMARY));
+    const std::string message = one_line(error_field(result.get(), PG_DIAG_MESSAGE_PRIMARY));
     throw ConnectionLost(message.empty() ? connection_message(connection) : message);
   }
   return result;
@@ -346,10 +324,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
   static sdk::ConfigMap<Config> config_map() { return declare_config(); }
 
   PostgresRowByRowSink(const Config& config, sdk::Context& context) : context_(context) {
-    host_ = config.host;
-    port_ = config.port;
-    dbname_ = config.dbname;
-    user_ = config.user;
+    where_ = describe(config);
     std::map<std::string, std::string> parameters = connection_parameters(config);
     conninfo_ = connection_string(parameters);
     // After a stop only a quick attempt is worth making (the stop must end within seconds).
@@ -464,7 +439,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
   }
 
  private:
-  std::string where() const { return host_ + ":" + std::to_string(port_) + "/" + dbname_ + " as " + user_; }
+  const std::string& where() const { return where_; }
 
   /// statement mode: the user's statements, their named parameters turned into positions over
   /// one list of fields (fields_), which is what a row carries.
@@ -609,7 +584,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
     try {
       connection.session->connect(conninfo);
     } catch (const Poco::Exception& e) {
-      const std::string reason = trimmed(e.message().empty() ? e.displayText() : e.message());
+      const std::string reason = one_line(e.message().empty() ? e.displayText() : e.message());
       const std::string message = "cannot connect to PostgreSQL at " + where() + ": " + reason;
       if (is_permanent_connect_failure(reason)) throw sdk::PluginError(message);
       throw ConnectionLost(message);
@@ -621,7 +596,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
                               " FROM pg_stat_activity WHERE pid = pg_backend_pid()");
     if (PQresultStatus(identity.get()) != PGRES_TUPLES_OK || PQntuples(identity.get()) != 1) {
       throw sdk::PluginError("PostgreSQL at " + where() + " did not say which server process serves the session (" +
-                             field(identity.get(), PG_DIAG_MESSAGE_PRIMARY) + ")");
+                             error_field(identity.get(), PG_DIAG_MESSAGE_PRIMARY) + ")");
     }
     connection.backend.pid = std::stoi(PQgetvalue(identity.get(), 0, 0));
     connection.backend.started = PQgetvalue(identity.get(), 0, 1);
@@ -634,8 +609,8 @@ class PostgresRowByRowSink final : public sdk::Sink {
                                                       static_cast<int>(statement.parameters.size()), nullptr)));
       if (PQresultStatus(prepared.get()) != PGRES_COMMAND_OK) {
         throw sdk::PluginError("PostgreSQL at " + where() + " refused the write statement (" +
-                               field(prepared.get(), PG_DIAG_SQLSTATE) + "): " +
-                               field(prepared.get(), PG_DIAG_MESSAGE_PRIMARY) + " [" + statement.sql + "]");
+                               error_field(prepared.get(), PG_DIAG_SQLSTATE) + "): " +
+                               error_field(prepared.get(), PG_DIAG_MESSAGE_PRIMARY) + " [" + statement.sql + "]");
       }
     }
     return connection;
@@ -821,8 +796,8 @@ class PostgresRowByRowSink final : public sdk::Sink {
       answer.outcome = sdk::Outcome::ok();
       return answer;
     }
-    const std::string sqlstate = field(result, PG_DIAG_SQLSTATE);
-    std::string message = field(result, PG_DIAG_MESSAGE_PRIMARY);
+    const std::string sqlstate = error_field(result, PG_DIAG_SQLSTATE);
+    std::string message = error_field(result, PG_DIAG_MESSAGE_PRIMARY);
     if (message.empty()) message = connection_message(connection);
     const ErrorKind kind = classify(sqlstate);
     // PIPELINE_ABORTED means the server skipped the row: it is sent again after reconnecting.
@@ -916,7 +891,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
     // by itself meanwhile: wait for it to be gone.
     const std::string refusal = PQresultStatus(ended.get()) == PGRES_TUPLES_OK
                                     ? std::string("it did not end within settle_timeout")
-                                    : field(ended.get(), PG_DIAG_MESSAGE_PRIMARY);
+                                    : error_field(ended.get(), PG_DIAG_MESSAGE_PRIMARY);
     const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(settle_ms);
     while (true) {
       Result alive = execute(connection, "SELECT 1 FROM pg_stat_activity WHERE pid = $1::int AND backend_start = $2::timestamptz",
@@ -967,7 +942,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
         Result prepared = checked(connection, Result(PQprepare(connection, kLookupStatement, lookup_sql_.c_str(),
                                                                static_cast<int>(columns_.size()), nullptr)));
         if (PQresultStatus(prepared.get()) != PGRES_COMMAND_OK) {
-          lookup_problem = "its answer was lost and looking it up failed: " + field(prepared.get(), PG_DIAG_MESSAGE_PRIMARY);
+          lookup_problem = "its answer was lost and looking it up failed: " + error_field(prepared.get(), PG_DIAG_MESSAGE_PRIMARY);
         }
       }
       std::uint64_t floor = lost.floor;
@@ -1000,13 +975,13 @@ class PostgresRowByRowSink final : public sdk::Sink {
         Result found = checked(connection, Result(PQexecPrepared(connection, kLookupStatement, static_cast<int>(values.size()),
                                                                  values.data(), nullptr, nullptr, 0)));
         if (PQresultStatus(found.get()) != PGRES_TUPLES_OK) {
-          if (classify(field(found.get(), PG_DIAG_SQLSTATE)) == ErrorKind::row) {
+          if (classify(error_field(found.get(), PG_DIAG_SQLSTATE)) == ErrorKind::row) {
             // The values cannot even be compared with the column: the row cannot be stored either.
             again.push_back(index);
           } else {
             decided.emplace_back(sent.row.sequence,
                                  sdk::Outcome::commit_unknown("its answer was lost and looking it up failed: " +
-                                                              field(found.get(), PG_DIAG_MESSAGE_PRIMARY)));
+                                                              error_field(found.get(), PG_DIAG_MESSAGE_PRIMARY)));
           }
           continue;
         }
@@ -1122,10 +1097,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
   }
 
   sdk::Context& context_;
-  std::string host_;
-  int port_ = 5432;
-  std::string dbname_;
-  std::string user_;
+  std::string where_;  // host:port/dbname as user, for messages
   std::string conninfo_;
   std::string stop_conninfo_;
   std::string schema_;

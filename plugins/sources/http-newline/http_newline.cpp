@@ -70,23 +70,12 @@ class RetryableError : public sdk::PluginError {
   std::optional<double> retry_after;
 };
 
-struct Settings {
+/// The config as declared, and what the source derives from it once.
+struct Settings : Config {
   Poco::URI uri;
   std::string shown_url;  // without credentials
-  std::string method;
-  std::uint64_t size = 0;
-  std::string size_parameter;
-  std::uint64_t max_per_request = 0;
-  std::string body;
-  std::string content_type;
-  std::vector<std::pair<std::string, std::string>> headers;
-  Poco::Timespan timeout;
-  std::chrono::milliseconds request_timeout{0};
-  std::string field;
-  std::size_t max_line_bytes = 0;
-  bool tls_verify = true;
-  std::string tls_ca_file;
-  sdk::RetryPolicy retry;
+  Poco::Timespan read_timeout;                   // from timeout
+  std::chrono::milliseconds request_deadline{0};  // from request_timeout
 };
 
 /// The URL as messages show it: no user info, credential-like query values replaced by ***.
@@ -161,8 +150,9 @@ class HttpNewlineSource final : public sdk::Source {
   }
 
   HttpNewlineSource(Config config, sdk::Context& context) : context_(context) {
+    static_cast<Config&>(settings_) = std::move(config);
     try {
-      settings_.uri = Poco::URI(config.url);
+      settings_.uri = Poco::URI(settings_.url);
     } catch (const Poco::Exception& e) {
       throw sdk::ConfigError("/url", "not a valid URL: " + e.message());
     }
@@ -171,22 +161,10 @@ class HttpNewlineSource final : public sdk::Source {
       throw sdk::ConfigError("/url", "expected an http:// or https:// URL with a host");
     }
     settings_.shown_url = without_credentials(settings_.uri);
-    settings_.method = config.method;
-    settings_.size = config.size;
-    settings_.size_parameter = config.size_parameter;
-    settings_.max_per_request = config.max_per_request;
-    settings_.body = config.body;
-    settings_.content_type = config.content_type;
-    for (const auto& [name, value] : config.headers) settings_.headers.emplace_back(name, value);
-    settings_.timeout = Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(config.timeout * 1e6));
-    settings_.request_timeout =
-        std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil(config.request_timeout * 1000)));
-    settings_.field = config.field;
-    settings_.max_line_bytes = config.max_line_bytes;
-    settings_.tls_verify = config.tls_verify;
-    settings_.tls_ca_file = config.tls_ca_file;
-    settings_.retry = config.retry;
-    splitter_ = LineSplitter(settings_.max_line_bytes);
+    settings_.read_timeout = Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(settings_.timeout * 1e6));
+    settings_.request_deadline =
+        std::chrono::milliseconds(static_cast<std::int64_t>(std::ceil(settings_.request_timeout * 1000)));
+    splitter_ = LineSplitter(static_cast<std::size_t>(settings_.max_line_bytes));
     remaining_to_request_ = settings_.size;
   }
 
@@ -308,7 +286,7 @@ class HttpNewlineSource final : public sdk::Source {
                            ? static_cast<int>(session_->socket().impl()->sockfd())
                            : -1;
     const auto started = RequestWatchdog::Clock::now();
-    if (socket >= 0) watchdog_->arm(socket, started + (settings_.request_timeout - waited_in_request_));
+    if (socket >= 0) watchdog_->arm(socket, started + (settings_.request_deadline - waited_in_request_));
     // Disarmed on every way out, before the socket can be closed.
     struct Disarm {
       explicit Disarm(RequestWatchdog& watchdog) : watchdog(watchdog) {}
@@ -329,9 +307,9 @@ class HttpNewlineSource final : public sdk::Source {
         close_request();
         throw Stopped{};
       }
-      if (fired == RequestWatchdog::Reason::deadline || waited_in_request_ >= settings_.request_timeout) {
+      if (fired == RequestWatchdog::Reason::deadline || waited_in_request_ >= settings_.request_deadline) {
         const std::string message = describe_request() + ": the server took more than " +
-                                    seconds(settings_.request_timeout) + " (request_timeout) and sent " +
+                                    seconds(settings_.request_deadline) + " (request_timeout) and sent " +
                                     std::to_string(received_in_request_) + " complete line(s)";
         give_back_request();
         throw RetryableError(message);
@@ -389,7 +367,7 @@ class HttpNewlineSource final : public sdk::Source {
         data_ready_ = [s = session.get()] { return s->data_ready(); };
         session_ = std::move(session);
       }
-      session_->setTimeout(settings_.timeout, settings_.timeout, settings_.timeout);
+      session_->setTimeout(settings_.read_timeout, settings_.read_timeout, settings_.read_timeout);
       session_->setKeepAlive(false);
 
       Poco::Net::HTTPRequest request(settings_.method, target, Poco::Net::HTTPMessage::HTTP_1_1);
@@ -493,7 +471,7 @@ class HttpNewlineSource final : public sdk::Source {
       throw RetryableError(message);
     } catch (const Poco::TimeoutException&) {
       const std::string message = describe_request() + ": no data for " +
-                                  std::to_string(settings_.timeout.totalSeconds()) + " s (timeout)";
+                                  std::to_string(settings_.read_timeout.totalSeconds()) + " s (timeout)";
       give_back_request();
       throw RetryableError(message);
     } catch (const Poco::Exception& e) {

@@ -166,21 +166,29 @@ class Mapping {
   /// Applies every operation to `record`; on failure returns {code, message} and the record is
   /// to be refused.
   [[nodiscard]] std::optional<std::pair<std::string, std::string>> apply(sdk::Record& record) const {
+    // Each JSON field is parsed once, however many values are taken from it.
+    std::map<std::string, nlohmann::json> documents;
     for (const auto& extraction : extract_) {
       const sdk::Value* source = record.get(extraction.from);
       if (source == nullptr || source->type() != sdk::ValueType::json) {
         if (source == nullptr || source->is_null()) {
           record.set(extraction.target, sdk::Value());
+          documents.erase(extraction.target);
           continue;
         }
         return std::pair{std::string("map.extract"), "field \"" + extraction.from + "\" is not JSON (object or array)"};
       }
-      const auto document = nlohmann::json::parse(source->stored_text(), nullptr, false);
-      if (document.is_discarded() || !document.contains(extraction.pointer)) {
-        record.set(extraction.target, sdk::Value());  // absent in the document: null
-        continue;
+      auto parsed = documents.find(extraction.from);
+      if (parsed == documents.end()) {
+        parsed = documents.emplace(extraction.from, nlohmann::json::parse(source->stored_text(), nullptr, false)).first;
       }
-      record.set(extraction.target, sdk::from_json_value(document.at(extraction.pointer)));
+      const nlohmann::json& document = parsed->second;
+      sdk::Value value;  // absent in the document: null
+      if (!document.is_discarded() && document.contains(extraction.pointer)) {
+        value = sdk::from_json_value(document.at(extraction.pointer));
+      }
+      record.set(extraction.target, std::move(value));
+      documents.erase(extraction.target);  // a field written here is parsed again if read later
     }
     for (const auto& [target, source] : copy_) {
       const sdk::Value* value = record.get(source);

@@ -119,7 +119,6 @@ class PostgresLookup final : public sdk::Transform {
       const std::vector<std::optional<std::string>>& values) {
     std::vector<const char*> parameters;
     for (const auto& value : values) parameters.push_back(value ? value->c_str() : nullptr);
-    std::mt19937_64 random(std::random_device{}());
     for (int attempt = 1;; ++attempt) {
       if (!connection_) {
         try {
@@ -127,7 +126,7 @@ class PostgresLookup final : public sdk::Transform {
         } catch (const sdk::PluginError& e) {
           if (attempt >= config_.retry.attempts || context_.stop_requested()) throw;
           context_.log(sdk::LogLevel::warning, std::string(e.what()) + "; trying again");
-          sdk::sleep_unless_stopped(context_, config_.retry.delay(attempt, random));
+          sdk::sleep_unless_stopped(context_, config_.retry.delay(attempt, random_));
           continue;
         }
       }
@@ -168,6 +167,7 @@ class PostgresLookup final : public sdk::Transform {
   std::string conninfo_;
   postgres::PgConn connection_;
   LruCache<std::string, Answer> cache_;
+  std::mt19937_64 random_{std::random_device{}()};  // backoff jitter
 };
 
 }  // namespace

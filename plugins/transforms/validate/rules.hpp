@@ -20,13 +20,25 @@ namespace etl::plugins::validate {
 /// A calendar day as yyyymmdd, so that days compare as integers.
 using Day = int;
 
-/// Today's date in the local time zone (TZ), as yyyymmdd.
-inline Day local_today() {
-  const std::time_t now = std::time(nullptr);
-  std::tm parts{};
-  localtime_r(&now, &parts);
-  return (parts.tm_year + 1900) * 10000 + (parts.tm_mon + 1) * 100 + parts.tm_mday;
-}
+/// Today's date in the local time zone (TZ), as yyyymmdd; worked out again only when the
+/// clock has moved to another second (a validate transform asks once per record).
+class CachedToday {
+ public:
+  Day get() {
+    const std::time_t now = std::time(nullptr);
+    if (now != second_) {
+      second_ = now;
+      std::tm parts{};
+      localtime_r(&now, &parts);
+      day_ = (parts.tm_year + 1900) * 10000 + (parts.tm_mon + 1) * 100 + parts.tm_mday;
+    }
+    return day_;
+  }
+
+ private:
+  std::time_t second_ = -1;
+  Day day_ = 0;
+};
 
 /// Parses `text` as a date in strptime `format`; nullopt unless all of it is a real date
 /// (2023-02-30 is refused: the day must survive normalization unchanged).

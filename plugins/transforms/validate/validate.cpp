@@ -34,7 +34,7 @@ class ValidateTransform final : public sdk::Transform {
 
   sdk::TransformResult apply(sdk::Record& record, sdk::Batch&) override {
     failures_.clear();
-    const Day today = local_today();
+    const Day today = today_.get();
     for (const auto& rules : rules_) rules.check(record, today, failures_);
     if (failures_.empty()) return sdk::TransformResult::keep();
     std::string message = failures_.front().message;
@@ -45,6 +45,7 @@ class ValidateTransform final : public sdk::Transform {
  private:
   std::vector<FieldRules> rules_;
   std::vector<Failure> failures_;
+  CachedToday today_;
 };
 
 }  // namespace

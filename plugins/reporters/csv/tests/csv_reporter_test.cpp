@@ -8,14 +8,7 @@
 namespace etl::testing {
 namespace {
 
-sdk::RunInfo run_info(std::vector<std::string> fields) {
-  sdk::RunInfo run;
-  run.pipeline = "p.json";
-  run.source_plugin = "src";
-  run.sink_plugin = "sink";
-  run.fields = std::move(fields);
-  return run;
-}
+using sdk::testing::run_info;
 
 using nlohmann::json;
 

@@ -13,10 +13,7 @@ std::string report(const json& config, std::size_t count) {
   // The SDK's own harness, as an out-of-tree plugin's tests would use it.
   sdk::testing::LoadedPlugin plugin(bundled_plugin("json").file);
   auto reporter = plugin.create_reporter(config);
-  sdk::RunInfo run;
-  run.pipeline = "pipelines/tokens.json";
-  run.fields = {"token"};
-  reporter->open(run);
+  reporter->open(sdk::testing::run_info({"token"}, "pipelines/tokens.json"));
   for (std::size_t i = 0; i < count; ++i) {
     sdk::Record record;
     record.set("token", i % 2 == 0 ? "tok" + std::to_string(i) : std::string("bad\xff"));

@@ -174,6 +174,16 @@ inline Batch records(const std::string& field, const std::vector<std::string>& v
   return batch;
 }
 
+/// The RunInfo a host gives reporters, for a run whose source declared `fields`.
+inline RunInfo run_info(std::vector<std::string> fields, std::string pipeline = "pipeline.json") {
+  RunInfo run;
+  run.pipeline = std::move(pipeline);
+  run.source_plugin = "source";
+  run.sink_plugin = "sink";
+  run.fields = std::move(fields);
+  return run;
+}
+
 /// Opens the source and reads it to the end, numbering records as the host does.
 inline Batch read_all(Source& source, std::size_t batch_size = 100) {
   source.open();
