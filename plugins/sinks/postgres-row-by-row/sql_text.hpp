@@ -55,18 +55,22 @@ inline std::size_t index_of(const std::vector<std::string>& columns, const std::
 ///    (DO NOTHING when there is nothing to update)
 ///  - update: UPDATE ... SET others = $i WHERE keys = $j
 ///  - remove: DELETE FROM ... WHERE keys = $j
+/// `casts`, when given, holds per column a SQL type its parameter is cast to ("" for none).
 /// Every one returns the transaction id (after a lost connection the sink asks the server,
 /// with pg_xact_status, whether an insert's commit happened), and a row only when it touched one: none means the key
 /// was not found (update, remove) or the guard kept the stored row (upsert). `keys` and
 /// `update_columns` must name mapped columns (the caller checks).
 inline WriteStatement write_statement(WriteMode mode, std::string_view schema, std::string_view table,
                                       const std::vector<std::string>& columns, const std::vector<std::string>& keys,
-                                      const std::vector<std::string>& update_columns = {}, std::string_view guard = {}) {
+                                      const std::vector<std::string>& update_columns = {}, std::string_view guard = {},
+                                      const std::vector<std::string>& casts = {}) {
   WriteStatement out;
   const std::string target = qualified_table(schema, table);
   auto parameter = [&](std::size_t column) {
     out.parameters.push_back(column);
-    return "$" + std::to_string(out.parameters.size());
+    std::string placeholder = "$" + std::to_string(out.parameters.size());
+    if (column < casts.size() && !casts[column].empty()) placeholder += "::" + casts[column];
+    return placeholder;
   };
   auto key_condition = [&] {
     std::string where;
@@ -120,11 +124,12 @@ inline WriteStatement write_statement(WriteMode mode, std::string_view schema, s
 /// Finds the stored copies of a row by the values that were sent, with the inserting
 /// transaction of each: how the sink decides a row whose answer was lost with its connection.
 inline std::string lookup_statement(std::string_view schema, std::string_view table,
-                                    const std::vector<std::string>& columns) {
+                                    const std::vector<std::string>& columns, const std::vector<std::string>& casts = {}) {
   std::string sql = "SELECT xmin::text FROM " + qualified_table(schema, table) + " WHERE ";
   for (std::size_t i = 0; i < columns.size(); ++i) {
     if (i != 0) sql += " AND ";
     sql += quote_identifier(columns[i]) + " IS NOT DISTINCT FROM $" + std::to_string(i + 1);
+    if (i < casts.size() && !casts[i].empty()) sql += "::" + casts[i];
   }
   return sql;
 }

@@ -1,0 +1,269 @@
+#pragma once
+// RowPlan: what the sink writes for a record, decided from the config alone (no I/O): the
+// statements of the mode, which record field (or constant, or default) feeds each parameter,
+// the key that keeps a key's writes in order, and the per-record refusals (a missing field,
+// a NUL byte, a statement_field value with no statement).
+
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "etl/sdk.hpp"
+#include "postgres/named_parameters.hpp"
+#include "sink_config.hpp"
+#include "sql_text.hpp"
+
+namespace etl::plugins::postgres {
+
+/// A record as the sink carries it: the parameter values as text (NULL as nullopt).
+struct Row {
+  std::uint64_t sequence = 0;
+  std::vector<std::optional<std::string>> values;
+  int attempts = 0;             // tries that ended in a retryable error (serialization, deadlock, resources)
+  bool replayed = false;        // sent again after its connection was lost (idempotent modes)
+  std::uint16_t statement = 0;  // which of the plan's statements writes it
+  /// Hash of the key columns' values (all values when there is no key): rows with equal
+  /// hashes are never undecided on two connections at once (see Dispatcher).
+  std::size_t key_hash = 0;
+  /// insert mode: a stored copy with a lower transaction id belongs to an equal row decided
+  /// before this one was sent (see EqualRowFloors).
+  std::uint64_t xid_floor = 0;
+};
+
+class RowPlan {
+ public:
+  /// Throws sdk::ConfigError naming the key when the config does not make a plan.
+  explicit RowPlan(const Config& config) : schema_(config.schema), table_(config.table) {
+    missing_is_null_ = config.missing_field == "null";
+    for (const auto& [record_field, column] : config.columns) add_column(record_field, column, config);
+    for (const auto& [column, value] : config.constants) {
+      if (std::find(columns_.begin(), columns_.end(), column) != columns_.end()) {
+        throw sdk::ConfigError("/constants/" + column, "column \"" + column + "\" is also mapped in columns");
+      }
+      add_column("", column, config).constant = value;
+    }
+    for (const auto& [column, type] : config.casts) {
+      if (config.mode == "statement") throw sdk::ConfigError("/casts", "statement mode writes its casts in the statement");
+      if (std::find(columns_.begin(), columns_.end(), column) == columns_.end()) {
+        throw sdk::ConfigError("/casts/" + column, "column \"" + column + "\" is not one of the mapped columns");
+      }
+    }
+    if (config.mode == "statement") {
+      plan_user_statements(config);
+    } else {
+      if (config.table.empty()) throw sdk::ConfigError("/table", "give the table to write to (mode " + config.mode + ")");
+      if (config.columns.empty()) {
+        throw sdk::ConfigError("/columns", "map at least one record field to a column, e.g. {\"token\": \"data\"}");
+      }
+      plan_statement(config);
+    }
+  }
+
+  WriteMode mode() const { return mode_; }
+  bool idempotent() const { return idempotent_; }
+  const std::vector<WriteStatement>& statements() const { return statements_; }
+  const std::vector<std::string>& columns() const { return columns_; }
+  const std::string& table() const { return table_; }
+  /// Finds the stored copies of a row by its values (insert mode's lookup after a lost connection).
+  std::string lookup_sql() const { return lookup_statement(schema_, table_, columns_, casts_); }
+
+  /// Fills `row` from `record`; or returns the `rejected` outcome the record gets instead.
+  std::optional<sdk::Outcome> fill(const sdk::Record& record, Row& row) const {
+    row.sequence = record.sequence;
+    if (!statement_field_.empty()) {
+      const std::optional<std::string> chooser = record.text(statement_field_);
+      const auto chosen = chooser ? statement_for_value_.find(*chooser) : statement_for_value_.end();
+      if (chosen == statement_for_value_.end()) {
+        return sdk::Outcome::rejected("unknown_statement", "field \"" + statement_field_ + "\" is " +
+                                                               (chooser ? "\"" + *chooser + "\"" : "missing") +
+                                                               ", for which no statement is configured");
+      }
+      row.statement = static_cast<std::uint16_t>(chosen->second);
+    }
+    row.values.clear();
+    row.values.reserve(sources_.size());
+    for (std::size_t i = 0; i < sources_.size(); ++i) {
+      const Source& source = sources_[i];
+      if (source.constant) {
+        row.values.push_back(*source.constant);
+        continue;
+      }
+      const sdk::Field* found = record.find(source.field);
+      if (found == nullptr) {
+        if (source.fallback) {
+          row.values.push_back(*source.fallback);
+        } else if (missing_is_null_) {
+          row.values.emplace_back();
+        } else {
+          return sdk::Outcome::rejected("missing_field", "the record has no field \"" + source.field +
+                                                             "\" (mapped to column \"" + columns_[i] + "\")");
+        }
+        continue;
+      }
+      // Parameters go as text: every type has one (etl/sdk/value.hpp), which PostgreSQL's
+      // input functions read (bytea's \x form included).
+      std::optional<std::string> text = found->value.text();
+      if (text && text->find('\0') != std::string::npos) {
+        // libpq passes text parameters as C strings: a NUL would silently cut the value.
+        return sdk::Outcome::rejected("22021", "field \"" + source.field +
+                                                   "\" contains a NUL byte, which PostgreSQL text cannot store");
+      }
+      row.values.push_back(std::move(text));
+    }
+    row.key_hash = key_hash(row);
+    return std::nullopt;
+  }
+
+  /// The row's values in the order of its statement's parameters, as libpq takes them.
+  std::vector<const char*> parameters(const Row& row) const {
+    const WriteStatement& statement = statements_[row.statement];
+    std::vector<const char*> values;
+    values.reserve(statement.parameters.size());
+    for (const auto index : statement.parameters) values.push_back(row.values[index] ? row.values[index]->c_str() : nullptr);
+    return values;
+  }
+
+  /// The row's values in column order (the lookup statement's parameters).
+  static std::vector<const char*> column_values(const Row& row) {
+    std::vector<const char*> values;
+    values.reserve(row.values.size());
+    for (const auto& value : row.values) values.push_back(value ? value->c_str() : nullptr);
+    return values;
+  }
+
+ private:
+  /// Where a column's (or named parameter's) value comes from.
+  struct Source {
+    std::string field;                      // the record's field ("" for a constant)
+    std::optional<std::string> constant;    // the same value in every row
+    std::optional<std::string> fallback;    // the value when the record lacks the field (defaults)
+  };
+
+  Source& add_column(const std::string& field, const std::string& column, const Config& config) {
+    Source source;
+    source.field = field;
+    if (const auto fallback = config.defaults.find(field); !field.empty() && fallback != config.defaults.end()) {
+      source.fallback = fallback->second;
+    }
+    const auto cast = config.casts.find(column);
+    casts_.push_back(cast == config.casts.end() ? std::string() : cast->second);
+    columns_.push_back(column);
+    sources_.push_back(std::move(source));
+    return sources_.back();
+  }
+
+  std::size_t key_hash(const Row& row) const {
+    std::size_t hash = 0;
+    auto mix = [&](const std::optional<std::string>& value) {
+      const std::size_t part = value ? std::hash<std::string>{}(*value) : 0x9e3779b97f4a7c15ULL;
+      hash = hash * 31 + part;
+    };
+    if (key_indices_.empty()) {
+      for (const auto& value : row.values) mix(value);
+    } else {
+      for (const auto index : key_indices_) mix(row.values[index]);
+    }
+    return hash;
+  }
+
+  /// statement mode: the user's statements, their named parameters turned into positions over
+  /// one list of sources, which is what a row carries.
+  void plan_user_statements(const Config& config) {
+    mode_ = WriteMode::statement;
+    idempotent_ = config.idempotent;
+    if (config.statement.empty() == config.statements.empty()) {
+      throw sdk::ConfigError("/statement", "statement mode needs either statement or statements (with statement_field)");
+    }
+    if (!config.statements.empty() && config.statement_field.empty()) {
+      throw sdk::ConfigError("/statement_field", "statements need statement_field: the field that chooses one");
+    }
+    if (!config.columns.empty()) throw sdk::ConfigError("/columns", "statement mode names its fields in the statement");
+    std::vector<std::pair<std::string, std::string>> texts;
+    if (!config.statement.empty()) texts.emplace_back("", config.statement);
+    for (const auto& [value, text] : config.statements) texts.emplace_back(value, text);
+    for (const auto& [value, text] : texts) {
+      NamedStatement named;
+      try {
+        named = parse_named_parameters(text);
+      } catch (const std::invalid_argument& e) {
+        throw sdk::ConfigError(value.empty() ? "/statement" : "/statements/" + value, e.what());
+      }
+      WriteStatement statement;
+      statement.sql = named.sql;
+      for (const auto& name : named.fields) {
+        // A constant's name is its parameter's name; every other name is a record field.
+        auto at = std::find(columns_.begin(), columns_.end(), name);
+        if (at == columns_.end()) {
+          add_column(name, name, config);
+          at = columns_.end() - 1;
+        }
+        statement.parameters.push_back(static_cast<std::size_t>(at - columns_.begin()));
+      }
+      if (!value.empty()) statement_for_value_[value] = statements_.size();
+      statements_.push_back(std::move(statement));
+    }
+    statement_field_ = config.statement_field;
+  }
+
+  /// The statement of a table mode; its keys must be mapped columns.
+  void plan_statement(const Config& config) {
+    auto mapped = [&](const std::vector<std::string>& names, const char* key) {
+      for (std::size_t i = 0; i < names.size(); ++i) {
+        if (std::find(columns_.begin(), columns_.end(), names[i]) == columns_.end()) {
+          throw sdk::ConfigError(std::string("/") + key + "/" + std::to_string(i),
+                                 "column \"" + names[i] + "\" is not one of the mapped columns (see columns)");
+        }
+      }
+    };
+    std::vector<std::string> keys;
+    std::vector<std::string> updates;
+    if (config.mode == "insert") {
+      mode_ = WriteMode::insert;
+    } else if (config.mode == "upsert") {
+      mode_ = WriteMode::upsert;
+      if (config.conflict_columns.empty()) throw sdk::ConfigError("/conflict_columns", "upsert needs the conflict columns");
+      mapped(config.conflict_columns, "conflict_columns");
+      keys = config.conflict_columns;
+      if (config.update_columns) {
+        mapped(*config.update_columns, "update_columns");
+        updates = *config.update_columns;
+      } else {
+        for (const auto& column : columns_) {
+          if (std::find(keys.begin(), keys.end(), column) == keys.end()) updates.push_back(column);
+        }
+      }
+    } else {
+      mode_ = config.mode == "update" ? WriteMode::update : WriteMode::remove;
+      if (config.key_columns.empty()) throw sdk::ConfigError("/key_columns", config.mode + " needs the key columns");
+      mapped(config.key_columns, "key_columns");
+      keys = config.key_columns;
+      if (mode_ == WriteMode::update && keys.size() == columns_.size()) {
+        throw sdk::ConfigError("/columns", "update needs a mapped column besides the key columns, to set");
+      }
+    }
+    if (!config.where.empty() && mode_ != WriteMode::upsert) throw sdk::ConfigError("/where", "where is for upsert");
+    statements_.push_back(write_statement(mode_, schema_, table_, columns_, keys, updates, config.where, casts_));
+    for (const auto& key : keys) {
+      key_indices_.push_back(static_cast<std::size_t>(std::find(columns_.begin(), columns_.end(), key) - columns_.begin()));
+    }
+  }
+
+  std::string schema_;
+  std::string table_;
+  bool missing_is_null_ = false;
+  std::vector<std::string> columns_;  // per source: its column (statement mode: its parameter name)
+  std::vector<std::string> casts_;    // per source: "" or the SQL type of its parameter
+  std::vector<Source> sources_;
+  WriteMode mode_ = WriteMode::insert;
+  bool idempotent_ = false;
+  std::vector<WriteStatement> statements_;
+  std::map<std::string, std::size_t> statement_for_value_;  // statement mode, by statement_field
+  std::string statement_field_;
+  std::vector<std::size_t> key_indices_;  // into columns_: the key (empty: all values)
+};
+
+}  // namespace etl::plugins::postgres
