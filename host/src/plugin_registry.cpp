@@ -26,6 +26,7 @@ json PluginInfo::to_json() const {
               {"version", version},
               {"abi_version", abi_version},
               {"description", description},
+              {"aliases", aliases},
               {"file", file},
               {"config_schema", schema}};
 }
@@ -163,6 +164,14 @@ PluginInfo PluginRegistry::load_file(const std::string& path) {
   info.abi_version = descriptor->abi_version;
   info.version = null_or_empty(descriptor->version) ? "0" : descriptor->version;
   info.description = null_or_empty(descriptor->description) ? "" : descriptor->description;
+  if (library.has(sdk::kAliasesSymbol)) {
+    // A null-terminated array of names; bounded, so a missing terminator cannot run away.
+    const char* const* aliases = &library.get<const char* const>(sdk::kAliasesSymbol);
+    for (std::size_t i = 0; i < 16 && aliases[i] != nullptr; ++i) {
+      if (*aliases[i] == '\0' || aliases[i] == name) continue;
+      info.aliases.emplace_back(aliases[i]);
+    }
+  }
 
   const bool factory_matches =
       (info.kind == sdk::PluginKind::source && descriptor->create_source != nullptr) ||
@@ -202,8 +211,10 @@ void PluginRegistry::scan(const std::vector<std::string>& directories) {
     for (const auto& file : files) {
       try {
         PluginInfo info = load_file(file);
-        const auto existing = std::find_if(plugins_.begin(), plugins_.end(),
-                                           [&](const PluginInfo& p) { return p.name == info.name; });
+        const auto existing = std::find_if(plugins_.begin(), plugins_.end(), [&](const PluginInfo& p) {
+          return p.answers_to(info.name) || std::any_of(info.aliases.begin(), info.aliases.end(),
+                                                        [&](const std::string& alias) { return p.answers_to(alias); });
+        });
         if (existing != plugins_.end()) {
           // The same file reached through two search-path entries is not a conflict.
           if (fs::equivalent(existing->file, info.file, ec)) continue;
@@ -231,7 +242,7 @@ const PluginInfo& PluginRegistry::resolve(const std::string& name) {
     if (conflict.starts_with("plugin name '" + name + "' ")) throw PluginLoadError(conflict);
   }
   for (const auto& info : plugins_) {
-    if (info.name == name) return info;
+    if (info.answers_to(name)) return info;
   }
   std::string message = "unknown plugin '" + name + "'";
   std::vector<std::string> known;

@@ -4,6 +4,7 @@
 #include <deque>
 #include <memory>
 #include <stdexcept>
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -25,10 +26,15 @@ struct PluginInfo {
   sdk::PluginKind kind = sdk::PluginKind::source;
   std::string version;
   std::string description;
+  /// Other names the plugin answers to (ETL_PLUGIN_ALIASES), e.g. a short form.
+  std::vector<std::string> aliases;
   std::uint32_t abi_version = 0;
   nlohmann::json schema;
 
   [[nodiscard]] nlohmann::json to_json() const;
+  [[nodiscard]] bool answers_to(const std::string& wanted) const {
+    return wanted == name || std::find(aliases.begin(), aliases.end(), wanted) != aliases.end();
+  }
 };
 
 /// A library file that was found but cannot be used, and why.

@@ -4,6 +4,7 @@
 #include <libpq-fe.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -221,12 +222,14 @@ int BackgroundProcess::wait(std::chrono::seconds timeout) {
   int status = 0;
   // The pipes close when the process exits; give it a moment to be reaped.
   const auto deadline = Clock::now() + std::chrono::seconds(10);
-  while (waitpid(pid_, &status, WNOHANG) == 0) {
+  struct rusage usage {};
+  while (wait4(pid_, &status, WNOHANG, &usage) == 0) {
     if (Clock::now() > deadline) return -1;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   exited_ = true;
   exit_code_ = decode_status(status);
+  peak_rss_kib_ = usage.ru_maxrss;
   return exit_code_;
 }
 

@@ -58,6 +58,14 @@ class BackgroundProcess {
   /// Waits for the program to exit; its exit code (128 + signal when killed), -1 on timeout.
   int wait(std::chrono::seconds timeout = std::chrono::seconds(30));
   [[nodiscard]] pid_t pid() const noexcept { return pid_; }
+  /// False once the program has exited (its output closed); unlike kill(pid, 0), which
+  /// succeeds on a zombie until it is reaped.
+  [[nodiscard]] bool running() const {
+    std::lock_guard lock(mutex_);
+    return !closed_;
+  }
+  /// The program's peak resident set size in KiB (after wait()).
+  [[nodiscard]] long peak_rss_kib() const noexcept { return peak_rss_kib_; }
   /// What the program wrote on stderr (complete after wait()).
   [[nodiscard]] std::string err() const;
   /// What the program wrote on stdout, less the lines read_line() returned (complete after wait()).
@@ -78,6 +86,7 @@ class BackgroundProcess {
   std::thread collector_;
   bool exited_ = false;
   int exit_code_ = -1;
+  long peak_rss_kib_ = 0;
 };
 
 class TempDir {

@@ -14,7 +14,8 @@
 //   reset all    reset every live connection
 //   stall        stop delivering on every live connection (data is held, not lost; new
 //                connections are not stalled)
-//   resume       deliver again
+//   stall one    stop delivering on one live connection, chosen at random
+//   resume       deliver again (on every stalled connection)
 //   down         refuse new connections (accept and reset at once)
 //   up           accept new connections again
 //   count        the number of live connections
@@ -233,6 +234,13 @@ class Proxy {
     if (line == "reset all") {
       for (const auto& link : live) link->reset();
       return "ok " + std::to_string(live.size());
+    }
+    if (line == "stall one") {
+      // One connection only: the others go on (a stuck backend, a half-broken path).
+      if (live.empty()) return "ok 0";
+      std::uniform_int_distribution<std::size_t> pick(0, live.size() - 1);
+      live[pick(random_)]->stalled = true;
+      return "ok 1";
     }
     if (line == "stall" || line == "resume") {
       for (const auto& link : live) link->stalled = line == "stall";

@@ -506,3 +506,5 @@ class PostgresRowByRowSink final : public sdk::Sink {
 ETL_PLUGIN(etl::plugins::postgres::PostgresRowByRowSink, "postgres-row-by-row", "2.1.0",
            "Writes each record to PostgreSQL in its own transaction: insert, upsert, update, delete or a statement "
            "(pipelined, several connections)");
+// The short name pipelines may use for the same plugin.
+ETL_PLUGIN_ALIASES("postgres");

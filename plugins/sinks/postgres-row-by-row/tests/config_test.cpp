@@ -31,6 +31,17 @@ TEST(PostgresRowByRowConfig, GoodConfigGetsDefaults) {
   EXPECT_NE(sink.object, nullptr);
 }
 
+TEST(PostgresRowByRowConfig, TheShortNamePostgresLoadsTheSameLibrary) {
+  host::PluginRegistry registry;
+  registry.scan({host::PluginRegistry::bundled_plugin_dir()});
+  const auto& by_alias = registry.resolve("postgres");
+  const auto& by_name = registry.resolve("postgres-row-by-row");
+  EXPECT_EQ(by_alias.file, by_name.file);
+  EXPECT_EQ(by_alias.name, "postgres-row-by-row");
+  EXPECT_EQ(by_alias.aliases, (std::vector<std::string>{"postgres"}));
+  EXPECT_EQ(by_alias.to_json().at("aliases"), json::array({"postgres"}));
+}
+
 TEST(PostgresRowByRowConfig, BadConfigsAreRefusedNamingTheKey) {
   const auto plugin = bundled_plugin("postgres-row-by-row");
   auto with = [](const std::string& key, json value) {
@@ -56,6 +67,9 @@ TEST(PostgresRowByRowConfig, BadConfigsAreRefusedNamingTheKey) {
       {with("retry", json{{"tries", 3}}), "/retry/tries"},
       {with("answer_timeout", 0), "/answer_timeout"},
       {with("lookup_unanswered", "yes"), "/lookup_unanswered"},
+      {with("casts", json{{"dob", "date; DROP TABLE x"}}), "/casts/dob"},
+      {with("missing_field", "default"), "/missing_field"},
+      {with("constants", json{{"source", 1}}), "/constants/source"},
   };
   for (const auto& [config, pointer] : cases) {
     const auto checked = check_config(plugin, config);

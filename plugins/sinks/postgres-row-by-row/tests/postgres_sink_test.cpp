@@ -216,6 +216,23 @@ sdk::Batch customers(const std::vector<std::vector<std::string>>& rows) {
   return batch;
 }
 
+// A window far wider than the socket buffers, of rows larger than them together: with blocking
+// sends this can deadlock (we block writing while the server blocks writing its answers to
+// us); the window flushes while it reads, so every row is answered.
+TEST_F(PostgresSink, AWideWindowOfLargeRowsIsFlushedWhileAnswersAreRead) {
+  server_->query("DROP TABLE IF EXISTS wide_rows; CREATE TABLE wide_rows (data text); GRANT ALL ON wide_rows TO etl;");
+  std::vector<std::string> values;
+  for (int i = 0; i < 12000; ++i) values.push_back(std::to_string(i) + std::string(4000, 'x'));
+  const auto written =
+      write_all(config({{"table", "wide_rows"}, {"connections", 1}, {"max_in_flight", 10000}, {"answer_timeout", 20}}),
+                records_with("token", values), 1000);
+  ASSERT_EQ(written.error, "");
+  ASSERT_EQ(written.outcomes.size(), values.size());
+  for (const auto& [sequence, outcome] : written.outcomes) ASSERT_EQ(outcome.status, sdk::Status::ok) << outcome.message;
+  EXPECT_EQ(server_->query("SELECT count(*) FROM wide_rows").at(0).at(0), "12000");
+  server_->query("DROP TABLE wide_rows");
+}
+
 class PostgresSinkModes : public PostgresSink {
  protected:
   void SetUp() override {
@@ -249,6 +266,47 @@ TEST_F(PostgresSinkModes, UpsertChangesRowsOnlyWhereTheGuardAllows) {
                                customers({{"1", "A", "2"}, {"3", "c", "1"}}));
   for (const auto& [sequence, outcome] : again.outcomes) EXPECT_EQ(outcome.status, sdk::Status::ok);
   EXPECT_EQ(table().size(), 3u);
+}
+
+TEST_F(PostgresSinkModes, CastsDefaultsConstantsAndMissingFields) {
+  server_->query(
+      "DROP TABLE IF EXISTS people; CREATE TABLE people (id int PRIMARY KEY, name text NOT NULL, dob date, "
+      "source text NOT NULL, seen timestamptz); GRANT ALL ON people TO etl;");
+  // The casts make the parameters typed in the statement: "date" reads ISO text (and refuses
+  // 2001-02-29 as the row's own error), "timestamptz" an ISO instant.
+  json people = config({{"table", "people"},
+                        {"columns", {{"id", "id"}, {"name", "name"}, {"dob", "dob"}, {"seen", "seen"}}},
+                        {"casts", {{"dob", "date"}, {"seen", "timestamptz"}}},
+                        {"defaults", {{"name", "(unnamed)"}}},
+                        {"constants", {{"source", "crm"}}},
+                        {"missing_field", "null"}});
+  sdk::Batch batch;
+  auto add = [&](std::initializer_list<std::pair<const char*, const char*>> fields) {
+    sdk::Record record;
+    for (const auto& [name, value] : fields) record.set(name, value);
+    record.sequence = batch.size() + 1;
+    batch.push_back(std::move(record));
+  };
+  add({{"id", "1"}, {"name", "Ann"}, {"dob", "2000-02-29"}, {"seen", "2026-12-01T10:00:00Z"}});
+  add({{"id", "2"}});                                  // name from defaults, dob and seen NULL
+  add({{"id", "3"}, {"name", "Bob"}, {"dob", "2001-02-29"}});  // not a date: rejected by the cast
+  const auto written = write_all(people, batch);
+  ASSERT_EQ(written.error, "");
+  EXPECT_EQ(written.outcomes.at(1).status, sdk::Status::ok);
+  EXPECT_EQ(written.outcomes.at(2).status, sdk::Status::ok);
+  EXPECT_EQ(written.outcomes.at(3).status, sdk::Status::rejected);
+  EXPECT_EQ(written.outcomes.at(3).code, "22008");
+  EXPECT_EQ(server_->query("SELECT id::text, name, coalesce(dob::text, 'NULL'), source, coalesce(to_char(seen AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), 'NULL') "
+                           "FROM people ORDER BY id"),
+            (std::vector<std::vector<std::string>>{{"1", "Ann", "2000-02-29", "crm", "2026-12-01 10:00"},
+                                                   {"2", "(unnamed)", "NULL", "crm", "NULL"}}));
+  // The default policy rejects a record lacking a field, naming it.
+  people.erase("missing_field");
+  batch.clear();
+  add({{"id", "4"}, {"name", "Cy"}});
+  const auto strict = write_all(people, batch);
+  EXPECT_EQ(strict.outcomes.at(1).code, "missing_field");
+  EXPECT_NE(strict.outcomes.at(1).message.find("\"dob\""), std::string::npos) << strict.outcomes.at(1).message;
 }
 
 TEST_F(PostgresSinkModes, UpdateAndDeleteOfAMissingKeyAreRejectedNotFound) {

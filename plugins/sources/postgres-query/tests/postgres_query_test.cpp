@@ -77,6 +77,34 @@ TEST_F(PostgresQuery, RowsAreStreamedWithTypedValues) {
   EXPECT_EQ(report.at("summary").at("ok"), 19990);
 }
 
+// 10^6 rows streamed with the memory of 10^4: rows are read one at a time (single-row mode),
+// never the whole result. The rate is printed for docs/performance.md (bench figures there).
+TEST_F(PostgresQuery, AMillionRowsStreamWithFlatMemory) {
+  database_->query("DROP TABLE IF EXISTS big; CREATE TABLE big AS SELECT i AS id, md5(i::text) AS name, i / 7.0 AS amount "
+                   "FROM generate_series(1, 1000000) i; GRANT SELECT ON big TO etl;");
+  auto peak_rss_kib = [&](const std::string& name, int rows, double& seconds) {
+    const std::string pipeline = write_pipeline(name, {{"query", "SELECT id, name, amount FROM big WHERE id <= $n"},
+                                                       {"params", {{"n", std::to_string(rows)}}}});
+    json with_summary_only = json::parse(read_file(pipeline));
+    with_summary_only["reporters"][0]["config"]["statuses"] = {"rejected", "failed"};
+    write_file(pipeline, with_summary_only.dump());
+    const auto started = std::chrono::steady_clock::now();
+    BackgroundProcess run(run_args(pipeline));
+    EXPECT_EQ(run.wait(300s), 0) << run.err();
+    seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    EXPECT_EQ(json::parse(read_file(dir_.file(name + ".json"))).at("summary").at("ok"), rows);
+    return run.peak_rss_kib();
+  };
+  double small_seconds = 0, large_seconds = 0;
+  const long small = peak_rss_kib("ten-thousand", 10000, small_seconds);
+  const long large = peak_rss_kib("a-million", 1000000, large_seconds);
+  std::cout << "QUERY-FIGURES 10^4 rows: " << small << " KiB; 10^6 rows: " << large << " KiB in " << large_seconds
+            << " s (" << static_cast<long>(1000000 / large_seconds) << " rows/s, debug-or-release as built)" << std::endl;
+  EXPECT_GT(small, 0);
+  EXPECT_LT(large - small, 8 * 1024) << "memory grew with the result: " << small << " -> " << large << " KiB";
+  database_->query("DROP TABLE big");
+}
+
 TEST_F(PostgresQuery, AcknowledgementStatementsMarkEachRowByItsOutcome) {
   database_->query("INSERT INTO outbox (id) SELECT i FROM generate_series(1, 500) i");
   const auto result = run_process(run_args(write_pipeline(

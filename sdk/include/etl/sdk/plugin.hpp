@@ -287,6 +287,8 @@ inline constexpr std::uint32_t kDescriptorMagic = 0x45544c50;  // "ETLP"
 
 /// Name of the exported symbol that points at the descriptor.
 inline constexpr const char* kDescriptorSymbol = "etl_plugin_descriptor";
+/// Optional (SDK 1.1): a null-terminated array of other names for the plugin; see ETL_PLUGIN_ALIASES.
+inline constexpr const char* kAliasesSymbol = "etl_plugin_aliases";
 
 }  // namespace ETL_SDK_ABI_NAMESPACE
 }  // namespace etl::sdk
@@ -307,3 +309,10 @@ inline constexpr const char* kDescriptorSymbol = "etl_plugin_descriptor";
   extern "C" __attribute__((visibility("default"))) const ::etl::sdk::PluginDescriptor*    \
       etl_plugin_descriptor;                                                                 \
   const ::etl::sdk::PluginDescriptor* etl_plugin_descriptor = &(descriptor)
+
+/// Other names the host accepts for the plugin in a pipeline (since SDK 1.1; hosts before it
+/// ignore them): ETL_PLUGIN_ALIASES("postgres") in the file that has ETL_PLUGIN. At most 16;
+/// a name another plugin has is a conflict the host reports, like two plugins of one name.
+#define ETL_PLUGIN_ALIASES(...)                                                              \
+  extern "C" __attribute__((visibility("default"))) const char* const etl_plugin_aliases[]; \
+  const char* const etl_plugin_aliases[] = {__VA_ARGS__, nullptr}
