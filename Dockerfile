@@ -8,7 +8,7 @@ ARG BASE=debian:bookworm-slim
 FROM ${BASE} AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      build-essential cmake libpoco-dev libboost-dev nlohmann-json3-dev libvalijson-dev libpq-dev prometheus-cpp-dev \
+      build-essential cmake libpoco-dev libboost-dev nlohmann-json3-dev libvalijson-dev libpq-dev prometheus-cpp-dev libcsv-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -28,7 +28,7 @@ FROM ${BASE}
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       ca-certificates libpq5 libpocofoundation80 libpoconet80 libpoconetssl80 libpococrypto80 \
-      libpocoutil80 libpocodata80 libpocodatapostgresql80 libprometheus-cpp-push1.0 libprometheus-cpp-core1.0 \
+      libpocoutil80 libpocodata80 libpocodatapostgresql80 libprometheus-cpp-push1.0 libprometheus-cpp-core1.0 libcsv3 \
  && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
  && useradd --system --uid 10001 --home-dir /work --create-home etl
 COPY --from=build /opt/etl-host /opt/etl-host

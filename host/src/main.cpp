@@ -480,8 +480,13 @@ class EtlHostApplication : public Poco::Util::Application {
       for (const auto& info : plugins.plugins()) {
         std::cout << std::left << std::setw(22) << info.name << std::setw(10)
                   << etl::sdk::to_string(info.kind) << std::setw(9) << info.version << std::setw(5)
-                  << info.abi_version << info.description << "\n"
-                  << std::setw(46) << "" << info.file << "\n";
+                  << info.abi_version << info.description << "\n";
+        if (!info.aliases.empty()) {
+          std::string names;
+          for (const auto& alias : info.aliases) names += (names.empty() ? "" : ", ") + alias;
+          std::cout << std::setw(46) << "" << "also named: " << names << "\n";
+        }
+        std::cout << std::setw(46) << "" << info.file << "\n";
       }
     }
     for (const auto& refused : plugins.refused()) host_logger().warning("refused " + refused.reason);

@@ -212,30 +212,37 @@ void OutcomeLedger::check_budget(bool final) {
 void OutcomeLedger::enqueue(Report report) {
   std::unique_lock lock(queue_mutex_);
   queue_not_full_.wait(lock, [&] { return queue_.size() < queue_limit_ || closing_ || !thread_.joinable(); });
+  const bool was_empty = queue_.empty();
   queue_.push_back(std::move(report));
-  queue_not_empty_.notify_one();
+  // The reporter thread waits only on an empty queue: waking it for every record would cost
+  // a futex call per record on both sides.
+  if (was_empty) queue_not_empty_.notify_one();
 }
 
 void OutcomeLedger::reporter_loop() {
   std::unique_lock lock(queue_mutex_);
+  std::deque<Report> taken;
   for (;;) {
     queue_not_empty_.wait(lock, [&] { return !queue_.empty() || closing_; });
     if (queue_.empty()) break;
-    Report report = std::move(queue_.front());
-    queue_.pop_front();
+    // Everything queued at once: one lock round per batch, not per record.
+    taken.swap(queue_);
     busy_ = true;
-    queue_not_full_.notify_one();
+    queue_not_full_.notify_all();
     lock.unlock();
-    call_reporters("record", [&](sdk::Reporter& reporter) { reporter.record(report.record, report.outcome); });
-    if (report.acknowledge && acknowledge_) {
-      try {
-        acknowledge_(*report.acknowledge, report.acknowledged);
-      } catch (const std::exception& e) {
-        logger_.error(std::string("acknowledgement to the source failed: ") + e.what() + "; no more are sent");
-        acknowledge_ = nullptr;
-        stop_.request();
+    for (auto& report : taken) {
+      call_reporters("record", [&](sdk::Reporter& reporter) { reporter.record(report.record, report.outcome); });
+      if (report.acknowledge && acknowledge_) {
+        try {
+          acknowledge_(*report.acknowledge, report.acknowledged);
+        } catch (const std::exception& e) {
+          logger_.error(std::string("acknowledgement to the source failed: ") + e.what() + "; no more are sent");
+          acknowledge_ = nullptr;
+          stop_.request();
+        }
       }
     }
+    taken.clear();
     lock.lock();
     busy_ = false;
     if (queue_.empty()) queue_drained_.notify_all();

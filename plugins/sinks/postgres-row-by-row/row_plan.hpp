@@ -223,6 +223,10 @@ class RowPlan {
     std::vector<std::string> updates;
     if (config.mode == "insert") {
       mode_ = WriteMode::insert;
+      // Optional here: rows with one key keep their order (the first of two duplicates is the
+      // one stored, the later one rejected 23505), instead of racing on two connections.
+      mapped(config.key_columns, "key_columns");
+      keys = config.key_columns;
     } else if (config.mode == "upsert") {
       mode_ = WriteMode::upsert;
       if (config.conflict_columns.empty()) throw sdk::ConfigError("/conflict_columns", "upsert needs the conflict columns");
@@ -246,7 +250,9 @@ class RowPlan {
       }
     }
     if (!config.where.empty() && mode_ != WriteMode::upsert) throw sdk::ConfigError("/where", "where is for upsert");
-    statements_.push_back(write_statement(mode_, schema_, table_, columns_, keys, updates, config.where, casts_));
+    statements_.push_back(
+        write_statement(mode_, schema_, table_, columns_, mode_ == WriteMode::insert ? std::vector<std::string>{} : keys,
+                        updates, config.where, casts_));
     for (const auto& key : keys) {
       key_indices_.push_back(static_cast<std::size_t>(std::find(columns_.begin(), columns_.end(), key) - columns_.begin()));
     }

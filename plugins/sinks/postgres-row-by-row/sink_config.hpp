@@ -73,7 +73,9 @@ inline sdk::ConfigMap<Config> declare_config() {
   map.key("where", &Config::where,
           "upsert: a guard on the update, in SQL over the table (by its name) and EXCLUDED, e.g. "
           "\"EXCLUDED.updated_at > customers.updated_at\" (only if newer). A row the guard keeps is ok, code unchanged.");
-  map.key("key_columns", &Config::key_columns, "update, delete: the columns that find the row.");
+  map.key("key_columns", &Config::key_columns,
+          "update, delete: the columns that find the row. insert: optional, rows with the same key keep their order "
+          "(of two duplicates the first is stored, the later rejected).");
   map.key("statement", &Config::statement,
           "statement: SQL with the record's fields as named parameters ($email), always bound. A SELECT or RETURNING "
           "puts its first row in the outcome's detail; no row, or no row touched, is rejected with code not_found.");

@@ -1,0 +1,233 @@
+// csv-file: one record per CSV row of a file, a gzip file or stdin, with typed columns. A bad row
+// (malformed quoting, a wrong number of fields, text that is not UTF-8, a value that is not its
+// column's type) is refused input, reported at stage source with file:line and the row as it
+// came, and every good row still flows. Memory is bounded by one record (max_record_bytes).
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+
+#include <Poco/InflatingStream.h>
+
+#include "column_types.hpp"
+#include "csv_reader.hpp"
+#include "etl/sdk.hpp"
+
+namespace etl::plugins::csv_file {
+namespace {
+
+struct Config {
+  std::string path;
+  std::string delimiter = ",";
+  std::string quote = "\"";
+  bool header = true;
+  std::vector<std::string> columns;
+  std::map<std::string, std::string> types;
+  std::vector<std::string> null_values;
+  bool trim = false;
+  bool check_utf8 = true;
+  std::uint64_t max_record_bytes = 1048576;
+};
+
+std::vector<std::string> type_names() { return {std::begin(kColumnTypeNames), std::end(kColumnTypeNames)}; }
+
+class CsvFileSource final : public sdk::Source {
+ public:
+  static sdk::ConfigMap<Config> config_map() {
+    sdk::ConfigMap<Config> map;
+    map.key("path", &Config::path, "CSV file to read (gzip files are recognised by their first bytes); `-` reads stdin.")
+        .required()
+        .min_length(1);
+    map.key("delimiter", &Config::delimiter, "The field separator: one character, e.g. \",\", \";\" or \"\\t\".")
+        .schema({{"minLength", 1}, {"maxLength", 1}});
+    map.key("quote", &Config::quote, "The quote character.").schema({{"minLength", 1}, {"maxLength", 1}});
+    map.key("header", &Config::header,
+            "The first row names the columns (with columns given too, it is skipped and columns name them).");
+    map.key("columns", &Config::columns, "Column names, in file order (needed when header is false).");
+    map.key("types", &Config::types,
+            "Column -> type: string (default), integer, real, boolean, date (YYYY-MM-DD, kept as text) or json. "
+            "A value that is not its type makes the row refused input (code csv.type); an empty field is null.")
+        .schema({{"additionalProperties", {{"enum", type_names()}}}});
+    map.key("null_values", &Config::null_values,
+            "Texts that mean null, e.g. [\"NULL\", \"\\\\N\"]. An empty unquoted field is always null; \"\" quoted is "
+            "an empty string.");
+    map.key("trim", &Config::trim, "Strip spaces and tabs around unquoted fields.");
+    map.key("check_utf8", &Config::check_utf8, "Refuse rows that are not well-formed UTF-8 (code invalid_utf8).");
+    map.key("max_record_bytes", &Config::max_record_bytes,
+            "A row longer than this is taken for an unterminated quote: its first line is refused and the lines "
+            "after it are read again. Memory stays bounded by this.")
+        .minimum(16);
+    return map;
+  }
+
+  CsvFileSource(Config config, sdk::Context& context) : config_(std::move(config)), context_(context) {
+    shown_ = config_.path == "-" ? std::string("stdin") : config_.path;
+    if (config_.delimiter == config_.quote) throw sdk::ConfigError("/quote", "the quote and the delimiter are the same");
+    if (!config_.header && config_.columns.empty()) {
+      throw sdk::ConfigError("/columns", "without a header row, give the column names");
+    }
+    for (std::size_t i = 0; i < config_.columns.size(); ++i) {
+      for (std::size_t j = 0; j < i; ++j) {
+        if (config_.columns[i] == config_.columns[j]) {
+          throw sdk::ConfigError("/columns/" + std::to_string(i), "column \"" + config_.columns[i] + "\" is named twice");
+        }
+      }
+    }
+    for (const auto& [column, type] : config_.types) {
+      if (!config_.columns.empty() &&
+          std::find(config_.columns.begin(), config_.columns.end(), column) == config_.columns.end()) {
+        throw sdk::ConfigError("/types/" + column, "\"" + column + "\" is not one of the columns");
+      }
+    }
+  }
+
+  void open() override {
+    if (config_.path == "-") {
+      file_ = std::make_unique<std::ifstream>("/dev/stdin", std::ios::binary);
+    } else {
+      file_ = std::make_unique<std::ifstream>(config_.path, std::ios::binary);
+    }
+    if (!*file_) throw sdk::PluginError(shown_ + ": cannot open: " + std::strerror(errno));
+    std::istream* in = file_.get();
+    // gzip by its magic bytes, not its name: a .csv that is compressed, or stdin, works too.
+    if (file_->peek() == 0x1f) {
+      file_->get();
+      const bool gzip = file_->peek() == 0x8b;
+      file_->unget();
+      if (gzip) {
+        inflated_ = std::make_unique<Poco::InflatingInputStream>(*file_, Poco::InflatingStreamBuf::STREAM_GZIP);
+        in = inflated_.get();
+      }
+    }
+    reader_ = std::make_unique<CsvReader>(
+        *in, CsvOptions{config_.delimiter[0], config_.quote[0], config_.trim, static_cast<std::size_t>(config_.max_record_bytes)});
+    names_ = config_.columns;
+    if (config_.header) read_header();
+    for (const auto& [column, type] : config_.types) {
+      if (std::find(names_.begin(), names_.end(), column) == names_.end()) {
+        throw sdk::PluginError(shown_ + ": types names column \"" + column + "\", which the header does not have");
+      }
+    }
+    types_.assign(names_.size(), ColumnType::string);
+    for (std::size_t i = 0; i < names_.size(); ++i) {
+      if (const auto declared = config_.types.find(names_[i]); declared != config_.types.end()) {
+        types_[i] = *parse_column_type(declared->second);
+      }
+    }
+    context_.log(sdk::LogLevel::info, "reading " + shown_ + (inflated_ ? " (gzip)" : "") + ": " +
+                                          std::to_string(names_.size()) + " columns");
+  }
+
+  [[nodiscard]] std::vector<std::string> fields() const override { return names_; }
+
+  bool read(sdk::Batch& batch, std::size_t max_records) override {
+    while (batch.size() < max_records) {
+      if (context_.stop_requested()) return false;
+      std::optional<CsvRecord> row = next_row();
+      if (!row) return false;
+      ++received_;
+      batch.push_back(to_record(std::move(*row)));
+    }
+    return true;
+  }
+
+  [[nodiscard]] sdk::SourceStats stats() const override {
+    sdk::SourceStats stats;
+    stats.received = received_;
+    return stats;
+  }
+
+ private:
+  std::optional<CsvRecord> next_row() {
+    try {
+      return reader_->next();
+    } catch (const std::exception& e) {
+      throw sdk::PluginError(shown_ + ": " + e.what() + " after line " + std::to_string(reader_->lines_read()));
+    }
+  }
+
+  void read_header() {
+    std::optional<CsvRecord> header = next_row();
+    if (!header) throw sdk::PluginError(shown_ + ": the file is empty: there is no header row");
+    if (!header->error.empty()) {
+      throw sdk::PluginError(shown_ + ":" + std::to_string(header->line) + ": the header row is malformed: " + header->error);
+    }
+    if (!config_.columns.empty()) {
+      if (header->fields.size() != config_.columns.size()) {
+        context_.log(sdk::LogLevel::warning, shown_ + ": the header has " + std::to_string(header->fields.size()) +
+                                                 " columns, columns names " + std::to_string(config_.columns.size()));
+      }
+      return;  // columns rename them
+    }
+    for (std::size_t i = 0; i < header->fields.size(); ++i) {
+      std::string name = header->fields[i].value_or("");
+      if (i == 0 && name.starts_with("\xEF\xBB\xBF")) name.erase(0, 3);  // a byte order mark
+      if (name.empty()) name = "column_" + std::to_string(i + 1);
+      if (std::find(names_.begin(), names_.end(), name) != names_.end()) {
+        throw sdk::PluginError(shown_ + ":" + std::to_string(header->line) + ": the header names column \"" + name +
+                               "\" twice");
+      }
+      names_.push_back(std::move(name));
+    }
+  }
+
+  sdk::Record to_record(CsvRecord row) {
+    std::string origin = shown_ + ":" + std::to_string(row.line);
+    if (!row.error.empty()) {
+      return sdk::Record::refuse_input(std::move(origin), std::move(row.raw), row.code, row.error);
+    }
+    if (config_.check_utf8) {
+      if (const auto at = sdk::invalid_utf8_at(row.raw); at != std::string_view::npos) {
+        return sdk::Record::refuse_input(std::move(origin), std::move(row.raw), "invalid_utf8",
+                                         "not UTF-8 at byte " + std::to_string(at + 1) + " of the row");
+      }
+    }
+    if (row.fields.size() != names_.size()) {
+      return sdk::Record::refuse_input(std::move(origin), std::move(row.raw), "csv.field_count",
+                                       std::to_string(row.fields.size()) + " fields where the header has " +
+                                           std::to_string(names_.size()));
+    }
+    sdk::Record record;
+    record.origin = std::move(origin);
+    auto& fields = record.fields();
+    fields.reserve(names_.size());
+    for (std::size_t i = 0; i < names_.size(); ++i) {
+      std::optional<std::string>& text = row.fields[i];
+      if (text && !config_.null_values.empty() &&
+          std::find(config_.null_values.begin(), config_.null_values.end(), *text) != config_.null_values.end()) {
+        text.reset();
+      }
+      if (text && text->empty() && types_[i] != ColumnType::string) text.reset();
+      if (!text) {
+        fields.push_back(sdk::Field{names_[i], sdk::Value()});
+        continue;
+      }
+      sdk::Value value;
+      if (const auto why = typed_value(types_[i], std::move(*text), value)) {
+        return sdk::Record::refuse_input(record.origin, std::move(row.raw), "csv.type",
+                                         "column \"" + names_[i] + "\": " + *why);
+      }
+      fields.push_back(sdk::Field{names_[i], std::move(value)});
+    }
+    return record;
+  }
+
+  Config config_;
+  sdk::Context& context_;
+  std::string shown_;
+  std::unique_ptr<std::ifstream> file_;
+  std::unique_ptr<std::istream> inflated_;
+  std::unique_ptr<CsvReader> reader_;
+  std::vector<std::string> names_;
+  std::vector<ColumnType> types_;
+  std::uint64_t received_ = 0;
+};
+
+}  // namespace
+}  // namespace etl::plugins::csv_file
+
+ETL_PLUGIN(etl::plugins::csv_file::CsvFileSource, "csv-file", "1.0.0",
+           "One record per CSV row (RFC 4180, gzip, stdin) with typed columns; bad rows are refused input with file:line");
