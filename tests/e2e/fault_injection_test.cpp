@@ -109,12 +109,12 @@ TEST_F(FaultInjection, ConnectionsResetAtTwentyRandomPoints) {
   // lost connection is progress, so 20 resets spread over a run never spend it however they
   // fall on the connections (a database that takes connections and drops them before a
   // resolution completes still does).
-  BackgroundProcess run(command({"sink.config.connections=4"}), through(proxy, "", 40000));
+  BackgroundProcess run(command({"sink.config.connections=4"}), through(proxy, "", 60000));
   wait_for_rows(500, run);
   std::mt19937 random(20261123);
   std::uniform_int_distribution<int> pause_ms(60, 220);
   int resets = 0;
-  while (resets < 20 && run.running() && rows_in_table() < 39000) {
+  while (resets < 20 && run.running() && rows_in_table() < 59000) {
     resets += proxy.command("reset");
     std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms(random)));
     wait_for_progress_after_reset(proxy, 4, 300, run);
@@ -123,7 +123,7 @@ TEST_F(FaultInjection, ConnectionsResetAtTwentyRandomPoints) {
   EXPECT_EQ(resets, 20) << "the run ended before 20 resets";
   const auto check = promise("connections-reset-at-20-points");
   EXPECT_TRUE(check.kept()) << check;
-  EXPECT_EQ(check.ok + check.rejected, 40000u) << check;
+  EXPECT_EQ(check.ok + check.rejected, 60000u) << check;
   EXPECT_EQ(check.commit_unknown, 0u);
   EXPECT_GE(occurrences(run.err(), "reconnecting in"), 20u) << run.err();
 }
