@@ -66,13 +66,30 @@ class FaultInjection : public TokensJobTest {
   /// handshake is a failure without progress, and five of them in a row on one connection
   /// spend the retry budget — by design: that is what a server that drops every connection
   /// before it can do anything looks like.
-  static void wait_for_progress_after_reset(TcpProxy& proxy, int connections, std::size_t rows, BackgroundProcess& run) {
-    const std::size_t target = rows_in_table() + rows;
+  static void wait_for_progress_after_reset(TcpProxy& proxy, int connections, std::size_t rows, BackgroundProcess& run,
+                                            const std::string& table = "secret_tokens") {
+    const std::size_t target = rows_in(table) + rows;
     const auto deadline = std::chrono::steady_clock::now() + 60s;
-    while ((proxy.command("count") < connections || rows_in_table() < target) && run.running() &&
+    while ((proxy.command("count") < connections || rows_in(table) < target) && run.running() &&
            std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(20ms);
     }
+  }
+
+  /// Resets one connection at a time, up to 20 times, spread over the run (after each, every
+  /// connection is back and 300 more rows are stored), until `table` holds `stop_at` rows.
+  /// Returns how many resets landed.
+  static int reset_twenty_times(TcpProxy& proxy, const std::string& table, std::size_t stop_at, BackgroundProcess& run,
+                                unsigned seed) {
+    std::mt19937 random(seed);
+    std::uniform_int_distribution<int> pause_ms(60, 220);
+    int resets = 0;
+    while (resets < 20 && run.running() && rows_in(table) < stop_at) {
+      resets += proxy.command("reset");
+      std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms(random)));  // a random point, not a wait
+      wait_for_progress_after_reset(proxy, 4, 300, run, table);
+    }
+    return resets;
   }
 
   PromiseCheck promise(const std::string& name) const {
@@ -111,14 +128,7 @@ TEST_F(FaultInjection, ConnectionsResetAtTwentyRandomPoints) {
   // resolution completes still does).
   BackgroundProcess run(command({"sink.config.connections=4"}), through(proxy, "", 60000));
   wait_for_rows(500, run);
-  std::mt19937 random(20261123);
-  std::uniform_int_distribution<int> pause_ms(60, 220);
-  int resets = 0;
-  while (resets < 20 && run.running() && rows_in_table() < 59000) {
-    resets += proxy.command("reset");
-    std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms(random)));
-    wait_for_progress_after_reset(proxy, 4, 300, run);
-  }
+  const int resets = reset_twenty_times(proxy, "secret_tokens", 59000, run, 20261123);
   ASSERT_EQ(run.wait(180s), 0) << run.err();
   EXPECT_EQ(resets, 20) << "the run ended before 20 resets";
   const auto check = promise("connections-reset-at-20-points");
@@ -332,6 +342,22 @@ class FaultInjectionUpsert : public FaultInjection {
     return command({"sink.config.connections=4", "sink.config.table=upsert_tokens", "sink.config.mode=upsert",
                     R"(sink.config.conflict_columns=["data"])"});
   }
+  /// Runs `argv` through a proxy, stalls one connection once 2,000 rows are stored, and checks
+  /// that the run ends with every row accounted for and nothing commit-unknown.
+  void check_one_stalled_connection(std::vector<std::string> argv, const std::string& name) {
+    TcpProxy proxy(std::stoi(database_->get("DB_PORT")));
+    argv.insert(argv.end(), {"--set", "sink.config.answer_timeout=4"});
+    BackgroundProcess run(argv, through(proxy, "", 30000));
+    wait_for_rows_in("upsert_tokens", 2000, run);
+    ASSERT_EQ(proxy.command("stall one"), 1);
+    ASSERT_EQ(run.wait(180s), 0) << run.err();
+    EXPECT_EQ(occurrences(run.err(), "(answer_timeout)"), 1u) << run.err();
+    const auto check = upsert_promise(name);
+    EXPECT_TRUE(check.kept()) << check;
+    EXPECT_EQ(check.ok + check.rejected, 30000u) << check;
+    EXPECT_EQ(check.commit_unknown, 0u);
+  }
+
   PromiseCheck upsert_promise(const std::string& name) const {
     std::vector<std::string> stored;
     for (const auto& row : database_->query("SELECT data FROM upsert_tokens")) stored.push_back(row.at(0));
@@ -357,19 +383,7 @@ TEST_F(FaultInjectionUpsert, ConnectionsResetAtTwentyRandomPoints) {
   TcpProxy proxy(std::stoi(database_->get("DB_PORT")));
   BackgroundProcess run(upsert_command(), through(proxy, "", 60000));
   wait_for_rows_in("upsert_tokens", 500, run);
-  std::mt19937 random(20261201);
-  std::uniform_int_distribution<int> pause_ms(60, 220);
-  int resets = 0;
-  while (resets < 20 && run.running() && rows_in("upsert_tokens") < 59000) {
-    resets += proxy.command("reset");
-    std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms(random)));
-    const std::size_t target = rows_in("upsert_tokens") + 300;
-    const auto deadline = std::chrono::steady_clock::now() + 60s;
-    while ((proxy.command("count") < 4 || rows_in("upsert_tokens") < target) && run.running() &&
-           std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(20ms);
-    }
-  }
+  const int resets = reset_twenty_times(proxy, "upsert_tokens", 59000, run, 20261201);
   ASSERT_EQ(run.wait(180s), 0) << run.err();
   EXPECT_EQ(resets, 20) << "the run ended before 20 resets";
   const auto check = upsert_promise("upsert-connections-reset-at-20-points");
@@ -379,18 +393,7 @@ TEST_F(FaultInjectionUpsert, ConnectionsResetAtTwentyRandomPoints) {
 }
 
 TEST_F(FaultInjectionUpsert, OneStalledConnection) {
-  TcpProxy proxy(std::stoi(database_->get("DB_PORT")));
-  auto argv = upsert_command();
-  argv.insert(argv.end(), {"--set", "sink.config.answer_timeout=4"});
-  BackgroundProcess run(argv, through(proxy, "", 30000));
-  wait_for_rows_in("upsert_tokens", 2000, run);
-  ASSERT_EQ(proxy.command("stall one"), 1);
-  ASSERT_EQ(run.wait(180s), 0) << run.err();
-  EXPECT_EQ(occurrences(run.err(), "(answer_timeout)"), 1u) << run.err();
-  const auto check = upsert_promise("upsert-one-stalled-connection");
-  EXPECT_TRUE(check.kept()) << check;
-  EXPECT_EQ(check.ok + check.rejected, 30000u) << check;
-  EXPECT_EQ(check.commit_unknown, 0u);
+  check_one_stalled_connection(upsert_command(), "upsert-one-stalled-connection");
 }
 
 /// statement mode: a user's statement, declared idempotent (an upsert that returns the row),
@@ -423,16 +426,7 @@ TEST_F(FaultInjectionStatement, ConnectionsResetAtTwentyRandomPoints) {
   TcpProxy proxy(std::stoi(database_->get("DB_PORT")));
   BackgroundProcess run(statement_command(true), through(proxy, "", 60000));
   wait_for_rows_in("upsert_tokens", 500, run);
-  int resets = 0;
-  while (resets < 20 && run.running() && rows_in("upsert_tokens") < 59000) {
-    resets += proxy.command("reset");
-    const std::size_t target = rows_in("upsert_tokens") + 300;
-    const auto deadline = std::chrono::steady_clock::now() + 60s;
-    while ((proxy.command("count") < 4 || rows_in("upsert_tokens") < target) && run.running() &&
-           std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(20ms);
-    }
-  }
+  const int resets = reset_twenty_times(proxy, "upsert_tokens", 59000, run, 20261202);
   ASSERT_EQ(run.wait(180s), 0) << run.err();
   EXPECT_EQ(resets, 20) << "the run ended before 20 resets";
   const auto check = upsert_promise("statement-connections-reset-at-20-points");
@@ -442,17 +436,7 @@ TEST_F(FaultInjectionStatement, ConnectionsResetAtTwentyRandomPoints) {
 }
 
 TEST_F(FaultInjectionStatement, OneStalledConnection) {
-  TcpProxy proxy(std::stoi(database_->get("DB_PORT")));
-  auto argv = statement_command(true);
-  argv.insert(argv.end(), {"--set", "sink.config.answer_timeout=4"});
-  BackgroundProcess run(argv, through(proxy, "", 30000));
-  wait_for_rows_in("upsert_tokens", 2000, run);
-  ASSERT_EQ(proxy.command("stall one"), 1);
-  ASSERT_EQ(run.wait(180s), 0) << run.err();
-  const auto check = upsert_promise("statement-one-stalled-connection");
-  EXPECT_TRUE(check.kept()) << check;
-  EXPECT_EQ(check.ok + check.rejected, 30000u) << check;
-  EXPECT_EQ(check.commit_unknown, 0u);
+  check_one_stalled_connection(statement_command(true), "statement-one-stalled-connection");
 }
 
 TEST_F(FaultInjectionStatement, NotIdempotentRowsInFlightAreReportedUnknown) {

@@ -29,6 +29,7 @@
 #include <Poco/URI.h>
 
 #include "body_reader.hpp"
+#include "http/tls.hpp"
 #include "request_watchdog.hpp"
 #include "etl/sdk.hpp"
 #include "etl/sdk/credentials.hpp"
@@ -102,19 +103,6 @@ class RawSession : public Session {
   }
 };
 
-void initialize_tls_once() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    Poco::Net::initializeSSL();
-    // Without a handler, Poco would ask on the console what to do about a bad certificate.
-    Poco::Net::SSLManager::InvalidCertificateHandlerPtr reject(
-        new Poco::Net::RejectCertificateHandler(false));
-    Poco::Net::Context::Ptr context(new Poco::Net::Context(
-        Poco::Net::Context::TLS_CLIENT_USE, "", Poco::Net::Context::VERIFY_RELAXED, 9, true));
-    Poco::Net::SSLManager::instance().initializeClient(nullptr, reject, context);
-  });
-}
-
 class HttpNewlineSource final : public sdk::Source {
  public:
   static sdk::ConfigMap<Config> config_map() {
@@ -169,7 +157,7 @@ class HttpNewlineSource final : public sdk::Source {
   }
 
   void open() override {
-    if (Poco::toLower(settings_.uri.getScheme()) == "https") initialize_tls_once();
+    if (Poco::toLower(settings_.uri.getScheme()) == "https") http::initialize_tls_once();
     watchdog_ = std::make_unique<RequestWatchdog>([this] { return context_.stop_requested(); });
   }
 
@@ -350,11 +338,7 @@ class HttpNewlineSource final : public sdk::Source {
     const std::string target = request_target(asked_in_request_);
     try {
       if (Poco::toLower(settings_.uri.getScheme()) == "https") {
-        const auto mode = settings_.tls_verify ? Poco::Net::Context::VERIFY_RELAXED
-                                               : Poco::Net::Context::VERIFY_NONE;
-        Poco::Net::Context::Ptr tls(new Poco::Net::Context(
-            Poco::Net::Context::TLS_CLIENT_USE, settings_.tls_ca_file, mode, 9,
-            /*loadDefaultCAs=*/settings_.tls_ca_file.empty()));
+        const Poco::Net::Context::Ptr tls = http::client_context(settings_.tls_ca_file, settings_.tls_verify);
         auto session = std::make_unique<RawSession<Poco::Net::HTTPSClientSession>>(
             settings_.uri.getHost(), settings_.uri.getPort(), tls);
         raw_read_ = [s = session.get()](char* b, std::size_t n) { return s->read_raw(b, n); };
