@@ -104,7 +104,9 @@ TEST_F(PostgresQuery, AMillionRowsStreamWithFlatMemory) {
             << " s (" << static_cast<long>(1000000 / large_seconds) << " rows/s, debug-or-release as built)" << std::endl;
   EXPECT_GT(small, 0);
   EXPECT_LT(large - small, 16 * 1024) << "memory grew with the result: " << small << " -> " << large << " KiB";
-  EXPECT_LT(large, 64 * 1024) << "peak RSS for 10^6 rows";
+#if !defined(__SANITIZE_ADDRESS__)
+  EXPECT_LT(large, 64 * 1024) << "peak RSS for 10^6 rows";  // AddressSanitizer's shadow memory alone is more
+#endif
   database_->query("DROP TABLE big");
 }
 
