@@ -61,6 +61,12 @@ class RowPlan {
       }
       plan_statement(config);
     }
+    // Which sources each statement binds: a record needs only its own statement's fields.
+    for (const auto& statement : statements_) {
+      std::vector<bool> needed(sources_.size(), mode_ != WriteMode::statement);
+      for (const auto index : statement.parameters) needed[index] = true;
+      needed_.push_back(std::move(needed));
+    }
   }
 
   WriteMode mode() const { return mode_; }
@@ -86,6 +92,7 @@ class RowPlan {
     }
     row.values.clear();
     row.values.reserve(sources_.size());
+    const std::vector<bool>& needed = needed_[row.statement];
     for (std::size_t i = 0; i < sources_.size(); ++i) {
       const Source& source = sources_[i];
       if (source.constant) {
@@ -94,7 +101,9 @@ class RowPlan {
       }
       const sdk::Field* found = record.find(source.field);
       if (found == nullptr) {
-        if (source.fallback) {
+        if (!needed[i]) {
+          row.values.emplace_back();  // another statement's parameter: not bound by this one
+        } else if (source.fallback) {
           row.values.push_back(*source.fallback);
         } else if (missing_is_null_) {
           row.values.emplace_back();
@@ -270,6 +279,7 @@ class RowPlan {
   std::map<std::string, std::size_t> statement_for_value_;  // statement mode, by statement_field
   std::string statement_field_;
   std::vector<std::size_t> key_indices_;  // into columns_: the key (empty: all values)
+  std::vector<std::vector<bool>> needed_;  // per statement, per source: bound by it
 };
 
 }  // namespace etl::plugins::postgres

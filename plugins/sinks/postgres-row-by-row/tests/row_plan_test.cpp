@@ -114,19 +114,23 @@ TEST(RowPlan, StatementsChosenByAFieldWithNamedParametersAndConstants) {
   config.columns.clear();
   config.constants = {{"origin", "webhook"}};
   config.statement_field = "event";
-  config.statements = {{"created", "INSERT INTO task (id, origin) VALUES ($id, $origin)"},
+  config.statements = {{"created", "INSERT INTO task (id, origin, name) VALUES ($id, $origin, $name)"},
                        {"deleted", "UPDATE task SET deleted_at = now() WHERE id = $id"}};
   const RowPlan plan(config);
   ASSERT_EQ(plan.statements().size(), 2u);
-  EXPECT_EQ(plan.statements()[0].sql, "INSERT INTO task (id, origin) VALUES ($1, $2)");
+  EXPECT_EQ(plan.statements()[0].sql, "INSERT INTO task (id, origin, name) VALUES ($1, $2, $3)");
   EXPECT_EQ(plan.statements()[1].sql, "UPDATE task SET deleted_at = now() WHERE id = $1");
   Row row;
   EXPECT_FALSE(plan.fill(record({{"event", sdk::Value("deleted")}, {"id", sdk::Value("42")}}), row));
   EXPECT_EQ(row.statement, 1u);
   ASSERT_EQ(plan.parameters(row).size(), 1u);
   EXPECT_STREQ(plan.parameters(row)[0], "42");
-  EXPECT_FALSE(plan.fill(record({{"event", sdk::Value("created")}, {"id", sdk::Value("42")}}), row));
+  // A record needs only its own statement's fields: "deleted" binds no name, "created" does.
+  EXPECT_FALSE(plan.fill(record({{"event", sdk::Value("created")}, {"id", sdk::Value("42")}, {"name", sdk::Value("n")}}), row));
   EXPECT_STREQ(plan.parameters(row)[1], "webhook");
+  const auto no_name = plan.fill(record({{"event", sdk::Value("created")}, {"id", sdk::Value("42")}}), row);
+  ASSERT_TRUE(no_name);
+  EXPECT_EQ(no_name->code, "missing_field");
   const auto unknown = plan.fill(record({{"event", sdk::Value("exploded")}, {"id", sdk::Value("1")}}), row);
   ASSERT_TRUE(unknown);
   EXPECT_EQ(unknown->code, "unknown_statement");
