@@ -20,9 +20,12 @@ ls "$prefix"/lib*/cmake/etl-sdk/etl-sdk-config.cmake >/dev/null || fail "no CMak
 # Run from elsewhere, with no plugin path of any kind.
 listing=$(cd / && env -u ETL_PLUGIN_PATH "$prefix/bin/etl-host" plugins --json)
 count=$(grep -c "\"file\": \"$prefix/lib/etl-host/plugins/" <<<"$listing" || true)
-[[ "$count" -eq 14 ]] || fail "expected 14 plugins from $prefix/lib/etl-host/plugins, got $count: $listing"
+[[ "$count" -eq 15 ]] || fail "expected 15 plugins from $prefix/lib/etl-host/plugins, got $count: $listing"
 (cd / && env -u ETL_PLUGIN_PATH TOKEN_HOST=http://127.0.0.1:1/x DB_HOST=h DB_USER=u DB_NAME=d \
    "$prefix/bin/etl-host" validate "$prefix/share/etl-host/pipelines/tokens.json" >/dev/null) || fail "validate failed"
 (cd / && env -u ETL_PLUGIN_PATH DB_HOST=h DB_USER=u DB_NAME=d \
    "$prefix/bin/etl-host" validate "$prefix/share/etl-host/pipelines/names.json" >/dev/null) || fail "validate names.json failed"
-echo "install: 2 passed, 0 failed"
+(cd / && env -u ETL_PLUGIN_PATH DB_HOST=h DB_USER=u DB_NAME=d \
+   "$prefix/bin/etl-host" validate "$prefix/share/etl-host/pipelines/birthday-api.json" >/dev/null) || fail "validate birthday-api.json failed"
+[[ -f "$prefix/share/etl-host/pipelines/sql/birthday.sql" ]] || fail "pipelines/sql/birthday.sql is not installed"
+echo "install: 3 passed, 0 failed"

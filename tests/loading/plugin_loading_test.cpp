@@ -165,7 +165,7 @@ TEST(PluginLoading, EtlHostListsPluginsAsJson) {
   }
   EXPECT_EQ(names, (std::set<std::string>{"test-counter", "test-sink", "test-slow-reporter", "http-newline", "file-lines",
                                           "postgres-query", "validate", "map", "postgres-lookup", "postgres-row-by-row",
-                                          "null", "stdout", "csv", "json", "csv-file", "json-files", "http-post"}));
+                                          "null", "stdout", "csv", "json", "csv-file", "json-files", "http-post", "http-server"}));
 }
 
 TEST(PluginLoading, EtlPluginPathEnvironmentVariable) {
