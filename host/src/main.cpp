@@ -516,11 +516,13 @@ class EtlHostApplication : public Poco::Util::Application {
       json variants = json::array();
       for (const auto& info : registry().plugins()) {
         if (info.kind != kind) continue;
+        json names = json::array({info.name});
+        for (const auto& alias : info.aliases) names.push_back(alias);
         variants.push_back(json{{"type", "object"},
                                 {"additionalProperties", false},
                                 {"required", json::array({"plugin"})},
                                 {"properties",
-                                 {{"plugin", {{"const", info.name}}},
+                                 {{"plugin", {{"enum", names}}},
                                   {"config", accepting_placeholders(info.schema)}}}});
       }
       return json{{"oneOf", variants}};

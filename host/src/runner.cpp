@@ -24,9 +24,10 @@ namespace etl::host {
 
 using Clock = std::chrono::steady_clock;
 
-HostContext::HostContext(std::string plugin_name, const RunStop& stop)
+HostContext::HostContext(std::string plugin_name, const RunStop& stop, bool downstream)
     : plugin_name_(std::move(plugin_name)),
       stop_(stop),
+      downstream_(downstream),
       logger_(Poco::Logger::get("plugin." + plugin_name_)) {}
 
 void HostContext::log(sdk::LogLevel level, std::string_view message) noexcept {
@@ -43,7 +44,9 @@ void HostContext::log(sdk::LogLevel level, std::string_view message) noexcept {
   }
 }
 
-bool HostContext::stop_requested() const noexcept { return stop_.requested(); }
+bool HostContext::stop_requested() const noexcept {
+  return downstream_ ? stop_.downstream_requested() : stop_.requested();
+}
 
 std::string_view HostContext::plugin_name() const noexcept { return plugin_name_; }
 
@@ -60,7 +63,7 @@ PluginInstance<T> instantiate(const StageSpec& stage, PluginRegistry& registry, 
   PluginInstance<T> instance;
   instance.library = info.descriptor;
   instance.name = info.name;
-  instance.context = std::make_unique<HostContext>(info.name, stop);
+  instance.context = std::make_unique<HostContext>(info.name, stop, !std::is_same_v<T, sdk::Source>);
   const std::string config = stage.config.dump();
   const sdk::PluginArgs args{config, *instance.context};
   instance.object = call_plugin(info.name, "configure", [&]() -> std::unique_ptr<T> {
@@ -319,7 +322,10 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
       sdk::Batch batch;
       sdk::Batch to_sink;
       bool more = true;
-      while (more && !stop.requested()) {
+      // A source that drains on a stop is read until it ends; any other is not read again.
+      const bool drains = dynamic_cast<const sdk::DrainsOnStop*>(&source) != nullptr;
+      stop.hold_downstream(drains);
+      while (more && (drains || !stop.requested())) {
         batch.clear();
         reading_since.store(Clock::now().time_since_epoch().count());
         try {
@@ -337,7 +343,7 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
         received += batch.size();
         received_so_far.store(received);
         if (batch.empty()) continue;
-        if (stop.requested()) {
+        if (stop.requested() && !drains) {
           ledger.fail_unsent(batch, 0, "not attempted: the run was stopped");
           break;
         }

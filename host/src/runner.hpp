@@ -37,8 +37,15 @@ class RunStop {
   /// Whether the run's own reason came before any signal: its exit code is then the run's.
   [[nodiscard]] bool internal_first() const noexcept { return internal_first_.load(); }
 
+  /// The stop as the stages after the source see it: held back for a source that drains on a
+  /// stop (sdk::DrainsOnStop), so that what it had accepted is written and settled rather than
+  /// refused (the sink's own retry bounds, or a second signal, still end the run).
+  [[nodiscard]] bool downstream_requested() const noexcept { return requested() && !hold_downstream_.load(); }
+  void hold_downstream(bool hold) noexcept { hold_downstream_.store(hold); }
+
  private:
   const std::atomic<int>* signal_code_;
+  std::atomic<bool> hold_downstream_{false};
   std::atomic<bool> internal_{false};
   std::atomic<bool> internal_first_{false};
 };
@@ -46,7 +53,8 @@ class RunStop {
 /// The Context the host gives each plugin object.
 class HostContext final : public sdk::Context {
  public:
-  HostContext(std::string plugin_name, const RunStop& stop);
+  /// `downstream`: a transform, sink or reporter, which sees RunStop::downstream_requested().
+  HostContext(std::string plugin_name, const RunStop& stop, bool downstream);
   void log(sdk::LogLevel level, std::string_view message) noexcept override;
   [[nodiscard]] bool stop_requested() const noexcept override;
   [[nodiscard]] std::string_view plugin_name() const noexcept override;
@@ -54,6 +62,7 @@ class HostContext final : public sdk::Context {
  private:
   std::string plugin_name_;
   const RunStop& stop_;
+  bool downstream_;
   Poco::Logger& logger_;
 };
 

@@ -13,3 +13,4 @@ ETL_PROBE void etl_abi_probe_run(const sdk::PluginArgs*, const sdk::SourceStats*
                                  const sdk::Summary*, const sdk::PluginDescriptor*) {}
 ETL_PROBE void etl_abi_probe_interfaces(sdk::Context*, sdk::Source*, sdk::Transform*, sdk::OutcomeReceiver*,
                                         sdk::Sink*, sdk::Reporter*, sdk::PluginError*, sdk::ConfigError*) {}
+ETL_PROBE void etl_abi_probe_since_1_2(sdk::DrainsOnStop*) {}

@@ -6,6 +6,9 @@
 #include <signal.h>
 
 #include <ctime>
+#include <mutex>
+#include <sstream>
+#include <thread>
 
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
@@ -58,14 +61,19 @@ class BirthdayApi : public ::testing::Test {
   void SetUp() override {
     database_->query("TRUNCATE hello_users");
     port_ = free_port();
+    api_ = start_instance(reports_);
+    ASSERT_TRUE(eventually([&] { return request("GET", "/readyz").status == 200; }, 30s)) << api_->err();
+  }
+
+  /// etl-host running pipelines/birthday-api.json on port_, its report in `reports`.
+  std::unique_ptr<BackgroundProcess> start_instance(const TempDir& reports) {
     ProcessOptions options;
     options.set_env = database_->env();
     options.set_env["HTTP_PORT"] = std::to_string(port_);
-    options.set_env["REPORT_DIR"] = reports_.path().string();
+    options.set_env["REPORT_DIR"] = reports.path().string();
     options.working_dir = source_dir();
-    api_ = std::make_unique<BackgroundProcess>(std::vector<std::string>{etl_host_binary(), "run", "pipelines/birthday-api.json"},
-                                               options);
-    ASSERT_TRUE(eventually([&] { return request("GET", "/readyz").status == 200; }, 30s)) << api_->err();
+    return std::make_unique<BackgroundProcess>(
+        std::vector<std::string>{etl_host_binary(), "run", "pipelines/birthday-api.json"}, options);
   }
   void TearDown() override {
     if (api_) {
@@ -179,6 +187,81 @@ TEST_F(BirthdayApi, ConcurrentRequestsAreAllAnsweredAndSigtermDrainsThem) {
   EXPECT_EQ(api_->wait(20s), 143) << api_->err();
   const std::string report = read_file(reports_.file("birthday-api.jsonl"));
   EXPECT_NE(report.find("\"summary\""), std::string::npos);
+  api_.reset();
+}
+
+/// Records with status ok in a JSON Lines report.
+int ok_records(const std::string& report) {
+  int ok = 0;
+  std::istringstream lines(report);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty()) continue;
+    const json entry = json::parse(line);
+    if (entry.contains("status") && entry.at("status") == "ok") ++ok;
+  }
+  return ok;
+}
+
+// A rolling restart on one port: a second instance starts on the same port (SO_REUSEPORT), then
+// the first is stopped with SIGTERM while two clients send requests without a pause, each on a
+// new connection (so that both instances get some). Not one request may fail.
+TEST_F(BirthdayApi, RollingRestartOnOnePortFailsNoRequest) {
+  if (read_file("/proc/sys/net/ipv4/tcp_migrate_req").rfind('1', 0) != 0) {
+    GTEST_SKIP() << "needs net.ipv4.tcp_migrate_req = 1 (tests/support/private-network sets it in a network "
+                    "namespace of its own when run as root); without it a closing listener resets the "
+                    "connections in its backlog";
+  }
+  ASSERT_EQ(save("ann", "1990-05-17").status, 204);
+  std::atomic<bool> done{false};
+  std::atomic<int> answered{0};
+  std::mutex failures_mutex;
+  std::vector<std::string> failures;
+  auto client = [&](int id) {
+    for (int i = 0; !done; ++i) {
+      const bool put = i % 2 == 0;
+      const Reply reply = put ? save("roll" + std::string(1, static_cast<char>('a' + id)) + "x" +
+                                         std::string(static_cast<std::size_t>(i % 20 + 1), 'y'),
+                                     "1990-05-17")
+                              : request("GET", "/hello/ann");
+      if (reply.status == (put ? 204 : 200)) {
+        ++answered;
+      } else {
+        std::lock_guard lock(failures_mutex);
+        failures.push_back((put ? "PUT " : "GET ") + std::to_string(reply.status) + " " + reply.body);
+      }
+    }
+  };
+  std::vector<std::thread> clients;
+  for (int id = 0; id < 2; ++id) clients.emplace_back(client, id);
+  auto answered_more = [&](int count) {
+    const int from = answered;
+    return eventually([&] { return answered >= from + count; }, 30s);
+  };
+  EXPECT_TRUE(answered_more(100));
+
+  TempDir second_reports;
+  auto second = start_instance(second_reports);
+  EXPECT_TRUE(second->wait_for_err("listening on", 30s)) << second->err();
+  EXPECT_TRUE(answered_more(300));  // both instances take connections now
+
+  api_->signal(SIGTERM);
+  EXPECT_EQ(api_->wait(30s), 143) << api_->err();
+  EXPECT_TRUE(answered_more(300));  // the second instance alone
+  done = true;
+  for (auto& thread : clients) thread.join();
+
+  {
+    std::lock_guard lock(failures_mutex);
+    EXPECT_TRUE(failures.empty()) << failures.size() << " failed request(s), the first: " << failures.front();
+  }
+  // Both instances answered requests, and each reported what it answered.
+  const int first_ok = ok_records(read_file(reports_.file("birthday-api.jsonl")));
+  second->signal(SIGTERM);
+  EXPECT_EQ(second->wait(30s), 143) << second->err();
+  const int second_ok = ok_records(read_file(second_reports.file("birthday-api.jsonl")));
+  EXPECT_GT(first_ok, 0);
+  EXPECT_GT(second_ok, 0);
+  EXPECT_EQ(first_ok + second_ok, answered.load() + 1);  // + the first save
   api_.reset();
 }
 

@@ -219,7 +219,7 @@ TEST_F(HostRun, SchemaCommandFoldsInPluginSchemas) {
   const auto sources = schema.at("$defs").at("source").at("oneOf");
   bool found = false;
   for (const auto& variant : sources) {
-    if (variant.at("properties").at("plugin").at("const") == "http-newline") {
+    if (variant.at("properties").at("plugin").at("enum").at(0) == "http-newline") {
       found = true;
       EXPECT_TRUE(variant.at("properties").at("config").at("properties").contains("max_per_request"));
     }

@@ -2,7 +2,9 @@
 // request from its record's final outcome (synchronous responses): ok → the route's status with
 // the outcome's detail, rejected → 400/404/409 with the reason, failed → 503. Routes are a
 // method and a path pattern (PUT /hello/{username}); a JSON object body becomes typed fields.
-// On a stop it takes no new connections, answers every request in flight, and ends.
+// On a stop it closes its listener, answers every request in flight and every request still
+// arriving on connections it had accepted (each answer then says Connection: close), and ends
+// once those connections are closed or drain_timeout has passed.
 
 #include <chrono>
 #include <condition_variable>
@@ -13,7 +15,6 @@
 
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
-#include <Poco/Net/HTTPServer.h>
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerResponse.h>
@@ -21,6 +22,7 @@
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/URI.h>
 
+#include "connection_pool.hpp"
 #include "etl/sdk.hpp"
 #include "http/tls.hpp"
 #include "routes.hpp"
@@ -41,6 +43,7 @@ struct Config {
   int max_concurrency = 64;
   int max_queued = 256;
   double response_timeout = 30;
+  double drain_timeout = 10;
   bool reuse_port = true;
   std::string tls_cert_file;
   std::string tls_key_file;
@@ -113,7 +116,7 @@ Answer error_answer(int status, const std::string& message, const std::string& c
   return {status, json{{"error", message}, {"code", code}}.dump()};
 }
 
-class HttpServerSource final : public sdk::Source {
+class HttpServerSource final : public sdk::Source, public sdk::DrainsOnStop {
  public:
   static sdk::ConfigMap<Config> config_map() {
     sdk::ConfigMap<Config> map;
@@ -143,6 +146,10 @@ class HttpServerSource final : public sdk::Source {
     map.key("response_timeout", &Config::response_timeout,
             "Seconds a request waits for its record's outcome before it is answered 503 (the record goes on).")
         .exclusive_minimum(0);
+    map.key("drain_timeout", &Config::drain_timeout,
+            "After a stop, seconds open connections have to finish (every answer after the stop says "
+            "Connection: close) before the run ends and idle ones are closed.")
+        .minimum(0);
     map.key("reuse_port", &Config::reuse_port,
             "SO_REUSEPORT: a second instance can listen on the same port (a rolling restart without a gap).");
     map.key("tls_cert_file", &Config::tls_cert_file, "PEM certificate: serve HTTPS (with tls_key_file).");
@@ -162,12 +169,13 @@ class HttpServerSource final : public sdk::Source {
     std::map<std::uint64_t, std::shared_ptr<Exchange>> waiting;
     {
       std::lock_guard lock(mutex_);
+      closed_ = true;
       waiting.swap(pending_);
       for (auto& exchange : queue_) exchange->answer_with(error_answer(503, "the service is stopping", "stopping"));
       queue_.clear();
     }
     for (auto& [sequence, exchange] : waiting) exchange->answer_with(error_answer(503, "the service is stopping", "stopping"));
-    if (server_) server_->stopAll(false);
+    pool_.reset();  // ends idle connections and waits for every thread
   }
 
   void open() override {
@@ -189,12 +197,12 @@ class HttpServerSource final : public sdk::Source {
       throw sdk::PluginError("cannot listen on " + config_.host + ":" + std::to_string(config_.port) + ": " +
                              e.displayText());
     }
-    auto* params = new Poco::Net::HTTPServerParams;
-    params->setMaxThreads(config_.max_concurrency);
-    params->setMaxQueued(config_.max_queued);
+    Poco::Net::HTTPServerParams::Ptr params(new Poco::Net::HTTPServerParams);
     params->setKeepAlive(true);
-    server_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(*this), socket, params);
-    server_->start();
+    pool_ = std::make_unique<ConnectionPool>(socket, params, new Factory(*this),
+                                             static_cast<std::size_t>(config_.max_concurrency),
+                                             static_cast<std::size_t>(config_.max_queued));
+    pool_->start();
     ready_ = true;
     context_.log(sdk::LogLevel::info, "listening on " + std::string(config_.tls_cert_file.empty() ? "http" : "https") +
                                           "://" + config_.host + ":" + std::to_string(socket.address().port()) + " (" +
@@ -210,9 +218,17 @@ class HttpServerSource final : public sdk::Source {
       if (context_.stop_requested()) {
         lock.unlock();
         stop_accepting();
-        return false;
+        if (drained()) {
+          lock.lock();
+          if (queue_.empty()) {
+            closed_ = true;
+            return false;
+          }
+          continue;
+        }
+        lock.lock();
       }
-      arrived_.wait_for(lock, std::chrono::milliseconds(100));
+      arrived_.wait_for(lock, std::chrono::milliseconds(50));
     }
     // What has arrived, at once: a request does not wait for a batch to fill.
     while (!queue_.empty() && batch.size() < max_records) {
@@ -253,7 +269,9 @@ class HttpServerSource final : public sdk::Source {
       const bool ready = ready_ && !context_.stop_requested();
       return send(response, {ready ? 200 : 503, ready ? R"({"status":"ready"})" : R"({"status":"stopping"})"});
     }
-    if (context_.stop_requested()) return send(response, error_answer(503, "the service is stopping", "stopping"));
+    // After a stop, requests on connections accepted before it are still served; each answer
+    // closes its connection, so that the client's next request goes to another instance.
+    if (context_.stop_requested()) response.setKeepAlive(false);
     const Route* route = nullptr;
     std::vector<std::pair<std::string, std::string>> params;
     bool path_known = false;
@@ -276,6 +294,7 @@ class HttpServerSource final : public sdk::Source {
     exchange->record = make_record(request, *route, path, params);
     {
       std::lock_guard lock(mutex_);
+      if (closed_) return send(response, error_answer(503, "the service is stopping", "stopping"));
       queue_.push_back(exchange);
     }
     arrived_.notify_one();
@@ -292,10 +311,24 @@ class HttpServerSource final : public sdk::Source {
  private:
   void stop_accepting() {
     std::lock_guard lock(stop_mutex_);
-    if (server_ && ready_) {
+    if (pool_ && ready_) {
       ready_ = false;
-      server_->stop();  // no new connections; those being served go on
+      stop_began_ = std::chrono::steady_clock::now();
+      pool_->stop_accepting();
+      context_.log(sdk::LogLevel::info, "stopped accepting; answering the requests in flight (" +
+                                            std::to_string(pool_->open_connections()) + " open connection(s))");
     }
+  }
+
+  /// After a stop: every connection accepted before it is closed, or drain_timeout has passed.
+  bool drained() {
+    std::lock_guard lock(stop_mutex_);
+    if (!pool_ || pool_->open_connections() == 0) return true;
+    const std::chrono::duration<double> waited = std::chrono::steady_clock::now() - stop_began_;
+    if (waited.count() < config_.drain_timeout) return false;
+    context_.log(sdk::LogLevel::warning, std::to_string(pool_->open_connections()) +
+                                             " connection(s) still open after drain_timeout; closing them");
+    return true;
   }
 
   sdk::Record make_record(Poco::Net::HTTPServerRequest& request, const Route& route, const std::string& path,
@@ -350,14 +383,16 @@ class HttpServerSource final : public sdk::Source {
 
   Config config_;
   sdk::Context& context_;
-  std::unique_ptr<Poco::Net::HTTPServer> server_;
+  std::unique_ptr<ConnectionPool> pool_;
   std::atomic<bool> ready_{false};
-  std::mutex stop_mutex_;
-  mutable std::mutex mutex_;  // queue_, pending_, yielded_
+  std::mutex stop_mutex_;  // stop_began_
+  std::chrono::steady_clock::time_point stop_began_;
+  mutable std::mutex mutex_;  // queue_, pending_, yielded_, closed_
   std::condition_variable arrived_;
   std::deque<std::shared_ptr<Exchange>> queue_;
   std::map<std::uint64_t, std::shared_ptr<Exchange>> pending_;
   std::uint64_t yielded_ = 0;
+  bool closed_ = false;  // read() has ended: nothing more becomes a record
 };
 
 void Handler::handleRequest(Poco::Net::HTTPServerRequest& request, Poco::Net::HTTPServerResponse& response) {

@@ -142,6 +142,18 @@ class ETL_SDK_API Source {
   }
 };
 
+/// A source that also derives from DrainsOnStop is read on after a stop (a signal, max_rejected,
+/// a failed stage) until read() returns false, and the records it yields then are processed as
+/// usual: a server answering the requests it had accepted before it stopped accepting. Its read()
+/// must still end soon after Context::stop_requested() turns true (http-server: within its
+/// drain_timeout); a second signal ends the run at once. Other sources are not read after a stop,
+/// and records a read returns once the stop has come are reported failed, not attempted.
+/// Since SDK 1.2 (a host before 1.2 treats such a source like any other).
+class ETL_SDK_API DrainsOnStop {
+ public:
+  virtual ~DrainsOnStop() = default;
+};
+
 /// What a transform decided for one record.
 struct TransformResult {
   enum class Verdict : std::uint8_t {
