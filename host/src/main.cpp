@@ -1,6 +1,7 @@
 // etl-host: runs pipelines made of source, sink and reporter plugins.
 
 #include <csignal>
+#include <map>
 #include <ctime>
 #include <cstdlib>
 #include <fstream>
@@ -228,7 +229,13 @@ class EtlHostApplication : public Poco::Util::Application {
       return result;
     };
     try {
-      return load_pipeline(path, overrides_, environment_variable, schemas);
+      // The schedule's window comes first: a scheduled run must report the window it was
+      // started for, whatever the environment says.
+      const VariableLookup variables = [this](const std::string& name) -> std::optional<std::string> {
+        if (const auto found = schedule_variables_.find(name); found != schedule_variables_.end()) return found->second;
+        return environment_variable(name);
+      };
+      return load_pipeline(path, overrides_, variables, schemas);
     } catch (const PipelineError& e) {
       problems_ = e.problems();
       // Stages whose config passed the schema are also handed to their plugins, so that a
@@ -359,6 +366,16 @@ class EtlHostApplication : public Poco::Util::Application {
     return result.exit_code;
   }
 
+  /// 2026-12-01T17:45:00Z
+  static std::string utc_text(std::chrono::system_clock::time_point at) {
+    const std::time_t seconds = std::chrono::system_clock::to_time_t(at);
+    std::tm parts{};
+    gmtime_r(&seconds, &parts);
+    char text[32];
+    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &parts);
+    return text;
+  }
+
   /// Sleeps until `until`, waking early on a stop signal; false when stopped.
   static bool sleep_until(std::chrono::system_clock::time_point until) {
     while (std::chrono::system_clock::now() < until) {
@@ -405,13 +422,24 @@ class EtlHostApplication : public Poco::Util::Application {
     host_logger().information("schedule: " + args.front() + " " + described +
                               (max_runs ? ", at most " + std::to_string(max_runs) + " run(s)" : std::string()));
     int last_exit = exit_code::ok;
+    std::optional<SystemClock::time_point> previous_window_end;
     for (std::uint64_t run = 1; max_runs == 0 || run <= max_runs; ++run) {
       if (!sleep_until(slot)) {
         host_logger().information("schedule: stopped between runs");
         return exit_code::ok;
       }
       const auto started = SystemClock::now();
-      host_logger().information("schedule: run " + std::to_string(run) + " starts");
+      // The window this run covers: from the previous run's slot to this one's, whole seconds, so
+      // that consecutive runs cover time without a gap or an overlap (the first run: one
+      // interval back).
+      const auto window_end = std::chrono::floor<std::chrono::seconds>(slot);
+      const auto window_start = previous_window_end.value_or(window_end - std::chrono::duration_cast<std::chrono::seconds>(
+                                                                              interval ? *interval : next_slot(slot) - slot));
+      schedule_variables_["ETL_WINDOW_START"] = utc_text(window_start);
+      schedule_variables_["ETL_WINDOW_END"] = utc_text(window_end);
+      previous_window_end = window_end;
+      host_logger().information("schedule: run " + std::to_string(run) + " starts (window " +
+                                schedule_variables_["ETL_WINDOW_START"] + " to " + schedule_variables_["ETL_WINDOW_END"] + ")");
       last_exit = run_once(args.front());
       if (g_signal_code.load() != 0) {
         host_logger().information("schedule: stopped during run " + std::to_string(run));
@@ -432,14 +460,7 @@ class EtlHostApplication : public Poco::Util::Application {
         next = now;
       }
       slot = next;
-      if (max_runs == 0 || run < max_runs) {
-        const std::time_t at = SystemClock::to_time_t(slot);
-        std::tm parts{};
-        gmtime_r(&at, &parts);
-        char text[32];
-        std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &parts);
-        host_logger().information("schedule: next run at " + std::string(text));
-      }
+      if (max_runs == 0 || run < max_runs) host_logger().information("schedule: next run at " + utc_text(slot));
     }
     return last_exit;
   }
@@ -554,6 +575,8 @@ class EtlHostApplication : public Poco::Util::Application {
   std::string max_runs_;
   std::string summary_json_;
   std::vector<Override> overrides_;
+  /// ETL_WINDOW_START and ETL_WINDOW_END of the scheduled run being loaded.
+  std::map<std::string, std::string> schedule_variables_;
   std::vector<std::string> plugin_paths_;
   PluginRegistry registry_;
   bool registry_scanned_ = false;

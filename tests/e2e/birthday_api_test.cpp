@@ -10,11 +10,6 @@
 #include <sstream>
 #include <thread>
 
-#include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPRequest.h>
-#include <Poco/Net/HTTPResponse.h>
-#include <Poco/Net/ServerSocket.h>
-#include <Poco/StreamCopier.h>
 #include <nlohmann/json.hpp>
 
 #include "test_support.hpp"
@@ -25,15 +20,7 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-struct Reply {
-  int status = 0;
-  std::string body;
-};
-
-int free_port() {
-  Poco::Net::ServerSocket socket(Poco::Net::SocketAddress("127.0.0.1", 0));
-  return socket.address().port();
-}
+using Reply = HttpReply;
 
 /// YYYY-MM-DD of today + `days`, `years_back` years ago (local time, as the API's checks).
 std::string date_from_today(int days, int years_back) {
@@ -83,23 +70,7 @@ class BirthdayApi : public ::testing::Test {
   }
 
   Reply request(const std::string& method, const std::string& path, const std::string& body = "") {
-    try {
-      Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port_));
-      session.setTimeout(Poco::Timespan(10, 0));
-      Poco::Net::HTTPRequest request(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
-      if (!body.empty()) {
-        request.setContentType("application/json");
-        request.setContentLength(static_cast<std::streamsize>(body.size()));
-      }
-      session.sendRequest(request) << body;
-      Poco::Net::HTTPResponse response;
-      Reply reply;
-      Poco::StreamCopier::copyToString(session.receiveResponse(response), reply.body);
-      reply.status = static_cast<int>(response.getStatus());
-      return reply;
-    } catch (const std::exception& e) {
-      return {-1, e.what()};
-    }
+    return http_request(port_, method, path, body);
   }
   Reply save(const std::string& user, const std::string& date) {
     return request("PUT", "/hello/" + user, json{{"dateOfBirth", date}}.dump());

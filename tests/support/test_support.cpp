@@ -15,6 +15,12 @@
 #include <stdexcept>
 #include <thread>
 
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/StreamCopier.h>
+
 extern char** environ;
 
 namespace etl::testing {
@@ -356,6 +362,31 @@ TokenSource::TokenSource(bool tls, const std::vector<std::string>& extra_argumen
 std::string TokenSource::url(const std::string& query) const {
   return std::string(tls_ ? "https" : "http") + "://127.0.0.1:" + std::to_string(port_) +
          "/be-interview-env-datasource-84c27f85" + (query.empty() ? "" : "?" + query);
+}
+
+int free_port() {
+  Poco::Net::ServerSocket socket(Poco::Net::SocketAddress("127.0.0.1", 0));
+  return socket.address().port();
+}
+
+HttpReply http_request(int port, const std::string& method, const std::string& path, const std::string& body) {
+  try {
+    Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port));
+    session.setTimeout(Poco::Timespan(10, 0));
+    Poco::Net::HTTPRequest request(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
+    if (!body.empty()) {
+      request.setContentType("application/json");
+      request.setContentLength(static_cast<std::streamsize>(body.size()));
+    }
+    session.sendRequest(request) << body;
+    Poco::Net::HTTPResponse response;
+    HttpReply reply;
+    Poco::StreamCopier::copyToString(session.receiveResponse(response), reply.body);
+    reply.status = static_cast<int>(response.getStatus());
+    return reply;
+  } catch (const std::exception& e) {
+    return {-1, e.what()};
+  }
 }
 
 }  // namespace etl::testing

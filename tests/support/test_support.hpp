@@ -164,4 +164,15 @@ bool eventually(Condition&& condition, std::chrono::milliseconds timeout = std::
 /// Splits text into lines (without the newline characters).
 std::vector<std::string> lines_of(const std::string& text);
 
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+int free_port();
+
+struct HttpReply {
+  int status = 0;    ///< -1: no answer (the reason is in body)
+  std::string body;
+};
+
+/// One request on a new connection to 127.0.0.1:port (JSON body when not empty), 10 s timeout.
+HttpReply http_request(int port, const std::string& method, const std::string& path, const std::string& body = "");
+
 }  // namespace etl::testing
