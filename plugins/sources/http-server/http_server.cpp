@@ -101,7 +101,7 @@ class Factory final : public Poco::Net::HTTPRequestHandlerFactory {
 };
 
 void send(Poco::Net::HTTPServerResponse& response, const Answer& answer) {
-  response.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(answer.status));
+  response.setStatusAndReason(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(answer.status));
   if (answer.body.empty()) {
     response.setContentLength(0);
     response.send();
