@@ -4,7 +4,7 @@
 // file (--ledger, one JSON line per customer, written before the answer), so that what the API
 // received is countable by ID even across a kill and a restart. A request with an
 // Idempotency-Key it has seen before is answered 200 again without being stored twice, as a
-// real API would, and counted as a replay. --unavailable SECONDS answers 503 (with
+// real API would, and counted as a replay (a ledger line with "replay": true). --unavailable SECONDS answers 503 (with
 // Retry-After: 1) for that long after start: "the API is down". GET /stats counts.
 //   customer-api [--bind ADDR] [--port N] [--ledger FILE] [--unavailable SECONDS]
 // Prints the port it listens on; SIGTERM or SIGINT end it.
@@ -62,6 +62,10 @@ class Store {
     ++requests_;
     if (!key.empty() && !keys_.insert(key).second) {
       ++replays_;
+      if (ledger_.is_open()) {
+        ledger_ << json{{"key", key}, {"replay", true}, {"customer", customer}}.dump() << "\n";
+        ledger_.flush();
+      }
       return false;
     }
     ++accepted_;

@@ -193,8 +193,11 @@ class PostgresQuerySource final : public sdk::Source {
     const auto ack = acks_.find(outcome.status);
     if (ack != acks_.end()) run_ack(ack->second, pending, outcome);
     if (!config_.key.empty()) {
+      // Not yielded again by the run of the query going on now: its snapshot may be older than
+      // the acknowledgement that just committed, and it would still see the row as not done.
       std::lock_guard lock(mutex_);
       in_flight_.erase(pending.key);
+      settled_since_run_.insert(pending.key);
     }
   }
 
@@ -216,7 +219,9 @@ class PostgresQuerySource final : public sdk::Source {
       }
     }
     std::lock_guard lock(mutex_);
-    if (!config_.key.empty() && !in_flight_.insert(pending.key).second) return false;
+    if (!config_.key.empty() && (settled_since_run_.count(pending.key) != 0 || !in_flight_.insert(pending.key).second)) {
+      return false;
+    }
     // The host numbers the records read() yields 1, 2, 3, ... in order (etl/sdk/plugin.hpp).
     ++yielded_;
     record.origin = "row " + std::to_string(yielded_);
@@ -234,6 +239,13 @@ class PostgresQuerySource final : public sdk::Source {
   }
 
   void start_query() {
+    {
+      // Rows settled before this run's snapshot is taken: their acknowledgements have
+      // committed, so this run sees them done (or, without a statement for their outcome, due
+      // again).
+      std::lock_guard lock(mutex_);
+      settled_since_run_.clear();
+    }
     std::vector<const char*> parameters;
     for (const auto& value : values_) parameters.push_back(value.c_str());
     if (PQsendQueryPrepared(reader_.get(), "etl_query", static_cast<int>(parameters.size()), parameters.data(), nullptr,
@@ -352,10 +364,11 @@ class PostgresQuerySource final : public sdk::Source {
   bool running_ = false;
   std::uint64_t rows_in_run_ = 0;  // yielded by the current run of the query
   std::vector<std::string> fields_;
-  std::mutex mutex_;  // pending_, in_flight_, yielded_
+  std::mutex mutex_;  // pending_, in_flight_, settled_since_run_, yielded_
   std::uint64_t yielded_ = 0;
   std::map<std::uint64_t, Pending> pending_;
   std::set<std::string> in_flight_;
+  std::set<std::string> settled_since_run_;  // keys settled after the current run of the query began
 };
 
 }  // namespace
