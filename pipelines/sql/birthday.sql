@@ -4,23 +4,29 @@ CREATE TABLE IF NOT EXISTS hello_users (
   date_of_birth date NOT NULL CHECK (date_of_birth < current_date)
 );
 
--- The next birthday on or after `today`. Someone born on 29 February has it on 28 February in
--- years that have no 29th (the common legal convention).
-CREATE OR REPLACE FUNCTION hello_next_birthday(dob date, today date) RETURNS date
+-- The birthday in year `y`. Someone born on 29 February has it on 28 February in years that
+-- have no 29th (the common legal convention).
+CREATE OR REPLACE FUNCTION hello_birthday_in(dob date, y int) RETURNS date
 LANGUAGE sql IMMUTABLE AS $$
-  WITH years(y) AS (VALUES (extract(year FROM today)::int), (extract(year FROM today)::int + 1)),
-  candidates AS (
-    SELECT CASE WHEN extract(month FROM dob) = 2 AND extract(day FROM dob) = 29
-                     AND NOT (y % 4 = 0 AND (y % 100 <> 0 OR y % 400 = 0))
-                THEN make_date(y, 2, 28)
-                ELSE make_date(y, extract(month FROM dob)::int, extract(day FROM dob)::int) END AS day
-    FROM years)
-  SELECT min(day) FROM candidates WHERE day >= today
+  SELECT make_date(y, extract(month FROM dob)::int,
+                   CASE WHEN extract(month FROM dob) = 2 AND extract(day FROM dob) = 29
+                             AND NOT (y % 4 = 0 AND (y % 100 <> 0 OR y % 400 = 0))
+                        THEN 28 ELSE extract(day FROM dob)::int END)
 $$;
 
--- The greeting for a user, as the API answers it.
-CREATE OR REPLACE FUNCTION hello_message(name text, dob date, today date) RETURNS text
+-- The next birthday on or after `today`. Each of these functions is one expression, so
+-- PostgreSQL inlines them into the query that calls them (planned once with it, not per call).
+CREATE OR REPLACE FUNCTION hello_next_birthday(dob date, today date) RETURNS date
 LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE WHEN hello_birthday_in(dob, extract(year FROM today)::int) >= today
+              THEN hello_birthday_in(dob, extract(year FROM today)::int)
+              ELSE hello_birthday_in(dob, extract(year FROM today)::int + 1) END
+$$;
+
+-- The greeting for a user, as the API answers it. STABLE, not IMMUTABLE: text || integer is a
+-- stable operator, and PostgreSQL inlines a function only into one no less volatile than its body.
+CREATE OR REPLACE FUNCTION hello_message(name text, dob date, today date) RETURNS text
+LANGUAGE sql STABLE AS $$
   SELECT CASE WHEN hello_next_birthday(dob, today) = today
               THEN 'Hello, ' || name || '! Happy birthday!'
               ELSE 'Hello, ' || name || '! Your birthday is in ' || (hello_next_birthday(dob, today) - today) || ' day(s)' END

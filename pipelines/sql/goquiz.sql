@@ -14,13 +14,22 @@ CREATE TABLE IF NOT EXISTS customers (
 -- What the integrator's query reads: the customers still to send, oldest first.
 CREATE INDEX IF NOT EXISTS customers_unsent ON customers (loaded_at, id) WHERE sent_at IS NULL AND send_error IS NULL;
 
--- The loader's inserts wake the integrator (LISTEN customers_new) instead of it polling.
+-- The loader's inserts wake the integrator (LISTEN customers_new) instead of it polling. A
+-- NOTIFY serialises the commits of every transaction that sends one (PostgreSQL takes a global
+-- lock for the notification queue at commit): sent by every insert, it cut the loader from
+-- 8,200 to 2,700 rows/s. So an insert notifies only when it is the one customer waiting (the
+-- integrator may be idle), and one insert in 64 besides (by ID), which keeps an integrator that
+-- is busy with rows in flight from waiting for its poll during a long load.
 CREATE OR REPLACE FUNCTION customers_notify_new() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  PERFORM pg_notify('customers_new', '');
+  IF hashtext(NEW.id) % 64 = 0
+     OR NOT EXISTS (SELECT 1 FROM customers
+                    WHERE sent_at IS NULL AND send_error IS NULL AND id <> NEW.id LIMIT 1) THEN
+    PERFORM pg_notify('customers_new', '');
+  END IF;
   RETURN NULL;
 END $$;
 
 DROP TRIGGER IF EXISTS customers_notify_new ON customers;
 CREATE TRIGGER customers_notify_new AFTER INSERT ON customers
-  FOR EACH STATEMENT EXECUTE FUNCTION customers_notify_new();
+  FOR EACH ROW EXECUTE FUNCTION customers_notify_new();

@@ -105,7 +105,9 @@ class ConnectionPool {
       return;  // closed when `socket` goes: the client sees a refusal, as with a full backlog
     }
     queued_.push_back(std::move(socket));
-    if (idle_workers_ == 0 && workers_.size() < max_threads_) {
+    // Idle workers count as taken only once they wake: with more connections waiting than idle
+    // workers, one more is started (a connection held open by keep-alive holds its worker).
+    if (queued_.size() > idle_workers_ && workers_.size() < max_threads_) {
       workers_.emplace_back([this] { work(); });
     } else {
       work_arrived_.notify_one();
