@@ -245,6 +245,10 @@ class Preparer {
       // JSON text (and the plugins' configs) must be UTF-8; a stray byte usually means a
       // variable was set from a file in another encoding. (valijson counts bytes, not text.)
       utf8_problems_.push_back(Diagnostic{pointer.empty() ? "/" : pointer, "is not valid UTF-8" + origin(origins_, pointer)});
+      // The run is refused for it already; what valijson checks next is a copy with U+FFFD for
+      // each bad byte, because its UTF-8 decoder reads out of bounds on some invalid sequences
+      // (found by the pipeline fuzzer: utf8_utils.hpp, "index 24 out of bounds").
+      value = json::parse(value.dump(-1, ' ', false, json::error_handler_t::replace));
     }
     if (schema.value("secret", false) && value.is_string()) result_.secrets.push_back(value.get<std::string>());
     if (value.is_object()) {

@@ -158,6 +158,17 @@ TEST(Schema, StringsMustBeUtf8) {
   EXPECT_TRUE(check(fine).diagnostics.empty());
 }
 
+TEST(Schema, BytesThatAreNoUtf8NeverReachTheValidatorsDecoder) {
+  // Found by the pipeline fuzzer: valijson's UTF-8 decoder (minLength, pattern) read out of
+  // bounds on these bytes (UBSan: utf8_utils.hpp, index 24 out of bounds); the run is refused
+  // for the bytes, and valijson sees a copy with U+FFFD in their place.
+  json value = {{"url", std::string("\x8d\x96\x85\x96\xff\xff\xff\xff\xb1\xff*\xff\x01", 13)}, {"size", 1}};
+  const auto result = check(value);
+  ASSERT_EQ(result.diagnostics.size(), 1u);
+  EXPECT_EQ(result.diagnostics[0].pointer, "/config/url");
+  EXPECT_NE(result.diagnostics[0].message.find("not valid UTF-8"), std::string::npos);
+}
+
 TEST(Schema, PointerTokensAreEscaped) {
   EXPECT_EQ(pointer_token("a/b~c"), "a~1b~0c");
 }

@@ -17,6 +17,7 @@
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/Net/HTTPSClientSession.h>
+#include <Poco/Net/SSLException.h>
 #include <Poco/StreamCopier.h>
 #include <Poco/URI.h>
 
@@ -285,6 +286,14 @@ class HttpPostSink final : public sdk::Sink {
         }
         problem = std::to_string(answer.status) + " " + answer.reason;
         retry_after = retry_after_seconds(answer.retry_after);
+      } catch (const Poco::Net::CertificateValidationException& e) {
+        return untrusted_certificate(e.displayText());
+      } catch (const Poco::Net::SSLException& e) {
+        // Verification failing is no outage: trying again cannot make the certificate trusted.
+        if (e.displayText().find("certificate verify failed") != std::string::npos) {
+          return untrusted_certificate(e.displayText());
+        }
+        problem = e.displayText();
       } catch (const Poco::Exception& e) {
         problem = e.displayText();
       } catch (const std::exception& e) {
@@ -305,6 +314,11 @@ class HttpPostSink final : public sdk::Sink {
         return sdk::Outcome::failed("not sent: the run was stopped while the API was down (last: " + problem + ")");
       }
     }
+  }
+
+  sdk::Outcome untrusted_certificate(const std::string& reason) const {
+    return sdk::Outcome::failed("TLS: the certificate of " + where_ + " is not trusted (" + reason +
+                                "); not retried: trust its CA with tls_ca_file, or fix the certificate");
   }
 
   void work(std::size_t index) {
