@@ -121,36 +121,34 @@ class PgSession {
 
   /// Waits until PQgetResult can return without blocking, flushing output meanwhile.
   void await_result() {
-    using Clock = Deadlines::Clock;
-    PGconn* connection = get();
-    auto last_progress = Clock::now();
+    auto last_progress = Deadlines::Clock::now();
     while (true) {
-      const int unsent = PQflush(connection);
+      const int unsent = PQflush(get());
       if (unsent < 0) throw ConnectionLost(error_message());
-      if (!PQisBusy(connection)) return;
-      const auto now = Clock::now();
-      if (deadlines_.stop_requested && deadlines_.stop_requested()) {
-        if (!deadlines_.stop_seen) deadlines_.stop_seen = now;
-        if (now - *deadlines_.stop_seen >= deadlines_.stop_grace) {
-          throw ConnectionLost("no answer within " +
-                               seconds_text(std::chrono::duration<double>(deadlines_.stop_grace).count()) +
-                               " after the run was asked to stop");
-        }
-      }
-      const long waited =
-          static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(now - last_progress).count());
-      if (waited >= deadlines_.answer_timeout_ms) {
-        throw ConnectionLost("no answer from the server for " + seconds_text(deadlines_.answer_timeout_ms / 1000.0) +
-                             " (answer_timeout)");
-      }
-      pollfd socket{PQsocket(connection), static_cast<short>(POLLIN | (unsent == 1 ? POLLOUT : 0)), 0};
-      const int ready = poll(&socket, 1, static_cast<int>(std::min<long>(100, deadlines_.answer_timeout_ms - waited)));
-      if (ready < 0 && errno != EINTR) throw ConnectionLost(std::string("waiting for an answer: ") + std::strerror(errno));
-      if (ready <= 0) continue;
-      if ((socket.revents & (POLLIN | POLLERR | POLLHUP)) != 0 && PQconsumeInput(connection) != 1) {
-        throw ConnectionLost(error_message());
-      }
-      last_progress = Clock::now();  // a byte came in, or the socket took more of ours
+      if (!PQisBusy(get())) return;
+      wait_for_socket(unsent == 1, last_progress);
+    }
+  }
+
+  /// Whether the server sent anything since clear_input_seen() (checked between pieces of COPY
+  /// data: the server answers a COPY only when it fails, or with a notice).
+  bool input_seen() {
+    if (input_seen_) return true;
+    pollfd socket{PQsocket(get()), POLLIN, 0};
+    input_seen_ = poll(&socket, 1, 0) > 0 && (socket.revents & POLLIN) != 0;
+    return input_seen_;
+  }
+  void clear_input_seen() { input_seen_ = false; }
+
+  /// Waits until everything queued for the server (COPY data) is on the socket, reading what
+  /// the server sends meanwhile (it may block on writing us notices otherwise).
+  void flush_all() {
+    auto last_progress = Deadlines::Clock::now();
+    while (true) {
+      const int unsent = PQflush(get());
+      if (unsent < 0) throw ConnectionLost(error_message());
+      if (unsent == 0) return;
+      wait_for_socket(true, last_progress);
     }
   }
 
@@ -205,6 +203,37 @@ class PgSession {
   }
 
  private:
+  /// One wait of at most 100 ms for the socket, within the deadlines: answer_timeout without a
+  /// byte either way, or stop_grace once a stop was asked for, is a lost connection.
+  void wait_for_socket(bool want_write, Deadlines::Clock::time_point& last_progress) {
+    using Clock = Deadlines::Clock;
+    PGconn* connection = get();
+    const auto now = Clock::now();
+    if (deadlines_.stop_requested && deadlines_.stop_requested()) {
+      if (!deadlines_.stop_seen) deadlines_.stop_seen = now;
+      if (now - *deadlines_.stop_seen >= deadlines_.stop_grace) {
+        throw ConnectionLost("no answer within " +
+                             seconds_text(std::chrono::duration<double>(deadlines_.stop_grace).count()) +
+                             " after the run was asked to stop");
+      }
+    }
+    const long waited =
+        static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(now - last_progress).count());
+    if (waited >= deadlines_.answer_timeout_ms) {
+      throw ConnectionLost("no answer from the server for " + seconds_text(deadlines_.answer_timeout_ms / 1000.0) +
+                           " (answer_timeout)");
+    }
+    pollfd socket{PQsocket(connection), static_cast<short>(POLLIN | (want_write ? POLLOUT : 0)), 0};
+    const int ready = poll(&socket, 1, static_cast<int>(std::min<long>(100, deadlines_.answer_timeout_ms - waited)));
+    if (ready < 0 && errno != EINTR) throw ConnectionLost(std::string("waiting for the server: ") + std::strerror(errno));
+    if (ready <= 0) return;
+    if ((socket.revents & (POLLIN | POLLERR | POLLHUP)) != 0) {
+      input_seen_ = true;
+      if (PQconsumeInput(connection) != 1) throw ConnectionLost(error_message());
+    }
+    last_progress = Clock::now();  // a byte came in, or the socket took more of ours
+  }
+
   PgResult finish(int sent) {
     if (sent != 1) throw ConnectionLost(error_message());
     PgResult first;
@@ -225,6 +254,7 @@ class PgSession {
   std::string where_;
   Deadlines deadlines_;
   Backend backend_;
+  bool input_seen_ = false;  // see input_seen()
 };
 
 /// Rows in flight on one session in pipeline mode, each followed by a sync point, so each is

@@ -74,6 +74,11 @@ class RowPlan {
   const std::vector<WriteStatement>& statements() const { return statements_; }
   const std::vector<std::string>& columns() const { return columns_; }
   const std::string& table() const { return table_; }
+  const std::string& schema() const { return schema_; }
+  /// upsert: the conflict columns, the columns a conflict updates, and the guard on the update.
+  const std::vector<std::string>& conflict_columns() const { return conflict_columns_; }
+  const std::vector<std::string>& update_columns() const { return update_columns_; }
+  const std::string& guard() const { return guard_; }
   /// Finds the stored copies of a row by its values (insert mode's lookup after a lost connection).
   std::string lookup_sql() const { return lookup_statement(schema_, table_, columns_, casts_); }
 
@@ -259,6 +264,11 @@ class RowPlan {
       }
     }
     if (!config.where.empty() && mode_ != WriteMode::upsert) throw sdk::ConfigError("/where", "where is for upsert");
+    if (mode_ == WriteMode::upsert) {
+      conflict_columns_ = keys;
+      update_columns_ = updates;
+      guard_ = config.where;
+    }
     statements_.push_back(
         write_statement(mode_, schema_, table_, columns_, mode_ == WriteMode::insert ? std::vector<std::string>{} : keys,
                         updates, config.where, casts_));
@@ -278,6 +288,9 @@ class RowPlan {
   std::vector<WriteStatement> statements_;
   std::map<std::string, std::size_t> statement_for_value_;  // statement mode, by statement_field
   std::string statement_field_;
+  std::vector<std::string> conflict_columns_;  // upsert
+  std::vector<std::string> update_columns_;    // upsert
+  std::string guard_;                          // upsert
   std::vector<std::size_t> key_indices_;  // into columns_: the key (empty: all values)
   std::vector<std::vector<bool>> needed_;  // per statement, per source: bound by it
 };

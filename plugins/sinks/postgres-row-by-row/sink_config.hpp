@@ -31,6 +31,9 @@ struct Config : PgConnection {
   std::map<std::string, std::string> statements;
   std::string statement_field;
   bool idempotent = false;
+  std::string commit = "per_row";
+  int batch_rows = 10000;
+  int batch_bytes = 4 << 20;
   bool pipeline = true;
   int connections = 16;
   int max_in_flight = 64;
@@ -86,6 +89,15 @@ inline sdk::ConfigMap<Config> declare_config() {
   map.key("idempotent", &Config::idempotent,
           "statement: replaying the statement after a lost connection is safe (it sets values rather than adds); "
           "without it such a row is reported commit outcome unknown.");
+  map.key("commit", &Config::commit,
+          "per_row: each record is its own transaction (the default). batch: records go in batches through COPY, one "
+          "transaction per batch, on `connections` connections at once; a row a batch cannot take is found and rejected "
+          "with its own error, the others still stored (modes insert and upsert).")
+      .one_of({"per_row", "batch"});
+  map.key("batch_rows", &Config::batch_rows, "commit: batch. Rows per batch at most.").minimum(1).maximum(1000000);
+  map.key("batch_bytes", &Config::batch_bytes, "commit: batch. Bytes of COPY data per batch at most.")
+      .minimum(1024)
+      .maximum(256 << 20);
   map.key("pipeline", &Config::pipeline, "Send rows without waiting for each answer (libpq pipeline mode).");
   map.key("connections", &Config::connections,
           "Connections writing in parallel; commits on different connections share WAL flushes (group commit).")

@@ -119,6 +119,63 @@ inline WriteStatement write_statement(WriteMode mode, std::string_view schema, s
   return out;
 }
 
+/// The quoted, comma-separated column list: "a", "b".
+inline std::string column_list(const std::vector<std::string>& columns, std::string_view prefix = {}) {
+  std::string list;
+  for (std::size_t i = 0; i < columns.size(); ++i) {
+    if (i != 0) list += ", ";
+    list += std::string(prefix) + quote_identifier(columns[i]);
+  }
+  return list;
+}
+
+/// commit: batch. The staging table upsert loads into first, one per session, emptied at every
+/// commit; its last column numbers the rows of the batch.
+inline constexpr std::string_view kStageTable = "etl_stage";
+inline constexpr std::string_view kStageOrdinal = "etl_ord";
+
+/// COPY "schema"."table" ("a", "b") FROM STDIN: insert's load, or (`stage`) upsert's.
+inline std::string copy_statement(std::string_view schema, std::string_view table, const std::vector<std::string>& columns,
+                                  bool stage = false) {
+  if (stage) {
+    return "COPY pg_temp." + quote_identifier(kStageTable) + " (" + column_list(columns) + ", " +
+           quote_identifier(kStageOrdinal) + ") FROM STDIN";
+  }
+  return "COPY " + qualified_table(schema, table) + " (" + column_list(columns) + ") FROM STDIN";
+}
+
+/// Creates the session's staging table with the mapped columns' types (no constraints: those
+/// are met when the rows move into the table).
+inline std::string create_stage_statement(std::string_view schema, std::string_view table,
+                                          const std::vector<std::string>& columns) {
+  return "CREATE TEMP TABLE IF NOT EXISTS " + quote_identifier(kStageTable) + " ON COMMIT DELETE ROWS AS SELECT " +
+         column_list(columns) + ", 0::integer AS " + quote_identifier(kStageOrdinal) + " FROM " +
+         qualified_table(schema, table) + " WITH NO DATA";
+}
+
+/// upsert, commit: batch. Moves the staged rows numbered first..last into the table in one
+/// statement. Of rows with one key only one can go in one statement: the last (it would have
+/// overwritten the others), or with nothing to update the first (the others would have done
+/// nothing).
+inline std::string stage_upsert_statement(std::string_view schema, std::string_view table,
+                                          const std::vector<std::string>& columns, const std::vector<std::string>& keys,
+                                          const std::vector<std::string>& update_columns, std::string_view guard,
+                                          std::size_t first, std::size_t last) {
+  const std::string key_list = column_list(keys);
+  std::string sql = "INSERT INTO " + qualified_table(schema, table) + " (" + column_list(columns) + ") SELECT DISTINCT ON (" +
+                    key_list + ") " + column_list(columns) + " FROM pg_temp." + quote_identifier(kStageTable) +
+                    " WHERE " + quote_identifier(kStageOrdinal) + " BETWEEN " + std::to_string(first) + " AND " +
+                    std::to_string(last) + " ORDER BY " + key_list + ", " + quote_identifier(kStageOrdinal) +
+                    (update_columns.empty() ? " ASC" : " DESC") + " ON CONFLICT (" + key_list + ")";
+  if (update_columns.empty()) return sql + " DO NOTHING";
+  sql += " DO UPDATE SET ";
+  for (std::size_t i = 0; i < update_columns.size(); ++i) {
+    sql += (i != 0 ? ", " : "") + quote_identifier(update_columns[i]) + " = EXCLUDED." + quote_identifier(update_columns[i]);
+  }
+  if (!guard.empty()) sql += " WHERE " + std::string(guard);
+  return sql;
+}
+
 /// SELECT xmin::text FROM "schema"."table" WHERE "a" IS NOT DISTINCT FROM $1 AND ...
 ///
 /// Finds the stored copies of a row by the values that were sent, with the inserting

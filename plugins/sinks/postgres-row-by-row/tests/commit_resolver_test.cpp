@@ -150,7 +150,9 @@ TEST(CommitResolver, CaseTable) {
       }
     }
     for (const auto& d : resolution.decided) {
-      if (d.outcome.status != sdk::Status::ok) EXPECT_EQ(d.outcome.code, sdk::kCommitUnknownCode);
+      if (d.outcome.status != sdk::Status::ok) {
+        EXPECT_EQ(d.outcome.code, sdk::kCommitUnknownCode);
+      }
     }
     EXPECT_EQ(resolution.replay, c.mode != WriteMode::insert && c.mode != WriteMode::statement);
   }

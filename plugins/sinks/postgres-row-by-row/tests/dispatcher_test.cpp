@@ -88,7 +88,9 @@ TEST(Dispatcher, ThePushWaitsForRoomInTheBudget) {
   EXPECT_EQ(third.wait_for(100ms), std::future_status::timeout);
   Row taken;
   std::size_t connection = dispatcher.take(0, taken, false) ? 0 : 1;
-  if (connection == 1) ASSERT_TRUE(dispatcher.take(1, taken, false));
+  if (connection == 1) {
+    ASSERT_TRUE(dispatcher.take(1, taken, false));
+  }
   dispatcher.settled(connection, taken.key_hash);
   ASSERT_EQ(third.wait_for(5s), std::future_status::ready);
   EXPECT_FALSE(third.get());

@@ -1,0 +1,156 @@
+#pragma once
+// isolate_rows: which rows of a batch are to blame when a statement over the batch fails, without
+// losing the others. Pure logic over BatchSteps (the session does the SQL), tested with a fake
+// in tests/batch_isolation_test.cpp.
+//
+// A COPY that meets one bad row fails as a whole, but the server names the row's line in the
+// error's context. So, each statement inside a savepoint (a failure undoes only itself):
+//   - the rows before that line are loaded again (they went in a moment ago),
+//   - that row is rejected with its own error,
+//   - the load goes on with the rows after it.
+// A batch with k bad rows costs about 2k + 1 statements and loads each good row at most
+// twice, whatever the pattern of errors (the session stops sending a COPY's data once the
+// server has answered it, so the rows after a bad one are not sent in vain). pgloader instead
+// retries a failed batch in pieces, which degrades towards a statement per row when bad rows
+// are spread through every batch.
+// Errors that name no line (a translated server, a constraint checked at the statement's end,
+// upsert's INSERT ... SELECT) are found by bisection: the halves in turn, recursively.
+//
+// Order is kept: the rows before a failure are always settled before the rows after it, so of
+// two rows with one key the first is stored and the later is the one rejected.
+
+#include <algorithm>
+#include <cstddef>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "error_kind.hpp"
+
+namespace etl::plugins::postgres {
+
+/// The error one statement over some rows of the batch met.
+struct StepError {
+  std::string sqlstate;
+  std::string message;
+  /// COPY: the line (1-based, among the rows of that statement) the server said failed.
+  std::optional<std::size_t> line;
+};
+
+/// The statements of a batch's transaction, over rows given as indices into the batch
+/// (ascending). Each runs inside a savepoint: on an error the savepoint is rolled back and the
+/// error returned, and the transaction goes on. A lost connection is thrown, not returned.
+/// What a load did: failed with an error, or took its first `taken` rows (all of them, unless
+/// the session stopped sending early because the server had something to say).
+struct LoadResult {
+  std::optional<StepError> error;
+  std::size_t taken = 0;
+};
+
+class BatchSteps {
+ public:
+  virtual ~BatchSteps() = default;
+  /// insert: COPY the rows into the table. upsert: COPY them into the staging table.
+  virtual LoadResult load(std::span<const std::size_t> rows) = 0;
+  /// upsert: move the rows (already loaded) from the staging table into the table.
+  virtual std::optional<StepError> apply(std::span<const std::size_t> rows) = 0;
+};
+
+struct Isolation {
+  /// Rows the transaction now holds (ok once it commits), ascending.
+  std::vector<std::size_t> stored;
+  /// Rows refused for an error of their own (data, constraint: code 22xxx/23xxx).
+  std::vector<std::pair<std::size_t, StepError>> rejected;
+  /// Rows that failed alone with an error of another kind (a trigger's exception).
+  std::vector<std::pair<std::size_t, StepError>> failed;
+  /// An error of no row's making (a deadlock, a missing table): nothing of the batch is decided
+  /// and the transaction is to be rolled back.
+  std::optional<StepError> batch_error;
+  std::size_t statements = 0;
+};
+
+namespace isolation_detail {
+
+/// Whether an error is one a single row can cause, so that finding that row is worth it.
+inline bool is_row_error(const StepError& error) {
+  const ErrorKind kind = classify_sqlstate(error.sqlstate);
+  // 21000: ON CONFLICT DO UPDATE met one key twice in one statement; separating them cures it.
+  return kind == ErrorKind::row || kind == ErrorKind::other || error.sqlstate == "21000";
+}
+
+template <class Step>
+bool run_step(Step&& step, const std::vector<std::size_t>& rows, Isolation& out, std::vector<std::size_t>& passed) {
+  std::vector<std::vector<std::size_t>> todo;  // a stack: the back is next
+  todo.push_back(rows);
+  while (!todo.empty()) {
+    std::vector<std::size_t> part = std::move(todo.back());
+    todo.pop_back();
+    if (part.empty()) continue;
+    ++out.statements;
+    LoadResult result = step(std::span<const std::size_t>(part));
+    if (!result.error) {
+      const std::size_t taken = std::min(result.taken, part.size());
+      passed.insert(passed.end(), part.begin(), part.begin() + static_cast<std::ptrdiff_t>(taken));
+      // Cut short: the rest is a statement of its own. (A COPY that took nothing and said
+      // nothing is not to be asked again with the same rows: that would never end.)
+      if (taken == 0) {
+        out.batch_error = StepError{"XX000", "a COPY of " + std::to_string(part.size()) + " rows took none of them", {}};
+        return false;
+      }
+      if (taken < part.size()) todo.emplace_back(part.begin() + static_cast<std::ptrdiff_t>(taken), part.end());
+      continue;
+    }
+    std::optional<StepError>& error = result.error;
+    if (!is_row_error(*error)) {
+      out.batch_error = std::move(error);
+      return false;
+    }
+    auto settle_alone = [&](std::size_t row) {
+      const bool refused = classify_sqlstate(error->sqlstate) == ErrorKind::row;
+      (refused ? out.rejected : out.failed).emplace_back(row, *error);
+    };
+    if (error->line && *error->line >= 1 && *error->line <= part.size()) {
+      const std::size_t bad = *error->line - 1;
+      settle_alone(part[bad]);
+      // The rows after it, then (processed first) the rows before it.
+      todo.emplace_back(part.begin() + static_cast<std::ptrdiff_t>(bad) + 1, part.end());
+      todo.emplace_back(part.begin(), part.begin() + static_cast<std::ptrdiff_t>(bad));
+    } else if (part.size() == 1) {
+      settle_alone(part.front());
+    } else {
+      const auto middle = part.begin() + static_cast<std::ptrdiff_t>(part.size() / 2);
+      todo.emplace_back(middle, part.end());
+      todo.emplace_back(part.begin(), middle);
+    }
+  }
+  return true;
+}
+
+}  // namespace isolation_detail
+
+/// Loads `rows` (indices into the batch, ascending; and, for upsert, applies them), isolating
+/// the rows that fail.
+inline Isolation isolate_rows(BatchSteps& steps, const std::vector<std::size_t>& rows, bool upsert) {
+  Isolation out;
+  std::vector<std::size_t> loaded;
+  loaded.reserve(rows.size());
+  if (!isolation_detail::run_step([&](std::span<const std::size_t> part) { return steps.load(part); }, rows, out, loaded)) {
+    return out;
+  }
+  if (!upsert) {
+    out.stored = std::move(loaded);
+    return out;
+  }
+  std::vector<std::size_t> applied;
+  applied.reserve(loaded.size());
+  auto apply = [&](std::span<const std::size_t> part) { return LoadResult{steps.apply(part), part.size()}; };
+  if (!isolation_detail::run_step(apply, loaded, out, applied)) {
+    return out;
+  }
+  out.stored = std::move(applied);
+  return out;
+}
+
+}  // namespace etl::plugins::postgres

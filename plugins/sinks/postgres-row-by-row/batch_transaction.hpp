@@ -1,0 +1,243 @@
+#pragma once
+// commit: batch, the I/O of one batch: CopyBatch (rows encoded for COPY), BatchQueue (batches
+// waiting for a connection) and BatchTransaction (the statements of one batch's transaction
+// over a live session, as isolate_rows() asks for them). The writer that drives them is
+// batch_writer.hpp.
+
+#include <libpq-fe.h>
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "batch_isolation.hpp"
+#include "copy_text.hpp"
+#include "pg_session.hpp"
+#include "sql_text.hpp"
+#include "transaction_ids.hpp"
+
+namespace etl::plugins::postgres {
+
+/// Rows encoded for COPY (one line each, copy_text.hpp), with the records they came from.
+struct CopyBatch {
+  std::vector<std::uint64_t> sequences;
+  std::vector<std::size_t> ends;  // ends[i]: offset just past row i's line in `data`
+  std::string data;
+
+  [[nodiscard]] std::size_t size() const { return sequences.size(); }
+  [[nodiscard]] std::size_t begin_of(std::size_t row) const { return row == 0 ? 0 : ends[row - 1]; }
+};
+
+/// Batches waiting for a connection. Bounded: the source waits while the database is slower.
+class BatchQueue {
+ public:
+  explicit BatchQueue(std::size_t capacity) : capacity_(capacity == 0 ? 1 : capacity) {}
+
+  /// Waits for room. False when the queue was aborted: the batch is the caller's to report.
+  bool push(CopyBatch& batch) {
+    std::unique_lock lock(mutex_);
+    room_.wait(lock, [&] { return queued_.size() < capacity_ || aborted_; });
+    if (aborted_ || closed_) return false;
+    queued_.push_back(std::move(batch));
+    ready_.notify_one();
+    return true;
+  }
+
+  /// The next batch; waits for one. nullopt once closed and drained, or aborted.
+  std::optional<CopyBatch> pop() {
+    std::unique_lock lock(mutex_);
+    ready_.wait(lock, [&] { return !queued_.empty() || closed_ || aborted_; });
+    if (aborted_ || queued_.empty()) return std::nullopt;
+    CopyBatch batch = std::move(queued_.front());
+    queued_.pop_front();
+    room_.notify_one();
+    return batch;
+  }
+
+  /// No more batches will come; pop() drains the rest, then ends.
+  void close() {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+    ready_.notify_all();
+  }
+
+  /// Nothing more is taken or handed out; returns the batches still queued.
+  std::vector<CopyBatch> abort() {
+    std::lock_guard lock(mutex_);
+    aborted_ = true;
+    std::vector<CopyBatch> left(std::make_move_iterator(queued_.begin()), std::make_move_iterator(queued_.end()));
+    queued_.clear();
+    ready_.notify_all();
+    room_.notify_all();
+    return left;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::condition_variable room_;
+  std::deque<CopyBatch> queued_;
+  std::size_t capacity_;
+  bool closed_ = false;
+  bool aborted_ = false;
+};
+
+/// The SQL of batch mode, from the plan.
+struct BatchSql {
+  bool upsert = false;
+  std::string copy;      // COPY ... FROM STDIN (upsert: into the staging table)
+  std::string relation;  // the name COPY's error context gives the relation it loads
+  std::string create_stage;
+  std::string schema, table;
+  std::vector<std::string> columns, conflict_columns, update_columns;
+  std::string guard;
+};
+
+/// One batch's transaction on a live session. Every statement after BEGIN runs inside the
+/// savepoint etl_rows, so a failed one undoes only itself; the savepoint's release (after a
+/// statement that went in) or rollback (after one that failed) travels with the next
+/// statement, so each costs one round trip (a COPY two). A lost connection throws
+/// ConnectionLost; commit_sent() then says whether the fate of the transaction is in question.
+class BatchTransaction final : public BatchSteps {
+ public:
+  BatchTransaction(PgSession& session, const CopyBatch& batch, const BatchSql& sql) : session_(session), batch_(batch), sql_(sql) {}
+
+  /// Begins the transaction and returns its id (pg_xact_status asks about it if the commit's
+  /// answer is lost). Deferred constraints are checked per statement, where a bad row can
+  /// still be found and taken out.
+  std::uint64_t begin() {
+    const Script begun = run("BEGIN; SET CONSTRAINTS ALL IMMEDIATE; SELECT pg_current_xact_id()::text; SAVEPOINT etl_rows");
+    if (begun.error) throw sdk::PluginError("PostgreSQL refused to begin a batch (" + begun.error->sqlstate + "): " + begun.error->message);
+    const auto xid = parse_transaction_id(begun.value);
+    if (!xid) throw sdk::PluginError("PostgreSQL gave no transaction id for a batch (\"" + begun.value + "\")");
+    return *xid;
+  }
+
+  LoadResult load(std::span<const std::size_t> rows) override {
+    sent_ = 0;
+    std::optional<StepError> error = step(take_pending() + sql_.copy, rows);
+    return {std::move(error), sent_};
+  }
+
+  std::optional<StepError> apply(std::span<const std::size_t> rows) override {
+    return step(take_pending() + stage_upsert_statement(sql_.schema, sql_.table, sql_.columns, sql_.conflict_columns,
+                                                        sql_.update_columns, sql_.guard, rows.front(), rows.back()),
+                {});
+  }
+
+  /// Commits. An error (a serialization failure) is returned: the transaction is then gone.
+  std::optional<StepError> commit() {
+    // A failed last statement's rollback must come first: COMMIT in an aborted transaction
+    // rolls it all back (and says so only in its command tag, checked below).
+    std::string script = pending_.starts_with("ROLLBACK") ? pending_ : std::string();
+    pending_.clear();
+    commit_sent_ = true;
+    Script committed = run(script + "COMMIT");
+    if (!committed.error && committed.tag != "COMMIT") {
+      committed.error = StepError{"40000", "the batch's transaction was rolled back at its commit (" + committed.tag + ")", {}};
+    }
+    return committed.error;
+  }
+
+  /// Rolls back; a connection that cannot even do that is left for the caller to drop.
+  void rollback() {
+    pending_.clear();
+    (void)run("ROLLBACK");
+  }
+
+  [[nodiscard]] bool commit_sent() const { return commit_sent_; }
+
+ private:
+  struct Script {
+    std::optional<StepError> error;  // the first error a statement met
+    std::string value;               // the first column of the last row-returning statement
+    std::string tag;                 // the last statement's command tag
+  };
+
+  std::string take_pending() {
+    std::string out = std::move(pending_);
+    pending_.clear();
+    return out;
+  }
+
+  std::optional<StepError> step(const std::string& script, std::span<const std::size_t> rows) {
+    Script done = run(script, rows);
+    pending_ = done.error ? "ROLLBACK TO SAVEPOINT etl_rows; " : "RELEASE SAVEPOINT etl_rows; SAVEPOINT etl_rows; ";
+    return done.error;
+  }
+
+  /// Sends `script` (statements separated by semicolons; a COPY among them gets `rows`) and
+  /// reads every result.
+  Script run(const std::string& script, std::span<const std::size_t> rows = {}) {
+    PGconn* connection = session_.get();
+    if (PQsendQuery(connection, script.c_str()) != 1) throw ConnectionLost(session_.error_message());
+    Script out;
+    while (PgResult result = session_.next_result()) {
+      switch (PQresultStatus(result.get())) {
+        case PGRES_COPY_IN:
+          send_rows(rows);
+          break;
+        case PGRES_TUPLES_OK:
+          if (PQntuples(result.get()) > 0 && PQnfields(result.get()) > 0) out.value = PQgetvalue(result.get(), 0, 0);
+          out.tag = PQcmdStatus(result.get());
+          break;
+        case PGRES_COMMAND_OK:
+          out.tag = PQcmdStatus(result.get());
+          break;
+        default: {
+          const ResultView seen = session_.view(result.get(), false);
+          if (seen.connection_bad || seen.kind != ResultView::Kind::error || classify_sqlstate(seen.sqlstate) == ErrorKind::connection) {
+            throw ConnectionLost(seen.message.empty() ? session_.error_message() : seen.message);
+          }
+          if (!out.error) {
+            out.error = StepError{seen.sqlstate, seen.message,
+                                  copy_error_line(error_field(result.get(), PG_DIAG_CONTEXT), sql_.relation)};
+          }
+        }
+      }
+    }
+    if (PQstatus(connection) == CONNECTION_BAD) throw ConnectionLost(session_.error_message());
+    return out;
+  }
+
+  /// The rows' lines as COPY data, straight from the batch's buffer in pieces of whole rows.
+  /// Once the server has sent anything (an error: the COPY is lost, the rest would be sent in
+  /// vain), the COPY is ended there; sent_ counts the rows sent, which is what a COPY that
+  /// succeeds anyway took (it was a notice).
+  void send_rows(std::span<const std::size_t> rows) {
+    constexpr std::size_t kPiece = 64 * 1024;
+    PGconn* connection = session_.get();
+    session_.clear_input_seen();
+    std::size_t i = 0;
+    while (i < rows.size() && (i == 0 || !session_.input_seen())) {
+      // A piece: consecutive rows (one run of the buffer) up to kPiece bytes, at least one row.
+      const std::size_t from = batch_.begin_of(rows[i]);
+      std::size_t j = i + 1;
+      while (j < rows.size() && rows[j] == rows[j - 1] + 1 && batch_.ends[rows[j]] - from <= kPiece) ++j;
+      const std::size_t size = batch_.ends[rows[j - 1]] - from;
+      if (PQputCopyData(connection, batch_.data.data() + from, static_cast<int>(size)) != 1) {
+        throw ConnectionLost(session_.error_message());
+      }
+      session_.flush_all();
+      sent_ += j - i;
+      i = j;
+    }
+    if (PQputCopyEnd(connection, nullptr) != 1) throw ConnectionLost(session_.error_message());
+    session_.flush_all();
+  }
+
+  PgSession& session_;
+  const CopyBatch& batch_;
+  const BatchSql& sql_;
+  std::string pending_;
+  bool commit_sent_ = false;
+  std::size_t sent_ = 0;  // rows of the current load sent
+};
+
+}  // namespace etl::plugins::postgres

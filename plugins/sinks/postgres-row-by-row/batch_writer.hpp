@@ -1,0 +1,430 @@
+#pragma once
+// BatchWriter: the sink's `commit: batch`. Records are encoded for COPY into batches
+// (batch_rows, batch_bytes); each batch is one transaction on one of several connections, the
+// rows a statement refuses are found and taken out (isolate_rows), and every row gets exactly
+// one outcome:
+//   ok        once its batch's COMMIT succeeded (or, the answer lost, pg_xact_status of the
+//             batch's transaction says committed and the server has not restarted since);
+//   rejected  with the SQLSTATE and message of its own failure;
+//   failed    when its batch could not be written, or its fate cannot be decided (commit
+//             outcome unknown), or the run stopped before it was attempted.
+// docs/guarantees.md states what holds.
+
+#include <algorithm>
+#include <atomic>
+#include <iterator>
+#include <chrono>
+#include <future>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "batch_isolation.hpp"
+#include "batch_transaction.hpp"
+#include "etl/sdk.hpp"
+#include "etl/sdk/retry.hpp"
+#include "row_plan.hpp"
+#include "session_queries.hpp"
+
+namespace etl::plugins::postgres {
+
+/// What the sink hands the batch writer: where to connect and how hard to try.
+struct BatchOptions {
+  std::string conninfo;
+  std::string stop_conninfo;  // quick connection attempts, for deciding a batch after a stop
+  std::string where;          // host:port/dbname as user, for messages
+  std::size_t connections = 4;
+  std::size_t batch_rows = 10000;
+  std::size_t batch_bytes = 4 << 20;
+  sdk::RetryPolicy retry;
+  long answer_timeout_ms = 60000;
+  long settle_timeout_ms = 10000;
+};
+
+class BatchWriter {
+ public:
+  BatchWriter(const RowPlan& plan, BatchOptions options, sdk::Context& context)
+      : plan_(plan), options_(std::move(options)), context_(context), queue_(options_.connections) {
+    sql_.upsert = plan.mode() == WriteMode::upsert;
+    sql_.schema = plan.schema();
+    sql_.table = plan.table();
+    sql_.columns = plan.columns();
+    sql_.conflict_columns = plan.conflict_columns();
+    sql_.update_columns = plan.update_columns();
+    sql_.guard = plan.guard();
+    sql_.copy = copy_statement(plan.schema(), plan.table(), plan.columns(), sql_.upsert);
+    sql_.relation = sql_.upsert ? std::string(kStageTable) : plan.table();
+    sql_.create_stage = create_stage_statement(plan.schema(), plan.table(), plan.columns());
+  }
+
+  ~BatchWriter() {
+    (void)queue_.abort();
+    for (auto& worker : workers_) {
+      if (worker.joinable()) worker.join();
+    }
+  }
+
+  void open(sdk::OutcomeReceiver& outcomes) {
+    outcomes_ = &outcomes;
+    // The first connection checks the table and columns: a typo is one clear error at the
+    // start, not a failed batch per worker.
+    std::vector<std::future<PgSession>> pending;
+    for (std::size_t i = 0; i < options_.connections; ++i) {
+      pending.push_back(std::async(std::launch::async, [this, i] { return connect(options_.conninfo, i == 0); }));
+    }
+    std::vector<PgSession> sessions;
+    std::string first_failure;
+    for (auto& session : pending) {
+      try {
+        sessions.push_back(session.get());
+      } catch (const std::exception& e) {
+        if (first_failure.empty()) first_failure = e.what();
+      }
+    }
+    if (!first_failure.empty()) throw sdk::PluginError(first_failure);
+    context_.log(sdk::LogLevel::info,
+                 "connected to PostgreSQL " + std::to_string(PQserverVersion(sessions.front().get()) / 10000) + " at " +
+                     options_.where + " (commit: batch, " + std::to_string(options_.connections) + " connection(s), " +
+                     std::to_string(options_.batch_rows) + " rows or " + std::to_string(options_.batch_bytes >> 10) +
+                     " KiB per batch, COPY" + (sql_.upsert ? " into a staging table, then INSERT ... ON CONFLICT" : "") +
+                     ", TLS " + (PQsslInUse(sessions.front().get()) ? "on" : "off") + ")");
+    for (std::size_t i = 0; i < sessions.size(); ++i) {
+      workers_.emplace_back([this, i, session = std::move(sessions[i])]() mutable { work(i, std::move(session)); });
+    }
+  }
+
+  void write(std::span<const sdk::Record> records) {
+    for (std::size_t i = 0; i < records.size(); ++i) {
+      if (stopping()) {
+        const std::string reason = "not attempted: " + stop_reason();
+        for (; i < records.size(); ++i) outcomes_->deliver(records[i].sequence, sdk::Outcome::failed(reason));
+        fail_batch(current_, reason);
+        if (fatal_.load()) throw sdk::PluginError("PostgreSQL at " + options_.where + ": " + stop_reason());
+        return;
+      }
+      if (auto refusal = plan_.fill(records[i], row_)) {
+        outcomes_->deliver(records[i].sequence, std::move(*refusal));
+        continue;
+      }
+      current_.sequences.push_back(row_.sequence);
+      append_copy_row(current_.data, row_.values,
+                      sql_.upsert ? std::optional<std::size_t>(current_.size() - 1) : std::nullopt);
+      current_.ends.push_back(current_.data.size());
+      if (current_.size() >= options_.batch_rows || current_.data.size() >= options_.batch_bytes) hand_over();
+    }
+  }
+
+  void finish() {
+    if (current_.size() > 0) hand_over();
+    queue_.close();
+    for (auto& worker : workers_) {
+      if (worker.joinable()) worker.join();
+    }
+    for (auto& batch : queue_.abort()) fail_batch(batch, "not attempted: " + stop_reason());
+    context_.log(sdk::LogLevel::info,
+                 std::to_string(committed_batches_.load()) + " batch(es) committed; " + std::to_string(isolated_.load()) +
+                     " row(s) taken out of their batch with " + std::to_string(extra_statements_.load()) +
+                     " extra statement(s); " + std::to_string(reconnects_.load()) + " reconnect(s)");
+    if (const std::string error = first_error(); !error.empty()) {
+      throw sdk::PluginError("PostgreSQL at " + options_.where + ": " + error);
+    }
+  }
+
+ private:
+  /// Where a batch's transaction stands when its connection is lost.
+  struct Lost {
+    Backend backend;
+    std::uint64_t xid = 0;
+    bool commit_sent = false;
+    std::vector<std::size_t> stored;  // the rows the transaction held at its commit
+  };
+  enum class Fate { committed, not_committed, unknown };
+
+  void hand_over() {
+    CopyBatch batch = std::move(current_);
+    current_ = CopyBatch{};
+    current_.data.reserve(batch.data.capacity());
+    if (!queue_.push(batch)) fail_batch(batch, "not attempted: " + stop_reason());
+  }
+
+  void fail_batch(CopyBatch& batch, const std::string& reason) {
+    for (const auto sequence : batch.sequences) outcomes_->deliver(sequence, sdk::Outcome::failed(reason));
+    batch = CopyBatch{};
+  }
+
+  Deadlines deadlines() const {
+    Deadlines out;
+    out.answer_timeout_ms = options_.answer_timeout_ms;
+    out.stop_requested = [this] { return context_.stop_requested(); };
+    return out;
+  }
+
+  PgSession connect(const std::string& conninfo, bool check_table) {
+    std::mt19937_64 random{std::random_device{}()};
+    for (int attempt = 1;; ++attempt) {
+      try {
+        PgSession session = PgSession::open(conninfo, options_.where, deadlines());
+        prepare(session, check_table);
+        return session;
+      } catch (const ConnectionLost& e) {
+        if (attempt >= options_.retry.attempts || context_.stop_requested()) {
+          throw sdk::PluginError(std::string(e.what()) + " (database unreachable after " + std::to_string(attempt) +
+                                 (attempt == 1 ? " attempt)" : " attempts)"));
+        }
+        if (!sdk::sleep_unless_stopped(context_, options_.retry.delay(attempt, random))) {
+          throw sdk::PluginError(std::string(e.what()) + " (the run was stopped while waiting to retry)");
+        }
+      }
+    }
+  }
+
+  /// The table and columns exist (checked once, at open), and upsert's staging table.
+  void prepare(PgSession& session, bool check_table) {
+    if (check_table) {
+      const std::string probe = "SELECT " + column_list(plan_.columns()) + " FROM " + qualified_table(plan_.schema(), plan_.table()) + " LIMIT 0";
+      PgResult checked = session.execute(probe.c_str());
+      if (PQresultStatus(checked.get()) != PGRES_TUPLES_OK) {
+        throw sdk::PluginError("PostgreSQL at " + options_.where + " refused the table (" +
+                               error_field(checked.get(), PG_DIAG_SQLSTATE) + "): " +
+                               error_field(checked.get(), PG_DIAG_MESSAGE_PRIMARY));
+      }
+    }
+    if (sql_.upsert) {
+      PgResult created = session.execute(sql_.create_stage.c_str());
+      if (PQresultStatus(created.get()) != PGRES_COMMAND_OK) {
+        throw sdk::PluginError("PostgreSQL at " + options_.where + " refused the staging table (" +
+                               error_field(created.get(), PG_DIAG_SQLSTATE) + "): " +
+                               error_field(created.get(), PG_DIAG_MESSAGE_PRIMARY));
+      }
+    }
+  }
+
+  void work(std::size_t index, PgSession session) {
+    std::mt19937_64 random{std::random_device{}() ^ index};
+    while (std::optional<CopyBatch> batch = queue_.pop()) {
+      try {
+        write_batch(index, session, *batch, random);
+      } catch (const std::exception& e) {
+        // Not expected (write_batch settles its rows itself): whatever is left is failed.
+        record_error(e.what());
+        fatal_.store(true);
+      }
+    }
+  }
+
+  void deliver(const CopyBatch& batch, std::vector<std::size_t>& open, const std::vector<std::size_t>& rows,
+               const sdk::Outcome& outcome) {
+    for (const auto row : rows) outcomes_->deliver(batch.sequences[row], outcome);
+    remove(open, rows);
+  }
+
+  static void remove(std::vector<std::size_t>& open, const std::vector<std::size_t>& rows) {
+    std::vector<std::size_t> kept;
+    kept.reserve(open.size());
+    std::set_difference(open.begin(), open.end(), rows.begin(), rows.end(), std::back_inserter(kept));
+    open = std::move(kept);
+  }
+
+  /// Writes one batch until every row of it has its outcome.
+  void write_batch(std::size_t index, PgSession& session, CopyBatch& batch, std::mt19937_64& random) {
+    std::vector<std::size_t> open(batch.size());  // rows without an outcome yet, ascending
+    for (std::size_t i = 0; i < open.size(); ++i) open[i] = i;
+    std::optional<Lost> lost;
+    int failures = 0;  // connection failures in a row
+    int retries = 0;   // deadlocks, serialization failures
+    bool stop_attempt_made = false;
+    auto give_up = [&](const std::string& reason) {
+      if (lost && lost->commit_sent) {
+        deliver(batch, open, lost->stored, sdk::Outcome::commit_unknown(reason));
+      }
+      std::vector<std::size_t> rest = open;
+      deliver(batch, open, rest, sdk::Outcome::failed(reason));
+    };
+    while (!open.empty()) {
+      if (stopping() && !lost) {
+        give_up("not attempted: " + stop_reason());
+        return;
+      }
+      try {
+        if (!session) {
+          const bool quick = stopping();
+          session = PgSession::open(quick ? options_.stop_conninfo : options_.conninfo, options_.where, deadlines());
+          if (!quick) prepare(session, false);
+          ++reconnects_;
+        }
+        if (lost) {
+          const Fate fate = decide(session, *lost);
+          if (fate == Fate::committed) {
+            commit_done(batch, open, lost->stored);
+            return;
+          }
+          if (fate == Fate::unknown) {
+            give_up("the connection was lost after the batch's COMMIT was sent, and its transaction " +
+                    std::to_string(lost->xid) + " could not be decided");
+            return;
+          }
+          lost.reset();  // not committed: written again
+          if (stopping()) continue;
+        }
+        BatchTransaction transaction(session, batch, sql_);
+        Lost attempt;
+        attempt.backend = session.backend();
+        try {
+          attempt.xid = transaction.begin();
+          Isolation isolation = isolate_rows(transaction, open, sql_.upsert);
+          extra_statements_ += isolation.statements - 1;
+          for (const auto& [row, error] : isolation.rejected) {
+            outcomes_->deliver(batch.sequences[row], sdk::Outcome::rejected(error.sqlstate, error.message));
+            remove(open, {row});
+          }
+          for (const auto& [row, error] : isolation.failed) {
+            outcomes_->deliver(batch.sequences[row], sdk::Outcome::failed(error.message, error.sqlstate));
+            remove(open, {row});
+          }
+          isolated_ += isolation.rejected.size() + isolation.failed.size();
+          std::optional<StepError> error = std::move(isolation.batch_error);
+          if (error) {
+            transaction.rollback();
+          } else {
+            attempt.stored = std::move(isolation.stored);
+            error = transaction.commit();
+          }
+          if (!error) {
+            commit_done(batch, open, attempt.stored);
+            return;
+          }
+          const ErrorKind kind = classify_sqlstate(error->sqlstate);
+          if (kind == ErrorKind::retry_row && ++retries < options_.retry.attempts) {
+            const double delay = options_.retry.delay(retries, random);
+            context_.log(sdk::LogLevel::warning, "batch of " + std::to_string(batch.size()) + " rows: " + error->message +
+                                                     " (" + error->sqlstate + "); trying again in " + seconds_text(delay));
+            if (sdk::sleep_unless_stopped(context_, delay)) continue;
+          }
+          std::string reason = error->message + (kind == ErrorKind::retry_row ? " (gave up after " + std::to_string(retries) + " attempts)" : "");
+          if (kind == ErrorKind::fatal) declare_fatal(error->sqlstate + ": " + error->message);
+          for (const auto row : std::vector<std::size_t>(open)) {
+            outcomes_->deliver(batch.sequences[row], sdk::Outcome::failed(reason, error->sqlstate));
+          }
+          open.clear();
+          return;
+        } catch (const ConnectionLost&) {
+          attempt.commit_sent = transaction.commit_sent();
+          lost = std::move(attempt);
+          throw;
+        }
+      } catch (const ConnectionLost& e) {
+        session = PgSession{};
+        ++failures;
+        if (stopping()) {
+          if (lost && !stop_attempt_made) {
+            stop_attempt_made = true;  // one quick try to decide the batch
+            continue;
+          }
+          give_up(std::string(e.what()) + " (" + stop_reason() + ")");
+          return;
+        }
+        if (failures >= options_.retry.attempts) {
+          const std::string reason = std::string(e.what()) + " (database unreachable after " + std::to_string(failures) + " attempts)";
+          declare_fatal(reason);
+          give_up(reason);
+          return;
+        }
+        const double delay = options_.retry.delay(failures, random);
+        context_.log(sdk::LogLevel::warning, "connection " + std::to_string(index + 1) + " to PostgreSQL at " +
+                                                 options_.where + ": " + e.what() + "; reconnecting in " +
+                                                 seconds_text(delay) + " (attempt " + std::to_string(failures + 1) +
+                                                 " of " + std::to_string(options_.retry.attempts) + ", a batch of " +
+                                                 std::to_string(open.size()) + " row(s) to decide)");
+        (void)sdk::sleep_unless_stopped(context_, delay);
+      } catch (const std::exception& e) {
+        record_error(e.what());
+        give_up(e.what());
+        return;
+      }
+    }
+  }
+
+  void commit_done(const CopyBatch& batch, std::vector<std::size_t>& open, const std::vector<std::size_t>& stored) {
+    deliver(batch, open, stored, sdk::Outcome::ok());
+    ++committed_batches_;
+    // Rows the transaction did not hold and that have no outcome: none should be left.
+    for (const auto row : std::vector<std::size_t>(open)) {
+      outcomes_->deliver(batch.sequences[row], sdk::Outcome::failed("internal: row left out of its batch"));
+    }
+    open.clear();
+  }
+
+  /// The fate of a batch whose connection was lost, asked over a new session.
+  Fate decide(PgSession& session, const Lost& lost) {
+    SessionQueries queries(session, plan_, stopping() ? std::min(options_.settle_timeout_ms, 2000L) : options_.settle_timeout_ms);
+    // Its server process must be gone first: until then it may still commit (or hold locks
+    // the batch's second try would wait on).
+    const std::string unsettled = queries.settle(lost.backend);
+    if (!lost.commit_sent) return Fate::not_committed;  // without a COMMIT nothing commits
+    if (!unsettled.empty()) {
+      context_.log(sdk::LogLevel::warning, "batch transaction " + std::to_string(lost.xid) + ": " + unsettled);
+      return Fate::unknown;
+    }
+    const auto snapshot = queries.snapshot();
+    const bool restarted = !snapshot || snapshot->server_started != lost.backend.server_started;
+    const std::string xid = std::to_string(lost.xid);
+    PgResult status = session.execute("SELECT pg_xact_status($1::xid8)", {xid.c_str()});
+    std::string state;
+    if (PQresultStatus(status.get()) == PGRES_TUPLES_OK && PQntuples(status.get()) == 1 && !PQgetisnull(status.get(), 0, 0)) {
+      state = PQgetvalue(status.get(), 0, 0);
+    } else if (error_field(status.get(), PG_DIAG_MESSAGE_PRIMARY).find("in the future") != std::string::npos) {
+      // After a crash restart: the id never reached the WAL, which a commit would have.
+      state = "future";
+    }
+    Fate fate = Fate::unknown;
+    if (state == "committed") {
+      // After a crash restart an id that never reached the WAL is handed out again: then
+      // "committed" may speak of another transaction.
+      fate = restarted ? Fate::unknown : Fate::committed;
+    } else if (state == "aborted" || state == "future" || (state == "in progress" && restarted)) {
+      // (in progress after a restart: the id was handed out again, so ours never reached the WAL)
+      fate = Fate::not_committed;
+    }
+    context_.log(fate == Fate::unknown ? sdk::LogLevel::warning : sdk::LogLevel::info,
+                 "decided the batch of " + std::to_string(lost.stored.size()) + " row(s) on the lost connection (transaction " +
+                     xid + ": " + (state.empty() ? std::string("status unknown") : state) +
+                     (restarted ? ", server restarted since" : "") + "): " +
+                     (fate == Fate::committed ? "committed" : fate == Fate::not_committed ? "not committed, written again" : "undecidable"));
+    return fate;
+  }
+
+  void record_error(const std::string& message) {
+    std::lock_guard lock(error_mutex_);
+    if (first_error_.empty()) first_error_ = message;
+  }
+  std::string first_error() {
+    std::lock_guard lock(error_mutex_);
+    return first_error_;
+  }
+  void declare_fatal(const std::string& message) {
+    if (fatal_.exchange(true)) return;
+    record_error(message + " (every batch would meet this error; stopping)");
+    context_.log(sdk::LogLevel::error, "PostgreSQL at " + options_.where + ": " + first_error());
+  }
+  bool stopping() const { return fatal_.load() || context_.stop_requested(); }
+  std::string stop_reason() { return fatal_.load() ? first_error() : std::string("the run was stopped"); }
+
+  const RowPlan& plan_;
+  BatchOptions options_;
+  sdk::Context& context_;
+  BatchSql sql_;
+  BatchQueue queue_;
+  sdk::OutcomeReceiver* outcomes_ = nullptr;
+  std::vector<std::thread> workers_;
+  CopyBatch current_;
+  Row row_;
+  std::mutex error_mutex_;
+  std::string first_error_;
+  std::atomic<bool> fatal_{false};
+  std::atomic<std::uint64_t> committed_batches_{0};
+  std::atomic<std::uint64_t> isolated_{0};
+  std::atomic<std::uint64_t> extra_statements_{0};
+  std::atomic<std::uint64_t> reconnects_{0};
+};
+
+}  // namespace etl::plugins::postgres

@@ -1,0 +1,78 @@
+#pragma once
+// COPY ... FROM STDIN in text format: how a row's values become one line, and which line a
+// COPY error was about. Pure text handling, tested alone (tests/copy_text_test.cpp).
+//
+// Text rather than binary: PostgreSQL's own input function reads every value, so a value that
+// does not fit its column's type is refused by the server with the same SQLSTATE and message as
+// the per-row mode's parameters, and the sink needs no per-type encoders. Measured: the
+// server-side parse is not what bounds a load (docs/performance.md, "Bulk loads").
+
+#include <charconv>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace etl::plugins::postgres {
+
+/// Appends `value` escaped for COPY's text format: backslash, tab, newline and carriage return
+/// (the delimiter and the line ends) as backslash sequences. NUL cannot be sent at all; the
+/// caller refuses such values first (RowPlan::fill does).
+inline void append_copy_value(std::string& out, std::string_view value) {
+  std::size_t plain = 0;  // start of the run of characters that need no escape
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    const char c = value[i];
+    const char* escape = c == '\\' ? "\\\\" : c == '\t' ? "\\t" : c == '\n' ? "\\n" : c == '\r' ? "\\r" : nullptr;
+    if (escape == nullptr) continue;
+    out.append(value.data() + plain, i - plain);
+    out.append(escape, 2);
+    plain = i + 1;
+  }
+  out.append(value.data() + plain, value.size() - plain);
+}
+
+/// Appends one row: values separated by tabs, NULL as \N, ended by a newline. `ordinal`, when
+/// given, is appended as a last column (upsert's staging table numbers its rows).
+inline void append_copy_row(std::string& out, const std::vector<std::optional<std::string>>& values,
+                            std::optional<std::size_t> ordinal = std::nullopt) {
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i != 0) out += '\t';
+    if (values[i]) {
+      append_copy_value(out, *values[i]);
+    } else {
+      out += "\\N";
+    }
+  }
+  if (ordinal) {
+    if (!values.empty()) out += '\t';
+    out += std::to_string(*ordinal);
+  }
+  out += '\n';
+}
+
+/// The line number (1-based) a COPY error's context names for `relation`, e.g. 3 for
+/// `COPY customers, line 3, column born: "1999-02-30"`. The context may hold several lines (a
+/// trigger's error adds its own); the one that starts with "COPY <relation>, line " is read.
+/// nullopt when there is none: a server whose messages are translated (lc_messages), or an error
+/// not tied to a row. The caller then finds the row by bisection.
+inline std::optional<std::size_t> copy_error_line(std::string_view context, std::string_view relation) {
+  const std::string prefix = "COPY " + std::string(relation) + ", line ";
+  std::size_t at = 0;
+  while (at < context.size()) {
+    std::size_t end = context.find('\n', at);
+    if (end == std::string_view::npos) end = context.size();
+    const std::string_view line = context.substr(at, end - at);
+    if (line.starts_with(prefix)) {
+      const std::string_view digits = line.substr(prefix.size());
+      std::size_t number = 0;
+      const auto [stop, error] = std::from_chars(digits.data(), digits.data() + digits.size(), number);
+      const bool ends_well = stop == digits.data() + digits.size() || *stop == ',' || *stop == ':';
+      if (error == std::errc() && stop != digits.data() && ends_well && number > 0) return number;
+    }
+    at = end + 1;
+  }
+  return std::nullopt;
+}
+
+}  // namespace etl::plugins::postgres

@@ -1,0 +1,165 @@
+// isolate_rows over a fake transaction: which rows are taken out, with whose error, and how
+// many statements it costs.
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+#include "batch_isolation.hpp"
+
+namespace etl::plugins::postgres {
+namespace {
+
+/// A table that refuses some rows: `bad` maps a row to its error's SQLSTATE. A load fails at
+/// the first bad row it holds, naming its line unless `lines` is off (a translated server);
+/// upsert's apply never names one.
+class FakeSteps final : public BatchSteps {
+ public:
+  std::map<std::size_t, std::string> bad;
+  std::map<std::size_t, std::string> bad_at_apply;
+  bool lines = true;
+  std::string batch_error;  // every statement fails with it (a deadlock)
+  std::vector<std::size_t> loaded;  // rows of statements that went in, in order
+  std::size_t rows_sent = 0;
+
+  std::size_t stop_after = 0;  // a load takes at most this many rows (0: all), as when cut short
+  LoadResult load(std::span<const std::size_t> rows) override {
+    const auto part = stop_after != 0 && rows.size() > stop_after ? rows.first(stop_after) : rows;
+    auto error = run(part, bad, lines);
+    return {error, error ? 0 : part.size()};
+  }
+  std::optional<StepError> apply(std::span<const std::size_t> rows) override { return run(rows, bad_at_apply, false); }
+
+ private:
+  std::optional<StepError> run(std::span<const std::size_t> rows, const std::map<std::size_t, std::string>& refused,
+                               bool with_line) {
+    if (!batch_error.empty()) return StepError{batch_error, "deadlock detected", {}};
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      ++rows_sent;  // the session stops sending once the server has answered
+      if (const auto found = refused.find(rows[i]); found != refused.end()) {
+        StepError error{found->second, "row " + std::to_string(rows[i]) + " refused", {}};
+        if (with_line) error.line = i + 1;
+        return error;
+      }
+    }
+    loaded.insert(loaded.end(), rows.begin(), rows.end());
+    return std::nullopt;
+  }
+};
+
+std::vector<std::size_t> all_rows(std::size_t count) {
+  std::vector<std::size_t> rows(count);
+  for (std::size_t i = 0; i < count; ++i) rows[i] = i;
+  return rows;
+}
+
+std::set<std::size_t> rejected_rows(const Isolation& isolation) {
+  std::set<std::size_t> rows;
+  for (const auto& [row, error] : isolation.rejected) rows.insert(row);
+  return rows;
+}
+
+TEST(BatchIsolation, ACleanBatchIsOneStatement) {
+  FakeSteps steps;
+  const Isolation isolation = isolate_rows(steps, all_rows(1000), false);
+  EXPECT_EQ(isolation.statements, 1u);
+  EXPECT_EQ(isolation.stored, all_rows(1000));
+  EXPECT_TRUE(isolation.rejected.empty());
+  EXPECT_FALSE(isolation.batch_error);
+}
+
+TEST(BatchIsolation, EachBadRowIsRejectedWithItsOwnErrorAndTheOthersStoredInOrder) {
+  FakeSteps steps;
+  for (std::size_t row = 5; row < 1000; row += 100) steps.bad[row] = row % 200 == 5 ? "23514" : "22007";
+  const Isolation isolation = isolate_rows(steps, all_rows(1000), false);
+  ASSERT_EQ(isolation.rejected.size(), 10u);
+  for (const auto& [row, error] : isolation.rejected) {
+    EXPECT_EQ(error.sqlstate, steps.bad.at(row));
+    EXPECT_EQ(error.message, "row " + std::to_string(row) + " refused");  // its own, not the first one's
+  }
+  std::vector<std::size_t> good;
+  for (std::size_t row = 0; row < 1000; ++row) {
+    if (!steps.bad.contains(row)) good.push_back(row);
+  }
+  EXPECT_EQ(isolation.stored, good);
+  EXPECT_EQ(steps.loaded, good);  // every good row went in exactly once, in input order
+  // With the line named: at most 2 statements per bad row, plus one.
+  EXPECT_LE(isolation.statements, 2 * steps.bad.size() + 1);
+  EXPECT_LE(steps.rows_sent, 2 * 1000u);
+}
+
+TEST(BatchIsolation, WithoutLinesBisectionFindsTheSameRows) {
+  FakeSteps steps;
+  steps.lines = false;
+  for (const std::size_t row : {0u, 1u, 2u, 511u, 998u, 999u}) steps.bad[row] = "23505";
+  const Isolation isolation = isolate_rows(steps, all_rows(1000), false);
+  EXPECT_EQ(rejected_rows(isolation), (std::set<std::size_t>{0, 1, 2, 511, 998, 999}));
+  EXPECT_EQ(isolation.stored.size(), 994u);
+  // log2(1000) is about 10: every bad row costs at most about 2 statements per level.
+  EXPECT_LE(isolation.statements, 6u * 2u * 11u);
+}
+
+TEST(BatchIsolation, ALoadCutShortGoesOnWithTheRestAfterIt) {
+  FakeSteps steps;
+  steps.stop_after = 30;
+  steps.bad[45] = "23514";
+  const Isolation isolation = isolate_rows(steps, all_rows(100), false);
+  EXPECT_EQ(rejected_rows(isolation), (std::set<std::size_t>{45}));
+  EXPECT_EQ(isolation.stored.size(), 99u);
+  EXPECT_EQ(steps.loaded, isolation.stored);
+}
+
+TEST(BatchIsolation, RowsAlreadySettledAreLeftOut) {
+  FakeSteps steps;
+  steps.bad[4] = "23514";
+  const Isolation isolation = isolate_rows(steps, {1, 4, 6, 9}, false);
+  EXPECT_EQ(isolation.stored, (std::vector<std::size_t>{1, 6, 9}));
+  EXPECT_EQ(rejected_rows(isolation), (std::set<std::size_t>{4}));
+}
+
+TEST(BatchIsolation, UpsertApplyErrorsAreFoundByBisectionAfterTheLoad) {
+  FakeSteps steps;
+  steps.bad[3] = "22P02";          // refused at the load: never applied
+  steps.bad_at_apply[7] = "23514";  // refused when it meets the table
+  const Isolation isolation = isolate_rows(steps, all_rows(16), true);
+  EXPECT_EQ(rejected_rows(isolation), (std::set<std::size_t>{3, 7}));
+  std::vector<std::size_t> expected;
+  for (std::size_t row = 0; row < 16; ++row) {
+    if (row != 3 && row != 7) expected.push_back(row);
+  }
+  EXPECT_EQ(isolation.stored, expected);
+}
+
+TEST(BatchIsolation, AnErrorOfOtherKindAloneIsFailedNotRejected) {
+  FakeSteps steps;
+  steps.bad[2] = "P0001";  // a trigger's RAISE EXCEPTION
+  const Isolation isolation = isolate_rows(steps, all_rows(5), false);
+  EXPECT_TRUE(isolation.rejected.empty());
+  ASSERT_EQ(isolation.failed.size(), 1u);
+  EXPECT_EQ(isolation.failed.front().first, 2u);
+  EXPECT_EQ(isolation.stored, (std::vector<std::size_t>{0, 1, 3, 4}));
+}
+
+TEST(BatchIsolation, AnErrorOfNoRowsMakingDecidesNothing) {
+  FakeSteps steps;
+  steps.batch_error = "40P01";
+  const Isolation isolation = isolate_rows(steps, all_rows(100), false);
+  ASSERT_TRUE(isolation.batch_error);
+  EXPECT_EQ(isolation.batch_error->sqlstate, "40P01");
+  EXPECT_EQ(isolation.statements, 1u);
+  EXPECT_TRUE(isolation.stored.empty());
+  EXPECT_TRUE(isolation.rejected.empty());
+}
+
+TEST(BatchIsolation, EveryRowBadStillEndsWithEachRejectedOnce) {
+  FakeSteps steps;
+  for (std::size_t row = 0; row < 50; ++row) steps.bad[row] = "23502";
+  const Isolation isolation = isolate_rows(steps, all_rows(50), false);
+  EXPECT_EQ(isolation.rejected.size(), 50u);
+  EXPECT_TRUE(isolation.stored.empty());
+  EXPECT_EQ(isolation.statements, 50u);  // the line names each in turn
+}
+
+}  // namespace
+}  // namespace etl::plugins::postgres

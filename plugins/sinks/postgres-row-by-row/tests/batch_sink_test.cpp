@@ -1,0 +1,280 @@
+// commit: batch against a real, throwaway PostgreSQL server: every row one outcome, each bad
+// row rejected with its own error, the table holding exactly the rows reported ok, also when
+// connections are reset or the server restarts in the middle of a load.
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+#include <set>
+#include <thread>
+
+#include "plugin_harness.hpp"
+#include "test_support.hpp"
+
+namespace etl::testing {
+namespace {
+
+using nlohmann::json;
+
+class BatchSink : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = new PostgresServer(); }
+  static void TearDownTestSuite() { delete server_; }
+  void SetUp() override {
+    server_->query(
+        "DROP TABLE IF EXISTS people; "
+        "CREATE TABLE people (id int PRIMARY KEY, name text NOT NULL, born date, score numeric CHECK (score >= 0)); "
+        "GRANT ALL ON people TO etl;");
+  }
+
+  static json config(json overrides = json::object()) {
+    json c = {{"host", server_->get("DB_HOST")}, {"port", std::stoi(server_->get("DB_PORT"))},
+              {"user", server_->get("DB_USER")}, {"password", server_->get("DB_PASS")},
+              {"dbname", server_->get("DB_NAME")}, {"table", "people"},
+              {"columns", {{"id", "id"}, {"name", "name"}, {"born", "born"}, {"score", "score"}}},
+              {"connect_timeout", 5}, {"commit", "batch"}, {"batch_rows", 500}, {"connections", 3}};
+    c.update(overrides);
+    return c;
+  }
+
+  struct Written {
+    std::map<std::uint64_t, sdk::Outcome> outcomes;
+    std::size_t deliveries = 0;
+    std::string error;
+    std::chrono::steady_clock::time_point finished;  // when finish() returned
+  };
+
+  /// Writes `batch` in chunks; `during` runs once, on a thread of its own, after `after` chunks.
+  static Written write_all(const json& sink_config, const sdk::Batch& batch, std::size_t chunk = 256,
+                           std::function<void()> during = {}, std::size_t after = 0) {
+    Written written;
+    CollectingReceiver receiver;
+    std::future<void> fault;
+    try {
+      auto sink = create_plugin<sdk::Sink>(bundled_plugin("postgres-row-by-row"), sink_config);
+      sink.object->open(receiver);
+      for (std::size_t at = 0, chunks = 0; at < batch.size(); at += chunk, ++chunks) {
+        if (during && chunks == after) fault = std::async(std::launch::async, during);
+        sink.object->write(std::span(batch).subspan(at, std::min(chunk, batch.size() - at)));
+      }
+      sink.object->finish();
+    } catch (const std::exception& e) {
+      written.error = e.what();
+    }
+    written.finished = std::chrono::steady_clock::now();
+    if (fault.valid()) fault.get();
+    written.outcomes = receiver.outcomes();
+    written.deliveries = receiver.deliveries();
+    return written;
+  }
+
+  static sdk::Record person(std::uint64_t sequence, const std::string& id, const std::string& name,
+                            const std::string& born, const std::string& score) {
+    sdk::Record record;
+    record.set("id", id);
+    record.set("name", name);
+    record.set("born", born);
+    record.set("score", score);
+    record.sequence = sequence;
+    return record;
+  }
+
+  /// `count` people; every 97th has a negative score (CHECK), every 89th an unreadable date,
+  /// every 101st repeats an id from 50 rows before (PRIMARY KEY), and every 103rd is
+  /// "abc" for an id (not an integer).
+  static sdk::Batch people(std::size_t count) {
+    sdk::Batch batch;
+    for (std::size_t i = 1; i <= count; ++i) {
+      std::string id = std::to_string(i);
+      std::string born = "1990-01-" + std::to_string(1 + i % 28);
+      std::string score = std::to_string(i % 1000) + ".5";
+      if (i % 97 == 0) score = "-1";
+      if (i % 89 == 0) born = "1990-02-30";
+      if (i % 101 == 0 && i > 50) id = std::to_string(i - 50);
+      if (i % 103 == 0) id = "abc";
+      batch.push_back(person(i, id, "person\t" + std::to_string(i), born, score));
+    }
+    return batch;
+  }
+
+  /// The SQLSTATE a row of people() should be rejected with, or "" for a good row. Of two
+  /// rows with one id the first is the one stored.
+  static std::string expected_code(std::size_t i) {
+    // The columns in COPY's order (born, id, name, score): types are read before any
+    // constraint is checked, and the CHECK before the unique index.
+    if (i % 89 == 0) return "22008";
+    if (i % 103 == 0) return "22P02";
+    if (i % 97 == 0) return "23514";
+    if (i % 101 == 0 && i > 50 && expected_code(i - 50).empty()) return "23505";
+    return "";
+  }
+
+  static std::set<std::string> ids_in_table() {
+    std::set<std::string> ids;
+    for (const auto& row : server_->query("SELECT id::text FROM people")) ids.insert(row.at(0));
+    return ids;
+  }
+
+  /// Every record one outcome; the rows reported ok are in the table, and the table holds no
+  /// other row (unless reported commit outcome unknown).
+  static void expect_table_matches_outcomes(const sdk::Batch& batch, const Written& written) {
+    ASSERT_EQ(written.deliveries, batch.size());
+    ASSERT_EQ(written.outcomes.size(), batch.size());
+    const auto stored = ids_in_table();
+    EXPECT_EQ(std::stoul(server_->query("SELECT count(*) FROM people").at(0).at(0)), stored.size());
+    std::set<std::string> ok, maybe;
+    for (const auto& record : batch) {
+      const auto& outcome = written.outcomes.at(record.sequence);
+      if (outcome.status == sdk::Status::ok) ok.insert(*record.text("id"));
+      if (outcome.is_commit_unknown()) maybe.insert(*record.text("id"));
+    }
+    for (const auto& id : ok) EXPECT_TRUE(stored.contains(id)) << "reported ok, not stored: " << id;
+    for (const auto& id : stored) EXPECT_TRUE(ok.contains(id) || maybe.contains(id)) << "stored, not reported ok: " << id;
+  }
+
+  static PostgresServer* server_;
+};
+PostgresServer* BatchSink::server_ = nullptr;
+
+TEST_F(BatchSink, EachBadRowIsRejectedWithItsOwnErrorAndEveryGoodRowStored) {
+  const auto batch = people(5000);
+  // One connection: of two rows with one id, the first is the one stored.
+  const auto written = write_all(config({{"connections", 1}}), batch);
+  ASSERT_EQ(written.error, "");
+  std::size_t rejected = 0;
+  for (std::size_t i = 1; i <= batch.size(); ++i) {
+    const auto& outcome = written.outcomes.at(i);
+    const std::string code = expected_code(i);
+    if (code.empty()) {
+      EXPECT_EQ(outcome.status, sdk::Status::ok) << i << ": " << outcome.message;
+      continue;
+    }
+    ++rejected;
+    EXPECT_EQ(outcome.status, sdk::Status::rejected) << i;
+    EXPECT_EQ(outcome.code, code) << i << ": " << outcome.message;
+    if (code == "23514") EXPECT_NE(outcome.message.find("people_score_check"), std::string::npos) << outcome.message;
+    if (code == "22008") EXPECT_NE(outcome.message.find("1990-02-30"), std::string::npos) << outcome.message;
+    if (code == "22P02") EXPECT_NE(outcome.message.find("\"abc\""), std::string::npos) << outcome.message;
+  }
+  EXPECT_GT(rejected, 150u);
+  expect_table_matches_outcomes(batch, written);
+  EXPECT_EQ(ids_in_table().size(), batch.size() - rejected);
+  // Tabs in values arrive as they were sent.
+  EXPECT_EQ(server_->query("SELECT name FROM people WHERE id = 1").at(0).at(0), "person\t1");
+}
+
+TEST_F(BatchSink, SeveralConnectionsSettleEveryRowOnce) {
+  const auto batch = people(20000);
+  const auto written = write_all(config({{"connections", 4}, {"batch_rows", 700}}), batch, 1000);
+  ASSERT_EQ(written.error, "");
+  std::size_t ok = 0;
+  for (std::size_t i = 1; i <= batch.size(); ++i) {
+    const auto& outcome = written.outcomes.at(i);
+    const std::string code = expected_code(i);
+    // A duplicate pair may be split over two connections: then either may be the stored one.
+    if (code == "23505" || ((i + 50) % 101 == 0 && expected_code(i + 50) == "23505")) continue;
+    EXPECT_EQ(outcome.status, code.empty() ? sdk::Status::ok : sdk::Status::rejected) << i << ": " << outcome.message;
+    if (!code.empty()) EXPECT_EQ(outcome.code, code) << i;
+    ok += outcome.status == sdk::Status::ok;
+  }
+  EXPECT_GT(ok, 18000u);
+  expect_table_matches_outcomes(batch, written);
+}
+
+TEST_F(BatchSink, ErrorsWithoutALineAreFoundByBisection) {
+  // A deferrable unique constraint is checked at the end of the COPY: its error names no line.
+  server_->query(
+      "DROP TABLE IF EXISTS people; "
+      "CREATE TABLE people (id int UNIQUE DEFERRABLE INITIALLY DEFERRED, name text, born date, score numeric); "
+      "GRANT ALL ON people TO etl;");
+  sdk::Batch batch;
+  for (std::size_t i = 1; i <= 2000; ++i) {
+    batch.push_back(person(i, std::to_string(i % 37 == 0 ? i - 1 : i), "p", "2000-01-01", "1"));
+  }
+  const auto written = write_all(config({{"connections", 1}}), batch);
+  ASSERT_EQ(written.error, "");
+  for (std::size_t i = 1; i <= batch.size(); ++i) {
+    const auto& outcome = written.outcomes.at(i);
+    EXPECT_EQ(outcome.status, i % 37 == 0 ? sdk::Status::rejected : sdk::Status::ok) << i << ": " << outcome.message;
+    if (i % 37 == 0) EXPECT_EQ(outcome.code, "23505");
+  }
+  expect_table_matches_outcomes(batch, written);
+}
+
+TEST_F(BatchSink, UpsertThroughAStagingTable) {
+  server_->query("INSERT INTO people VALUES (1, 'old', '1980-01-01', 1), (2, 'old', '1980-01-01', 1)");
+  sdk::Batch batch;
+  batch.push_back(person(1, "1", "new", "1990-01-01", "5"));
+  batch.push_back(person(2, "2", "bad", "1990-01-01", "-5"));   // CHECK: the stored row stays
+  batch.push_back(person(3, "3", "first", "1990-01-01", "1"));
+  batch.push_back(person(4, "3", "second", "1990-01-01", "2"));  // the same key later: it wins
+  batch.push_back(person(5, "4", "date", "1990-13-01", "2"));    // refused at the load
+  batch.push_back(person(6, "5", "fine", "1990-01-01", "2"));
+  const auto written = write_all(config({{"mode", "upsert"}, {"conflict_columns", {"id"}}, {"connections", 1}}), batch);
+  ASSERT_EQ(written.error, "");
+  ASSERT_EQ(written.outcomes.size(), 6u);
+  for (const std::uint64_t ok : {1u, 3u, 4u, 6u}) EXPECT_EQ(written.outcomes.at(ok).status, sdk::Status::ok) << ok;
+  EXPECT_EQ(written.outcomes.at(2).status, sdk::Status::rejected);
+  EXPECT_EQ(written.outcomes.at(2).code, "23514");
+  EXPECT_EQ(written.outcomes.at(5).status, sdk::Status::rejected);
+  EXPECT_EQ(written.outcomes.at(5).code, "22008");
+  EXPECT_EQ(server_->query("SELECT id::text, name, score::text FROM people ORDER BY id"),
+            (std::vector<std::vector<std::string>>{{"1", "new", "5"}, {"2", "old", "1"}, {"3", "second", "2"}, {"5", "fine", "2"}}));
+}
+
+TEST_F(BatchSink, ConfigThatBatchesCannotDoIsRefusedByName) {
+  const auto update = write_all(config({{"mode", "update"}, {"key_columns", {"id"}}}), people(1));
+  EXPECT_NE(update.error.find("commit: batch works with mode insert or upsert"), std::string::npos) << update.error;
+  const auto casts = write_all(config({{"casts", {{"born", "date"}}}}), people(1));
+  EXPECT_NE(casts.error.find("casts do not apply"), std::string::npos) << casts.error;
+  const auto table = write_all(config({{"table", "no_such_table"}}), people(1));
+  EXPECT_NE(table.error.find("no_such_table"), std::string::npos) << table.error;
+  EXPECT_NE(table.error.find("42P01"), std::string::npos) << table.error;
+}
+
+TEST_F(BatchSink, ConnectionsResetMidLoadLoseAndDoubleNothing) {
+  const auto batch = people(60000);
+  std::atomic<int> ended{0};
+  auto reset = [&] {
+    // Ends the sink's server processes three times while it loads.
+    for (int round = 0; round < 3; ++round) {
+      const auto killed = server_->query(
+          "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'etl' AND pid <> pg_backend_pid()");
+      ended += std::stoi(killed.at(0).at(0));
+      std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    }
+  };
+  const auto written = write_all(config({{"retry", {{"attempts", 8}, {"initial_delay", 0.05}}}}), batch, 1000, reset, 5);
+  ASSERT_EQ(written.error, "");
+  EXPECT_GT(ended.load(), 0);
+  expect_table_matches_outcomes(batch, written);
+  std::size_t ok = 0;
+  for (const auto& [sequence, outcome] : written.outcomes) ok += outcome.status == sdk::Status::ok;
+  EXPECT_GT(ok, 55000u);  // all but the bad rows (and the few with an unknown commit)
+}
+
+TEST_F(BatchSink, AServerCrashMidLoadLosesAndDoublesNothing) {
+  const auto batch = people(60000);
+  std::chrono::steady_clock::time_point back;
+  auto crash = [&] {
+    server_->control("restart -m immediate");
+    back = std::chrono::steady_clock::now();
+  };
+  const auto written = write_all(config({{"retry", {{"attempts", 10}, {"initial_delay", 0.2}, {"max_delay", 2}}}}), batch,
+                                 1000, crash, 10);
+  ASSERT_EQ(written.error, "");
+  // The load could not end while the server was down: it was still going when the server came back.
+  EXPECT_LT(back, written.finished);
+  expect_table_matches_outcomes(batch, written);
+  std::size_t ok = 0, unknown = 0;
+  for (const auto& [sequence, outcome] : written.outcomes) {
+    ok += outcome.status == sdk::Status::ok;
+    unknown += outcome.is_commit_unknown();
+  }
+  EXPECT_GT(ok, 50000u);
+  EXPECT_LE(unknown, 3u * 500u);  // at most the batches whose COMMIT was on its way
+}
+
+}  // namespace
+}  // namespace etl::testing
