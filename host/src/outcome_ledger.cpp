@@ -71,8 +71,16 @@ void OutcomeLedger::acknowledge_with(std::function<void(std::uint64_t, const sdk
 }
 
 void OutcomeLedger::add(const sdk::Record& record) {
+  auto copy = std::make_shared<const sdk::Record>(record);
   std::lock_guard lock(mutex_);
-  pending_.emplace(record.sequence, record);
+  pending_.emplace(record.sequence, std::move(copy));
+}
+
+void OutcomeLedger::add(const std::shared_ptr<const sdk::Batch>& batch) {
+  std::lock_guard lock(mutex_);
+  // Aliasing pointers: each points at its record and owns a share of the batch, so a record
+  // costs no copy; the batch's memory goes when its last record has been reported.
+  for (const auto& record : *batch) pending_.emplace(record.sequence, RecordRef(batch, &record));
 }
 
 void OutcomeLedger::group(std::uint64_t root, const std::vector<std::uint64_t>& members) {
@@ -84,7 +92,7 @@ void OutcomeLedger::group(std::uint64_t root, const std::vector<std::uint64_t>& 
   }
 }
 
-OutcomeLedger::Report OutcomeLedger::account(sdk::Record record, sdk::Outcome outcome) {
+OutcomeLedger::Report OutcomeLedger::account(RecordRef record, sdk::Outcome outcome) {
   // Messages may quote a URL or a connection string: reports get them redacted, like logs.
   if (!outcome.message.empty()) outcome.message = Redactor::instance().redact(outcome.message);
   switch (outcome.status) {
@@ -104,9 +112,9 @@ OutcomeLedger::Report OutcomeLedger::account(sdk::Record record, sdk::Outcome ou
 
   Report report{std::move(record), std::move(outcome), std::nullopt, {}};
   if (acknowledge_) {
-    const auto root = root_of_.find(report.record.sequence);
+    const auto root = root_of_.find(report.record->sequence);
     if (root == root_of_.end()) {
-      report.acknowledge = report.record.sequence;
+      report.acknowledge = report.record->sequence;
       report.acknowledged = report.outcome;
     } else {
       Group& group = groups_[root->second];
@@ -135,7 +143,7 @@ void OutcomeLedger::deliver(std::uint64_t sequence, sdk::Outcome outcome) noexce
                       ", which is not awaiting one (ignored: each record is reported once)");
         return;
       }
-      sdk::Record record = std::move(it->second);
+      RecordRef record = std::move(it->second);
       pending_.erase(it);
       outcome.stage = sdk::Stage::sink;
       report = account(std::move(record), std::move(outcome));
@@ -147,6 +155,10 @@ void OutcomeLedger::deliver(std::uint64_t sequence, sdk::Outcome outcome) noexce
 }
 
 void OutcomeLedger::settle_now(sdk::Record record, sdk::Outcome outcome) {
+  settle_ref(std::make_shared<const sdk::Record>(std::move(record)), std::move(outcome));
+}
+
+void OutcomeLedger::settle_ref(RecordRef record, sdk::Outcome outcome) {
   std::optional<Report> report;
   {
     std::lock_guard lock(mutex_);
@@ -156,15 +168,15 @@ void OutcomeLedger::settle_now(sdk::Record record, sdk::Outcome outcome) {
 }
 
 void OutcomeLedger::fail_remaining(const std::string& reason) {
-  std::vector<sdk::Record> records;
+  std::vector<RecordRef> records;
   {
     std::lock_guard lock(mutex_);
     records.reserve(pending_.size());
     for (auto& [sequence, record] : pending_) records.push_back(std::move(record));
     pending_.clear();
   }
-  std::sort(records.begin(), records.end(), [](const auto& a, const auto& b) { return a.sequence < b.sequence; });
-  for (auto& record : records) settle_now(std::move(record), sdk::Outcome::failed(reason));
+  std::sort(records.begin(), records.end(), [](const auto& a, const auto& b) { return a->sequence < b->sequence; });
+  for (auto& record : records) settle_ref(std::move(record), sdk::Outcome::failed(reason));
 }
 
 void OutcomeLedger::fail_unsent(const sdk::Batch& batch, std::size_t from, const std::string& reason) {
@@ -231,7 +243,7 @@ void OutcomeLedger::reporter_loop() {
     queue_not_full_.notify_all();
     lock.unlock();
     for (auto& report : taken) {
-      call_reporters("record", [&](sdk::Reporter& reporter) { reporter.record(report.record, report.outcome); });
+      call_reporters("record", [&](sdk::Reporter& reporter) { reporter.record(*report.record, report.outcome); });
       if (report.acknowledge && acknowledge_) {
         try {
           acknowledge_(*report.acknowledge, report.acknowledged);
@@ -265,7 +277,7 @@ void OutcomeLedger::finish_reporters(const sdk::Summary& summary) {
     left.swap(queue_);
   }
   for (auto& report : left) {
-    call_reporters("record", [&](sdk::Reporter& reporter) { reporter.record(report.record, report.outcome); });
+    call_reporters("record", [&](sdk::Reporter& reporter) { reporter.record(*report.record, report.outcome); });
     if (report.acknowledge && acknowledge_) {
       try {
         acknowledge_(*report.acknowledge, report.acknowledged);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -57,6 +58,9 @@ class OutcomeLedger final : public sdk::OutcomeReceiver {
 
   /// A record handed to the sink: it awaits an outcome from deliver().
   void add(const sdk::Record& record);
+  /// Every record of a batch handed to the sink, without copying them: the ledger shares the
+  /// batch, which lives until the last of its records is reported.
+  void add(const std::shared_ptr<const sdk::Batch>& batch);
   /// Records `members` share one source record, `root` (a transform's fan-out): the source is
   /// acknowledged once, when all of them are settled, with the worst status among them.
   void group(std::uint64_t root, const std::vector<std::uint64_t>& members);
@@ -85,8 +89,10 @@ class OutcomeLedger final : public sdk::OutcomeReceiver {
   void finish_reporters(const sdk::Summary& summary);
 
  private:
+  /// A record awaiting its outcome or its report: a share of the batch it is in (see add()).
+  using RecordRef = std::shared_ptr<const sdk::Record>;
   struct Report {
-    sdk::Record record;
+    RecordRef record;
     sdk::Outcome outcome;
     /// The source record to acknowledge with `acknowledged`, if this outcome completes one.
     std::optional<std::uint64_t> acknowledge;
@@ -98,7 +104,8 @@ class OutcomeLedger final : public sdk::OutcomeReceiver {
   };
 
   /// Counts an outcome and prepares its report; the ledger's mutex is held.
-  Report account(sdk::Record record, sdk::Outcome outcome);
+  Report account(RecordRef record, sdk::Outcome outcome);
+  void settle_ref(RecordRef record, sdk::Outcome outcome);
   void check_budget(bool final);
   /// Queues a report; blocks while the queue is full. Never called with the ledger's mutex held.
   void enqueue(Report report);
@@ -112,7 +119,7 @@ class OutcomeLedger final : public sdk::OutcomeReceiver {
   std::function<void(std::uint64_t, const sdk::Outcome&)> acknowledge_;
 
   mutable std::mutex mutex_;  // pending_, groups_, counts_, budget_error_
-  std::unordered_map<std::uint64_t, sdk::Record> pending_;
+  std::unordered_map<std::uint64_t, RecordRef> pending_;
   std::unordered_map<std::uint64_t, std::uint64_t> root_of_;
   std::unordered_map<std::uint64_t, Group> groups_;
   Counts counts_;

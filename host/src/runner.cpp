@@ -327,6 +327,7 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
       stop.hold_downstream(drains);
       while (more && (drains || !stop.requested())) {
         batch.clear();
+        batch.reserve(std::min<std::size_t>(batch_size, 4096));
         reading_since.store(Clock::now().time_since_epoch().count());
         try {
           more = call_plugin(source_name, "read", [&] { return source.read(batch, batch_size); });
@@ -372,9 +373,12 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
           }
           outgoing = &to_sink;
         }
-        for (const auto& record : *outgoing) ledger.add(record);
+        // The ledger shares the batch from here (no copy of a record): the next read fills a new one.
+        const auto handed = std::make_shared<const sdk::Batch>(std::move(*outgoing));
+        outgoing->clear();
+        ledger.add(handed);
         try {
-          if (!outgoing->empty()) call_plugin(sink_name, "write", [&] { sink.write(*outgoing); });
+          if (!handed->empty()) call_plugin(sink_name, "write", [&] { sink.write(*handed); });
         } catch (const StageError& e) {
           sink_error = e.what();
           break;

@@ -20,6 +20,7 @@
 // two rows with one key the first is stored and the later is the one rejected.
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <optional>
 #include <span>
@@ -69,6 +70,8 @@ struct Isolation {
   /// and the transaction is to be rolled back.
   std::optional<StepError> batch_error;
   std::size_t statements = 0;
+  /// Rows a failed statement had loaded before its bad row (undone, loaded again later).
+  std::size_t rows_in_vain = 0;
 };
 
 namespace isolation_detail {
@@ -80,9 +83,22 @@ inline bool is_row_error(const StepError& error) {
   return kind == ErrorKind::row || kind == ErrorKind::other || error.sqlstate == "21000";
 }
 
+/// How many rows a statement takes once a batch has shown bad rows. A failed statement costs
+/// the rows before the bad one twice (they are loaded again), so pieces should be short where
+/// bad rows are dense; but each statement costs a fixed overhead too, about what loading
+/// kStatementRows rows does. The sum of both per row, kStatementRows / n + density * n / 2, is
+/// least at n = sqrt(2 * kStatementRows / density).
+inline std::size_t piece_rows(std::size_t bad_rows, std::size_t rows_tried) {
+  constexpr double kStatementRows = 64;
+  const double density = static_cast<double>(bad_rows) / static_cast<double>(std::max<std::size_t>(rows_tried, 1));
+  const double best = std::sqrt(2 * kStatementRows / std::max(density, 1e-9));
+  return static_cast<std::size_t>(std::clamp(best, 16.0, 1e9));
+}
+
 template <class Step>
 bool run_step(Step&& step, const std::vector<std::size_t>& rows, Isolation& out, std::vector<std::size_t>& passed) {
   std::vector<std::vector<std::size_t>> todo;  // a stack: the back is next
+  std::size_t bad_rows = 0, rows_tried = 0;     // found by line so far, and the rows that took
   todo.push_back(rows);
   while (!todo.empty()) {
     std::vector<std::size_t> part = std::move(todo.back());
@@ -92,6 +108,7 @@ bool run_step(Step&& step, const std::vector<std::size_t>& rows, Isolation& out,
     LoadResult result = step(std::span<const std::size_t>(part));
     if (!result.error) {
       const std::size_t taken = std::min(result.taken, part.size());
+      rows_tried += taken;
       passed.insert(passed.end(), part.begin(), part.begin() + static_cast<std::ptrdiff_t>(taken));
       // Cut short: the rest is a statement of its own. (A COPY that took nothing and said
       // nothing is not to be asked again with the same rows: that would never end.)
@@ -114,12 +131,23 @@ bool run_step(Step&& step, const std::vector<std::size_t>& rows, Isolation& out,
     if (error->line && *error->line >= 1 && *error->line <= part.size()) {
       const std::size_t bad = *error->line - 1;
       settle_alone(part[bad]);
-      // The rows after it, then (processed first) the rows before it.
-      todo.emplace_back(part.begin() + static_cast<std::ptrdiff_t>(bad) + 1, part.end());
+      ++bad_rows;
+      rows_tried += bad + 1;
+      out.rows_in_vain += bad;
+      // The rows after it in pieces (see piece_rows), then (processed first) the rows before it.
+      const std::size_t piece = piece_rows(bad_rows, rows_tried);
+      std::vector<std::vector<std::size_t>> pieces;
+      for (auto at = part.begin() + static_cast<std::ptrdiff_t>(bad) + 1; at < part.end();) {
+        const auto end = part.end() - at > static_cast<std::ptrdiff_t>(piece) ? at + static_cast<std::ptrdiff_t>(piece) : part.end();
+        pieces.emplace_back(at, end);
+        at = end;
+      }
+      for (auto it = pieces.rbegin(); it != pieces.rend(); ++it) todo.push_back(std::move(*it));
       todo.emplace_back(part.begin(), part.begin() + static_cast<std::ptrdiff_t>(bad));
     } else if (part.size() == 1) {
       settle_alone(part.front());
     } else {
+      out.rows_in_vain += part.size();  // at most: the server did not say where it stopped
       const auto middle = part.begin() + static_cast<std::ptrdiff_t>(part.size() / 2);
       todo.emplace_back(middle, part.end());
       todo.emplace_back(part.begin(), middle);

@@ -34,7 +34,7 @@ struct BatchOptions {
   std::string stop_conninfo;  // quick connection attempts, for deciding a batch after a stop
   std::string where;          // host:port/dbname as user, for messages
   std::size_t connections = 4;
-  std::size_t batch_rows = 10000;
+  std::size_t batch_rows = 4000;
   std::size_t batch_bytes = 4 << 20;
   sdk::RetryPolicy retry;
   long answer_timeout_ms = 60000;
@@ -44,7 +44,9 @@ struct BatchOptions {
 class BatchWriter {
  public:
   BatchWriter(const RowPlan& plan, BatchOptions options, sdk::Context& context)
-      : plan_(plan), options_(std::move(options)), context_(context), queue_(options_.connections) {
+      // One batch waits for a connection: with one per connection in progress and one being
+      // filled, at most connections + 2 batches are held.
+      : plan_(plan), options_(std::move(options)), context_(context), queue_(1) {
     sql_.upsert = plan.mode() == WriteMode::upsert;
     sql_.schema = plan.schema();
     sql_.table = plan.table();
@@ -102,13 +104,12 @@ class BatchWriter {
         if (fatal_.load()) throw sdk::PluginError("PostgreSQL at " + options_.where + ": " + stop_reason());
         return;
       }
-      if (auto refusal = plan_.fill(records[i], row_)) {
+      const std::optional<std::size_t> ordinal = sql_.upsert ? std::optional<std::size_t>(current_.size()) : std::nullopt;
+      if (auto refusal = plan_.append_copy_line(records[i], current_.data, ordinal)) {
         outcomes_->deliver(records[i].sequence, std::move(*refusal));
         continue;
       }
-      current_.sequences.push_back(row_.sequence);
-      append_copy_row(current_.data, row_.values,
-                      sql_.upsert ? std::optional<std::size_t>(current_.size() - 1) : std::nullopt);
+      current_.sequences.push_back(records[i].sequence);
       current_.ends.push_back(current_.data.size());
       if (current_.size() >= options_.batch_rows || current_.data.size() >= options_.batch_bytes) hand_over();
     }
@@ -124,7 +125,8 @@ class BatchWriter {
     context_.log(sdk::LogLevel::info,
                  std::to_string(committed_batches_.load()) + " batch(es) committed; " + std::to_string(isolated_.load()) +
                      " row(s) taken out of their batch with " + std::to_string(extra_statements_.load()) +
-                     " extra statement(s); " + std::to_string(reconnects_.load()) + " reconnect(s)");
+                     " extra statement(s), loading " + std::to_string(rows_in_vain_.load()) + " row(s) in vain; " +
+                     std::to_string(reconnects_.load()) + " reconnect(s)");
     if (const std::string error = first_error(); !error.empty()) {
       throw sdk::PluginError("PostgreSQL at " + options_.where + ": " + error);
     }
@@ -273,6 +275,7 @@ class BatchWriter {
           attempt.xid = transaction.begin();
           Isolation isolation = isolate_rows(transaction, open, sql_.upsert);
           extra_statements_ += isolation.statements - 1;
+          rows_in_vain_ += isolation.rows_in_vain;
           for (const auto& [row, error] : isolation.rejected) {
             outcomes_->deliver(batch.sequences[row], sdk::Outcome::rejected(error.sqlstate, error.message));
             remove(open, {row});
@@ -417,7 +420,6 @@ class BatchWriter {
   sdk::OutcomeReceiver* outcomes_ = nullptr;
   std::vector<std::thread> workers_;
   CopyBatch current_;
-  Row row_;
   std::mutex error_mutex_;
   std::string first_error_;
   std::atomic<bool> fatal_{false};
@@ -425,6 +427,7 @@ class BatchWriter {
   std::atomic<std::uint64_t> isolated_{0};
   std::atomic<std::uint64_t> extra_statements_{0};
   std::atomic<std::uint64_t> reconnects_{0};
+  std::atomic<std::uint64_t> rows_in_vain_{0};
 };
 
 }  // namespace etl::plugins::postgres

@@ -15,6 +15,7 @@
 #include "etl/sdk.hpp"
 #include "postgres/named_parameters.hpp"
 #include "sink_config.hpp"
+#include "copy_text.hpp"
 #include "sql_text.hpp"
 
 namespace etl::plugins::postgres {
@@ -98,37 +99,38 @@ class RowPlan {
     row.values.clear();
     row.values.reserve(sources_.size());
     const std::vector<bool>& needed = needed_[row.statement];
+    std::string scratch;
     for (std::size_t i = 0; i < sources_.size(); ++i) {
-      const Source& source = sources_[i];
-      if (source.constant) {
-        row.values.push_back(*source.constant);
-        continue;
-      }
-      const sdk::Field* found = record.find(source.field);
-      if (found == nullptr) {
-        if (!needed[i]) {
-          row.values.emplace_back();  // another statement's parameter: not bound by this one
-        } else if (source.fallback) {
-          row.values.push_back(*source.fallback);
-        } else if (missing_is_null_) {
-          row.values.emplace_back();
-        } else {
-          return sdk::Outcome::rejected("missing_field", "the record has no field \"" + source.field +
-                                                             "\" (mapped to column \"" + columns_[i] + "\")");
-        }
-        continue;
-      }
-      // Parameters go as text: every type has one (etl/sdk/value.hpp), which PostgreSQL's
-      // input functions read (bytea's \x form included).
-      std::optional<std::string> text = found->value.text();
-      if (text && text->find('\0') != std::string::npos) {
-        // libpq passes text parameters as C strings: a NUL would silently cut the value.
-        return sdk::Outcome::rejected("22021", "field \"" + source.field +
-                                                   "\" contains a NUL byte, which PostgreSQL text cannot store");
-      }
-      row.values.push_back(std::move(text));
+      const std::string* text = nullptr;
+      if (auto refusal = value_text(record, i, needed[i], scratch, text)) return refusal;
+      row.values.push_back(text ? std::optional<std::string>(*text) : std::nullopt);
     }
     row.key_hash = key_hash(row);
+    return std::nullopt;
+  }
+
+  /// commit: batch (insert, upsert). Appends the record's row as a line of COPY text (with
+  /// `ordinal` as a last column when given), straight from its fields; or returns the refusal,
+  /// `out` then unchanged.
+  std::optional<sdk::Outcome> append_copy_line(const sdk::Record& record, std::string& out,
+                                               std::optional<std::size_t> ordinal = std::nullopt) const {
+    const std::size_t start = out.size();
+    std::string scratch;
+    for (std::size_t i = 0; i < sources_.size(); ++i) {
+      const std::string* text = nullptr;
+      if (auto refusal = value_text(record, i, true, scratch, text)) {
+        out.resize(start);
+        return refusal;
+      }
+      if (i != 0) out += '\t';
+      if (text) {
+        append_copy_value(out, *text);
+      } else {
+        out += "\\N";
+      }
+    }
+    if (ordinal) out += (sources_.empty() ? "" : "\t") + std::to_string(*ordinal);
+    out += '\n';
     return std::nullopt;
   }
 
@@ -156,6 +158,46 @@ class RowPlan {
     std::optional<std::string> constant;    // the same value in every row
     std::optional<std::string> fallback;    // the value when the record lacks the field (defaults)
   };
+
+  /// The value source `i` gives `record`: `text` points at its text form (nullptr for NULL),
+  /// valid while `record`, the plan and `scratch` are; or the refusal. A string's (or JSON's)
+  /// text is the field's own, other types' is made in `scratch`.
+  std::optional<sdk::Outcome> value_text(const sdk::Record& record, std::size_t i, bool needed, std::string& scratch,
+                                         const std::string*& text) const {
+    const Source& source = sources_[i];
+    text = nullptr;
+    if (source.constant) {
+      text = &*source.constant;
+      return std::nullopt;
+    }
+    const sdk::Field* found = record.find(source.field);
+    if (found == nullptr) {
+      if (!needed || (!source.fallback && missing_is_null_)) return std::nullopt;  // another statement's, or NULL
+      if (source.fallback) {
+        text = &*source.fallback;
+        return std::nullopt;
+      }
+      return sdk::Outcome::rejected("missing_field", "the record has no field \"" + source.field +
+                                                         "\" (mapped to column \"" + columns_[i] + "\")");
+    }
+    // Parameters go as text: every type has one (etl/sdk/value.hpp), which PostgreSQL's
+    // input functions read (bytea's \x form included).
+    const sdk::Value& value = found->value;
+    if (value.is_null()) return std::nullopt;
+    if (value.type() == sdk::ValueType::string || value.type() == sdk::ValueType::json) {
+      text = &value.stored_text();
+    } else {
+      scratch = value.text().value_or(std::string());
+      text = &scratch;
+    }
+    if (text->find('\0') != std::string::npos) {
+      // libpq passes text parameters as C strings, and COPY text cannot carry one either: a
+      // NUL would silently cut the value.
+      return sdk::Outcome::rejected("22021", "field \"" + source.field +
+                                                 "\" contains a NUL byte, which PostgreSQL text cannot store");
+    }
+    return std::nullopt;
+  }
 
   Source& add_column(const std::string& field, const std::string& column, const Config& config) {
     Source source;

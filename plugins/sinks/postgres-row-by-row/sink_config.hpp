@@ -32,7 +32,7 @@ struct Config : PgConnection {
   std::string statement_field;
   bool idempotent = false;
   std::string commit = "per_row";
-  int batch_rows = 10000;
+  int batch_rows = 4000;
   int batch_bytes = 4 << 20;
   bool pipeline = true;
   int connections = 16;
@@ -94,13 +94,18 @@ inline sdk::ConfigMap<Config> declare_config() {
           "transaction per batch, on `connections` connections at once; a row a batch cannot take is found and rejected "
           "with its own error, the others still stored (modes insert and upsert).")
       .one_of({"per_row", "batch"});
-  map.key("batch_rows", &Config::batch_rows, "commit: batch. Rows per batch at most.").minimum(1).maximum(1000000);
+  map.key("batch_rows", &Config::batch_rows,
+          "commit: batch. Rows per batch at most. The sink holds at most connections + 2 batches (and the host their "
+          "records).")
+      .minimum(1)
+      .maximum(1000000);
   map.key("batch_bytes", &Config::batch_bytes, "commit: batch. Bytes of COPY data per batch at most.")
       .minimum(1024)
       .maximum(256 << 20);
   map.key("pipeline", &Config::pipeline, "Send rows without waiting for each answer (libpq pipeline mode).");
   map.key("connections", &Config::connections,
-          "Connections writing in parallel; commits on different connections share WAL flushes (group commit).")
+          "Connections writing in parallel; commits on different connections share WAL flushes (group commit). "
+          "commit: batch: about the server's cores (2-4) is best, each loads its own batch.")
       .minimum(1)
       .maximum(64);
   map.key("max_in_flight", &Config::max_in_flight, "Rows sent but not yet answered, per connection (pipeline mode).")

@@ -84,9 +84,19 @@ TEST(BatchIsolation, EachBadRowIsRejectedWithItsOwnErrorAndTheOthersStoredInOrde
   }
   EXPECT_EQ(isolation.stored, good);
   EXPECT_EQ(steps.loaded, good);  // every good row went in exactly once, in input order
-  // With the line named: at most 2 statements per bad row, plus one.
-  EXPECT_LE(isolation.statements, 2 * steps.bad.size() + 1);
+  // With the line named: at most 2 statements per bad row, plus the pieces (of 16 rows or more)
+  // the rows after the first bad one go in.
+  EXPECT_LE(isolation.statements, 2 * steps.bad.size() + 1 + 1000 / 16);
+  EXPECT_LE(isolation.rows_in_vain, steps.bad.size() * isolation_detail::piece_rows(1, 100));
   EXPECT_LE(steps.rows_sent, 2 * 1000u);
+}
+
+TEST(BatchIsolation, PiecesAreShortWhereBadRowsAreDenseAndNeverUnderSixteen) {
+  using isolation_detail::piece_rows;
+  EXPECT_GT(piece_rows(1, 100000), 1000u);  // one bad row in 100,000: long pieces
+  EXPECT_GT(piece_rows(1, 100), piece_rows(10, 100));
+  EXPECT_EQ(piece_rows(50, 100), 16u);       // half of them bad: the floor
+  EXPECT_EQ(piece_rows(1, 0), 16u);
 }
 
 TEST(BatchIsolation, WithoutLinesBisectionFindsTheSameRows) {
