@@ -22,6 +22,7 @@
 #include "batch_isolation.hpp"
 #include "batch_transaction.hpp"
 #include "etl/sdk.hpp"
+#include "first_error.hpp"
 #include "etl/sdk/retry.hpp"
 #include "row_plan.hpp"
 #include "session_queries.hpp"
@@ -396,14 +397,8 @@ class BatchWriter {
     return fate;
   }
 
-  void record_error(const std::string& message) {
-    std::lock_guard lock(error_mutex_);
-    if (first_error_.empty()) first_error_ = message;
-  }
-  std::string first_error() {
-    std::lock_guard lock(error_mutex_);
-    return first_error_;
-  }
+  void record_error(const std::string& message) { errors_.record(message); }
+  std::string first_error() const { return errors_.get(); }
   void declare_fatal(const std::string& message) {
     if (fatal_.exchange(true)) return;
     record_error(message + " (every batch would meet this error; stopping)");
@@ -420,8 +415,7 @@ class BatchWriter {
   sdk::OutcomeReceiver* outcomes_ = nullptr;
   std::vector<std::thread> workers_;
   CopyBatch current_;
-  std::mutex error_mutex_;
-  std::string first_error_;
+  FirstError errors_;
   std::atomic<bool> fatal_{false};
   std::atomic<std::uint64_t> committed_batches_{0};
   std::atomic<std::uint64_t> isolated_{0};

@@ -28,6 +28,7 @@
 #include "commit_resolver.hpp"
 #include "dispatcher.hpp"
 #include "etl/sdk.hpp"
+#include "first_error.hpp"
 #include "etl/sdk/retry.hpp"
 #include "pg_session.hpp"
 #include "row_plan.hpp"
@@ -217,14 +218,8 @@ class PostgresRowByRowSink final : public sdk::Sink {
     }
   }
 
-  void record_error(const std::string& message) {
-    std::lock_guard lock(error_mutex_);
-    if (first_error_.empty()) first_error_ = message;
-  }
-  std::string first_error() {
-    std::lock_guard lock(error_mutex_);
-    return first_error_;
-  }
+  void record_error(const std::string& message) { errors_.record(message); }
+  std::string first_error() const { return errors_.get(); }
 
   /// The sink stops taking rows: an error every row would meet, or the host asked to stop.
   bool stopping() const { return fatal_.load() || context_.stop_requested(); }
@@ -435,8 +430,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
   std::unique_ptr<Dispatcher> dispatcher_;
   std::vector<std::unique_ptr<Worker>> workers_;
   EqualRowFloors floors_;
-  std::mutex error_mutex_;
-  std::string first_error_;
+  FirstError errors_;
   std::atomic<bool> fatal_{false};
   std::unique_ptr<BatchWriter> batch_;  // commit: batch (the members above are then unused)
 };
