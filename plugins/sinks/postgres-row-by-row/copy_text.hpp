@@ -12,13 +12,12 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <vector>
 
 namespace etl::plugins::postgres {
 
 /// Appends `value` escaped for COPY's text format: backslash, tab, newline and carriage return
 /// (the delimiter and the line ends) as backslash sequences. NUL cannot be sent at all; the
-/// caller refuses such values first (RowPlan::fill does).
+/// caller refuses such values first (RowPlan::value_text does).
 inline void append_copy_value(std::string& out, std::string_view value) {
   std::size_t plain = 0;  // start of the run of characters that need no escape
   for (std::size_t i = 0; i < value.size(); ++i) {
@@ -32,24 +31,34 @@ inline void append_copy_value(std::string& out, std::string_view value) {
   out.append(value.data() + plain, value.size() - plain);
 }
 
-/// Appends one row: values separated by tabs, NULL as \N, ended by a newline. `ordinal`, when
-/// given, is appended as a last column (upsert's staging table numbers its rows).
-inline void append_copy_row(std::string& out, const std::vector<std::optional<std::string>>& values,
-                            std::optional<std::size_t> ordinal = std::nullopt) {
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (i != 0) out += '\t';
-    if (values[i]) {
-      append_copy_value(out, *values[i]);
+/// Writes one row's line into `out`: values separated by tabs, NULL as \N, ended by end().
+/// (Upsert's staging table numbers its rows with a last column, ordinal().)
+class CopyLineWriter {
+ public:
+  explicit CopyLineWriter(std::string& out) : out_(out) {}
+  /// The next value; nullptr is NULL.
+  void value(const std::string* text) {
+    separate();
+    if (text) {
+      append_copy_value(out_, *text);
     } else {
-      out += "\\N";
+      out_ += "\\N";
     }
   }
-  if (ordinal) {
-    if (!values.empty()) out += '\t';
-    out += std::to_string(*ordinal);
+  void ordinal(std::size_t number) {
+    separate();
+    out_ += std::to_string(number);
   }
-  out += '\n';
-}
+  void end() { out_ += '\n'; }
+
+ private:
+  void separate() {
+    if (!first_) out_ += '\t';
+    first_ = false;
+  }
+  std::string& out_;
+  bool first_ = true;
+};
 
 /// The line number (1-based) a COPY error's context names for `relation`, e.g. 3 for
 /// `COPY customers, line 3, column born: "1999-02-30"`. The context may hold several lines (a

@@ -116,21 +116,17 @@ class RowPlan {
                                                std::optional<std::size_t> ordinal = std::nullopt) const {
     const std::size_t start = out.size();
     std::string scratch;
+    CopyLineWriter line(out);
     for (std::size_t i = 0; i < sources_.size(); ++i) {
       const std::string* text = nullptr;
       if (auto refusal = value_text(record, i, true, scratch, text)) {
         out.resize(start);
         return refusal;
       }
-      if (i != 0) out += '\t';
-      if (text) {
-        append_copy_value(out, *text);
-      } else {
-        out += "\\N";
-      }
+      line.value(text);
     }
-    if (ordinal) out += (sources_.empty() ? "" : "\t") + std::to_string(*ordinal);
-    out += '\n';
+    if (ordinal) line.ordinal(*ordinal);
+    line.end();
     return std::nullopt;
   }
 

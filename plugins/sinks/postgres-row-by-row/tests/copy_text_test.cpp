@@ -2,24 +2,31 @@
 
 #include <gtest/gtest.h>
 
+#include <vector>
+
 #include "copy_text.hpp"
 
 namespace etl::plugins::postgres {
 namespace {
 
-TEST(CopyText, DelimitersLineEndsAndBackslashesAreEscaped) {
+/// A line of `values` (nullopt: NULL), with `ordinal` last when given.
+std::string line_of(const std::vector<std::optional<std::string>>& values, std::optional<std::size_t> ordinal = {}) {
   std::string out;
-  append_copy_row(out, {std::string("a\tb"), std::string("line\nnext\r"), std::string("back\\slash"), std::nullopt});
-  EXPECT_EQ(out, "a\\tb\tline\\nnext\\r\tback\\\\slash\t\\N\n");
+  CopyLineWriter line(out);
+  for (const auto& value : values) line.value(value ? &*value : nullptr);
+  if (ordinal) line.ordinal(*ordinal);
+  line.end();
+  return out;
+}
+
+TEST(CopyText, DelimitersLineEndsAndBackslashesAreEscaped) {
+  EXPECT_EQ(line_of({std::string("a\tb"), std::string("line\nnext\r"), std::string("back\\slash"), std::nullopt}),
+            "a\\tb\tline\\nnext\\r\tback\\\\slash\t\\N\n");
 }
 
 TEST(CopyText, PlainValuesAreCopiedAsTheyAreAndTheOrdinalComesLast) {
-  std::string out;
-  append_copy_row(out, {std::string("42"), std::string("Zoë"), std::string("")}, 7);
-  EXPECT_EQ(out, "42\tZoë\t\t7\n");
-  out.clear();
-  append_copy_row(out, {std::string("\\N")});  // the text \N, not NULL
-  EXPECT_EQ(out, "\\\\N\n");
+  EXPECT_EQ(line_of({std::string("42"), std::string("Zoë"), std::string("")}, 7), "42\tZoë\t\t7\n");
+  EXPECT_EQ(line_of({std::string("\\N")}), "\\\\N\n");  // the text \N, not NULL
 }
 
 TEST(CopyText, TheLineOfTheRelationLoadedIsRead) {
