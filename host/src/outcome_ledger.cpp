@@ -43,16 +43,13 @@ OutcomeLedger::~OutcomeLedger() {
 
 void OutcomeLedger::call_reporters(const char* stage, const std::function<void(sdk::Reporter&)>& call) {
   for (std::size_t i = 0; i < reporters_.size(); ++i) {
-    {
-      std::lock_guard lock(queue_mutex_);
-      if (!alive_[i]) continue;
-    }
+    if (!alive_[i]) continue;
     try {
       call_plugin(reporters_[i].name, stage, [&] { call(*reporters_[i].object); });
     } catch (const StageError& e) {
+      alive_[i] = false;
       {
         std::lock_guard lock(queue_mutex_);
-        alive_[i] = false;
         if (reporter_error_.empty()) reporter_error_ = e.what();
       }
       logger_.error(e.what());

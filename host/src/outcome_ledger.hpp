@@ -126,13 +126,15 @@ class OutcomeLedger final : public sdk::OutcomeReceiver {
   std::string budget_error_;
 
   const std::size_t queue_limit_;
-  mutable std::mutex queue_mutex_;  // queue_, closing_, reporter_error_, alive_
+  mutable std::mutex queue_mutex_;  // queue_, closing_, reporter_error_
   std::condition_variable queue_not_empty_;
   std::condition_variable queue_not_full_;
   std::condition_variable queue_drained_;
   std::deque<Report> queue_;
   bool closing_ = false;
   bool busy_ = false;  // the reporter thread holds a report taken from the queue
+  // Which reporters still work. Without a lock: only call_reporters() touches it, and that runs
+  // on one thread at a time (the caller before the reporter thread starts and after it ends).
   std::vector<bool> alive_;
   std::string reporter_error_;
   std::thread thread_;

@@ -42,10 +42,10 @@ inline bool is_calendar_date(std::string_view text) {
 }
 
 /// Reads the field's text as a value of `type` into `out`; or returns why it is not one.
-inline std::optional<std::string> typed_value(ColumnType type, std::string text, sdk::Value& out) {
+inline std::optional<std::string> typed_value(ColumnType type, std::string_view text, sdk::Value& out) {
   switch (type) {
     case ColumnType::string:
-      out = sdk::Value(std::move(text));
+      out = sdk::Value(std::string(text));
       return std::nullopt;
     case ColumnType::integer: {
       std::string_view digits = text;
@@ -82,11 +82,11 @@ inline std::optional<std::string> typed_value(ColumnType type, std::string text,
     }
     case ColumnType::date:
       if (!is_calendar_date(text)) return "not a date (YYYY-MM-DD, a day that exists)";
-      out = sdk::Value(std::move(text));
+      out = sdk::Value(std::string(text));
       return std::nullopt;
     case ColumnType::json:
       if (!nlohmann::json::accept(text)) return "not JSON";
-      out = sdk::Value::json(std::move(text));
+      out = sdk::Value::json(std::string(text));
       return std::nullopt;
   }
   return "unknown type";

@@ -186,12 +186,13 @@ class CsvFileSource final : public sdk::Source {
       std::exception_ptr error;
       try {
         while (ready.size() < kAheadBatchSize) {
-          std::optional<CsvRecord> row = next_row();
-          if (!row) {
+          if (!next_row(row_)) {
             more = false;
             break;
           }
-          ready.push_back(to_record(std::move(*row)));
+          ready.push_back(to_record(row_));
+          // A long row's buffers are not kept for the next: memory stays bounded by the rows in flight.
+          if (row_.raw.capacity() > kKeptRowBytes) row_ = CsvRecord{};
         }
       } catch (...) {
         error = std::current_exception();  // read() throws it once the rows before it are out
@@ -209,17 +210,17 @@ class CsvFileSource final : public sdk::Source {
     }
   }
 
-  std::optional<CsvRecord> next_row() {
+  bool next_row(CsvRecord& row) {
     try {
-      return reader_->next();
+      return reader_->next(row);
     } catch (const std::exception& e) {
       throw sdk::PluginError(shown_ + ": " + e.what() + " after line " + std::to_string(reader_->lines_read()));
     }
   }
 
   void read_header() {
-    std::optional<CsvRecord> header = next_row();
-    if (!header) throw sdk::PluginError(shown_ + ": the file is empty: there is no header row");
+    std::optional<CsvRecord> header(std::in_place);
+    if (!next_row(*header)) throw sdk::PluginError(shown_ + ": the file is empty: there is no header row");
     if (!header->error.empty()) {
       throw sdk::PluginError(shown_ + ":" + std::to_string(header->line) + ": the header row is malformed: " + header->error);
     }
@@ -242,8 +243,11 @@ class CsvFileSource final : public sdk::Source {
     }
   }
 
-  sdk::Record to_record(CsvRecord row) {
-    std::string origin = shown_ + ":" + std::to_string(row.line);
+  /// The record for a row; the row's buffers stay with it for the next one.
+  sdk::Record to_record(CsvRecord& row) {
+    std::string origin;
+    origin.reserve(shown_.size() + 21);
+    origin.append(shown_).append(1, ':').append(std::to_string(row.line));
     if (!row.error.empty()) {
       return sdk::Record::refuse_input(std::move(origin), std::move(row.raw), row.code, row.error);
     }
@@ -263,18 +267,16 @@ class CsvFileSource final : public sdk::Source {
     auto& fields = record.fields();
     fields.reserve(names_.size());
     for (std::size_t i = 0; i < names_.size(); ++i) {
-      std::optional<std::string>& text = row.fields[i];
-      if (text && !config_.null_values.empty() &&
-          std::find(config_.null_values.begin(), config_.null_values.end(), *text) != config_.null_values.end()) {
-        text.reset();
-      }
-      if (text && text->empty() && types_[i] != ColumnType::string) text.reset();
-      if (!text) {
+      const std::optional<std::string>& text = row.fields[i];
+      const bool null = !text || (text->empty() && types_[i] != ColumnType::string) ||
+                        (!config_.null_values.empty() && std::find(config_.null_values.begin(), config_.null_values.end(),
+                                                                   *text) != config_.null_values.end());
+      if (null) {
         fields.push_back(sdk::Field{names_[i], sdk::Value()});
         continue;
       }
       sdk::Value value;
-      if (const auto why = typed_value(types_[i], std::move(*text), value)) {
+      if (const auto why = typed_value(types_[i], *text, value)) {
         return sdk::Record::refuse_input(record.origin, std::move(row.raw), "csv.type",
                                          "column \"" + names_[i] + "\": " + *why);
       }
@@ -291,9 +293,11 @@ class CsvFileSource final : public sdk::Source {
   std::unique_ptr<CsvReader> reader_;
   std::vector<std::string> names_;
   std::vector<ColumnType> types_;
+  CsvRecord row_;  // the reader thread's row: its buffers serve every row (no allocation per row to parse it)
 
   static constexpr std::size_t kAheadBatchSize = 512;
   static constexpr std::size_t kAheadBatches = 8;
+  static constexpr std::size_t kKeptRowBytes = 64 * 1024;
   std::thread reader_thread_;
   mutable std::mutex ahead_mutex_;  // everything below
   std::condition_variable ahead_changed_;

@@ -4,6 +4,7 @@
 // record starts on and its raw text (for the report and the reject file), a bound on a record's
 // size, and recovery — after a malformed record the reader goes on at the next line, and an
 // unterminated quote costs only the line it started on (the lines after it are read again).
+// A caller that reuses one CsvRecord gets each row without allocating (see next(CsvRecord&)).
 
 #include <csv.h>
 
@@ -42,19 +43,33 @@ class CsvReader {
   /// The next record (well-formed or not); nullopt at the end of the input. Throws
   /// std::runtime_error when the stream itself fails (not for bad content).
   std::optional<CsvRecord> next() {
-    while (ready_.empty()) {
-      Line line;
-      if (next_line(line)) {
-        feed(std::move(line));
+    CsvRecord record;
+    if (!next(record)) return std::nullopt;
+    return record;
+  }
+
+  /// The same into `record`, reusing its buffers: a caller that keeps one CsvRecord across
+  /// calls allocates nothing per row for rows like the last (the loader's hot path). False at
+  /// the end of the input.
+  bool next(CsvRecord& record) {
+    out_ = &record;
+    record.line = 0;
+    record.raw.clear();
+    record.code.clear();
+    record.error.clear();
+    field_count_ = 0;
+    produced_ = false;
+    while (!produced_) {
+      if (next_line()) {
+        feed();
       } else if (!pending_lines_.empty()) {
         finish_input();
       } else {
-        return std::nullopt;
+        record.fields.clear();
+        return false;
       }
     }
-    CsvRecord out = std::move(ready_.front());
-    ready_.pop_front();
-    return out;
+    return true;
   }
 
   /// Physical lines read from the stream so far.
@@ -64,6 +79,10 @@ class CsvReader {
   struct Line {
     std::uint64_t number = 0;
     std::string text;  // with its line break, as read
+  };
+  struct LineStart {
+    std::uint64_t number = 0;
+    std::size_t offset = 0;  // in the record's raw text
   };
 
   static int no_space(unsigned char) { return 0; }
@@ -80,103 +99,97 @@ class CsvReader {
     // libcsv trims spaces by default; a loader must not change data unless asked.
     csv_set_space_func(&parser_, options_.trim ? is_space : no_space);
     pending_lines_.clear();
-    pending_bytes_ = 0;
-    fields_.clear();
+    field_count_ = 0;
   }
 
-  bool next_line(Line& line) {
+  /// Reads the next physical line into line_ (its number in line_number_).
+  bool next_line() {
     if (!replay_.empty()) {
-      line = std::move(replay_.front());
+      line_ = std::move(replay_.front().text);
+      line_number_ = replay_.front().number;
       replay_.pop_front();
       return true;
     }
-    if (!std::getline(in_, line.text)) {
+    if (!std::getline(in_, line_)) {
       if (in_.bad()) throw std::runtime_error("read error");
       return false;
     }
-    line.number = ++lines_read_;
-    if (!in_.eof()) line.text += '\n';
+    line_number_ = ++lines_read_;
+    if (!in_.eof()) line_ += '\n';
     return true;
   }
 
   static void on_field(void* data, std::size_t length, void* self) {
-    auto& fields = static_cast<CsvReader*>(self)->fields_;
+    auto& reader = *static_cast<CsvReader*>(self);
+    auto& fields = reader.out_->fields;
+    const std::size_t index = reader.field_count_++;
+    if (index == fields.size()) fields.emplace_back();
+    std::optional<std::string>& field = fields[index];
     if (data == nullptr) {
-      fields.emplace_back();
+      field.reset();
+    } else if (field) {
+      field->assign(static_cast<const char*>(data), length);  // keeps the buffer of the row before
     } else {
-      fields.emplace_back(std::string(static_cast<const char*>(data), length));
+      field.emplace(static_cast<const char*>(data), length);
     }
   }
   static void on_record(int, void* self) { static_cast<CsvReader*>(self)->record_ended_ = true; }
 
-  /// Feeds one physical line; a record ends in it when its line break is outside quotes.
-  void feed(Line line) {
-    if (line.text == "\n" || line.text == "\r\n" || line.text.empty()) {
+  /// Feeds the physical line in line_; a record ends in it when its line break is outside quotes.
+  void feed() {
+    if (line_ == "\n" || line_ == "\r\n" || line_.empty()) {
       if (pending_lines_.empty()) return;  // a blank line between records
     }
-    pending_bytes_ += line.text.size();
-    pending_lines_.push_back(std::move(line));
-    const std::string& text = pending_lines_.back().text;
+    std::string& raw = out_->raw;
+    pending_lines_.push_back(LineStart{line_number_, raw.size()});
+    raw += line_;
     record_ended_ = false;
-    const std::size_t parsed = csv_parse(&parser_, text.data(), text.size(), on_field, on_record, this);
-    if (parsed != text.size() || csv_error(&parser_) == CSV_EPARSE) {
+    const std::size_t parsed = csv_parse(&parser_, line_.data(), line_.size(), on_field, on_record, this);
+    if (parsed != line_.size() || csv_error(&parser_) == CSV_EPARSE) {
       malformed("malformed quoting (a quote inside an unquoted field, or text after a closing quote)");
     } else if (record_ended_) {
       emit();
-    } else if (pending_bytes_ > options_.max_record_bytes) {
+    } else if (raw.size() > options_.max_record_bytes) {
       unterminated("the record is longer than max_record_bytes (" + std::to_string(options_.max_record_bytes) + ")");
     }
   }
 
-  std::string pending_text() {
-    std::string raw;
-    if (pending_lines_.size() == 1) {
-      raw = std::move(pending_lines_.front().text);  // the common case: no copy
-    } else {
-      for (const auto& line : pending_lines_) raw += line.text;
-    }
-    strip_line_break(raw);
-    return raw;
-  }
-
   void emit() {
-    CsvRecord record;
-    record.line = pending_lines_.front().number;
-    record.raw = pending_text();
-    const std::size_t width = fields_.size();
-    record.fields = std::move(fields_);
-    ready_.push_back(std::move(record));
-    fields_.clear();
-    fields_.reserve(width);  // the next row is likely as wide
+    out_->line = pending_lines_.front().number;
+    strip_line_break(out_->raw);
+    out_->fields.resize(field_count_);
     pending_lines_.clear();
-    pending_bytes_ = 0;
+    field_count_ = 0;
+    produced_ = true;
   }
 
   /// The record so far is malformed: reported whole, and the reader goes on at the next line.
   void malformed(const std::string& why) {
-    CsvRecord record;
-    record.line = pending_lines_.front().number;
-    record.raw = pending_text();
-    record.code = "csv.quote";
-    record.error = why;
-    ready_.push_back(std::move(record));
+    out_->line = pending_lines_.front().number;
+    strip_line_break(out_->raw);
+    out_->fields.clear();
+    out_->code = "csv.quote";
+    out_->error = why;
     reset_parser();
+    produced_ = true;
   }
 
   /// A quote that never closes (or closes too far away): only the line it started on is
   /// reported; the lines after it are read again as records of their own.
   void unterminated(const std::string& why) {
-    Line first = std::move(pending_lines_.front());
-    pending_lines_.pop_front();
-    for (auto it = pending_lines_.rbegin(); it != pending_lines_.rend(); ++it) replay_.push_front(std::move(*it));
-    CsvRecord record;
-    record.line = first.number;
-    record.raw = std::move(first.text);
-    strip_line_break(record.raw);
-    record.code = "csv.unterminated_quote";
-    record.error = "a quoted field does not end: " + why;
-    ready_.push_back(std::move(record));
+    std::string& raw = out_->raw;
+    for (std::size_t i = pending_lines_.size(); i-- > 1;) {
+      const std::size_t end = i + 1 < pending_lines_.size() ? pending_lines_[i + 1].offset : raw.size();
+      replay_.push_front(Line{pending_lines_[i].number, raw.substr(pending_lines_[i].offset, end - pending_lines_[i].offset)});
+    }
+    if (pending_lines_.size() > 1) raw.resize(pending_lines_[1].offset);
+    out_->line = pending_lines_.front().number;
+    strip_line_break(raw);
+    out_->fields.clear();
+    out_->code = "csv.unterminated_quote";
+    out_->error = "a quoted field does not end: " + why;
     reset_parser();
+    produced_ = true;
   }
 
   /// The input ended inside a record: a last line without a line break, or an open quote.
@@ -197,11 +210,13 @@ class CsvReader {
   CsvOptions options_;
   csv_parser parser_{};
   bool initialized_ = false;
-  std::deque<Line> pending_lines_;  // the lines of the record being parsed
-  std::size_t pending_bytes_ = 0;
+  CsvRecord* out_ = nullptr;              // the record next() is filling
+  std::size_t field_count_ = 0;           // fields of it given so far
+  bool produced_ = false;                 // it is complete (well-formed or not)
+  std::vector<LineStart> pending_lines_;  // the lines of the record being parsed
+  std::string line_;                      // the physical line being fed
+  std::uint64_t line_number_ = 0;
   std::deque<Line> replay_;  // lines to read again after an unterminated quote
-  std::deque<CsvRecord> ready_;
-  std::vector<std::optional<std::string>> fields_;
   bool record_ended_ = false;
   std::uint64_t lines_read_ = 0;
 };

@@ -95,6 +95,37 @@ TEST(CsvReader, RawTextIsTheRowAsItCame) {
   EXPECT_FALSE(reader.next());
 }
 
+// The loader keeps one CsvRecord for every row (next(CsvRecord&)): what a row leaves in it —
+// a longer value, a wider row, a value where the next row has null, a malformed row's code and
+// error — must not show in the next.
+TEST(CsvReader, OneRecordReusedForEveryRowReadsTheSameAsFreshOnes) {
+  const std::string text =
+      "id,name,note\n1,a long name that needs the heap,x\n2,b\n3,,\n4,\"q\"\"uote\",\"\"\n5,bad\"quote,y\n6,\"two\nlines\",z\n"
+      "7,\"open,w\n8,after,v\n9,last,end";
+  auto fingerprint = [](const CsvRecord& record) {
+    std::string joined = std::to_string(record.line) + " [" + record.raw + "] " + record.code + ":";
+    for (const auto& field : record.fields) joined += "|" + field.value_or("~");
+    return joined + "\n";
+  };
+  std::istringstream fresh_in(text);
+  CsvReader fresh(fresh_in, {});
+  std::string expected;
+  while (auto record = fresh.next()) expected += fingerprint(*record);
+
+  std::istringstream reused_in(text);
+  CsvReader reused(reused_in, {});
+  CsvRecord record;
+  std::string got;
+  while (reused.next(record)) got += fingerprint(record);
+  EXPECT_EQ(got, expected);
+  // And what the fresh reading is: nothing above compares a result with itself only.
+  EXPECT_NE(expected.find("\n4 [3,,] :|3|~|~\n"), std::string::npos) << expected;
+  EXPECT_NE(expected.find("\n6 [5,bad\"quote,y] csv.quote:\n"), std::string::npos) << expected;
+  EXPECT_NE(expected.find("\n9 [7,\"open,w] csv.unterminated_quote:\n"), std::string::npos) << expected;
+  EXPECT_NE(expected.find("\n10 [8,after,v] :|8|after|v\n11 [9,last,end] :|9|last|end\n"), std::string::npos) << expected;
+  EXPECT_FALSE(reused.next(record));
+}
+
 TEST(ColumnTypes, EachTypeAndItsRefusals) {
   sdk::Value out;
   auto ok = [&](ColumnType type, const char* text) { return !typed_value(type, text, out); };
