@@ -351,6 +351,7 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
         sdk::Batch* outgoing = &batch;
         if (!plain) {
           to_sink.clear();
+          to_sink.reserve(batch.size());  // its buffer went to the sink with the last batch
           std::size_t done = 0;
           try {
             for (; done < batch.size(); ++done) {

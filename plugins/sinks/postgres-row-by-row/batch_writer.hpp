@@ -277,14 +277,18 @@ class BatchWriter {
           Isolation isolation = isolate_rows(transaction, open, sql_.upsert);
           extra_statements_ += isolation.statements - 1;
           rows_in_vain_ += isolation.rows_in_vain;
+          std::vector<std::size_t> settled;  // taken out of open at once: one pass, not one per row
+          settled.reserve(isolation.rejected.size() + isolation.failed.size());
           for (const auto& [row, error] : isolation.rejected) {
             outcomes_->deliver(batch.sequences[row], sdk::Outcome::rejected(error.sqlstate, error.message));
-            remove(open, {row});
+            settled.push_back(row);
           }
           for (const auto& [row, error] : isolation.failed) {
             outcomes_->deliver(batch.sequences[row], sdk::Outcome::failed(error.message, error.sqlstate));
-            remove(open, {row});
+            settled.push_back(row);
           }
+          std::sort(settled.begin(), settled.end());
+          remove(open, settled);
           isolated_ += isolation.rejected.size() + isolation.failed.size();
           std::optional<StepError> error = std::move(isolation.batch_error);
           if (error) {

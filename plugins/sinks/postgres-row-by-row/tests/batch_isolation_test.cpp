@@ -22,10 +22,12 @@ class FakeSteps final : public BatchSteps {
   std::string batch_error;  // every statement fails with it (a deadlock)
   std::vector<std::size_t> loaded;  // rows of statements that went in, in order
   std::size_t rows_sent = 0;
+  std::vector<std::size_t> load_sizes;  // rows of each load, in order
 
   std::size_t stop_after = 0;  // a load takes at most this many rows (0: all), as when cut short
   LoadResult load(std::span<const std::size_t> rows) override {
     const auto part = stop_after != 0 && rows.size() > stop_after ? rows.first(stop_after) : rows;
+    load_sizes.push_back(rows.size());
     auto error = run(part, bad, lines);
     return {error, error ? 0 : part.size()};
   }
@@ -89,6 +91,35 @@ TEST(BatchIsolation, EachBadRowIsRejectedWithItsOwnErrorAndTheOthersStoredInOrde
   EXPECT_LE(isolation.statements, 2 * steps.bad.size() + 1 + 1000 / 16);
   EXPECT_LE(isolation.rows_in_vain, steps.bad.size() * isolation_detail::piece_rows(1, 100));
   EXPECT_LE(steps.rows_sent, 2 * 1000u);
+}
+
+TEST(BatchIsolation, FewRowsBeforeABadOneRideWithTheNextPieceManyGoAlone) {
+  // 20 rows, 5 and 10 bad: the 5 rows before row 5 go again with the rest (which fails at
+  // row 10), then the 9 good ones before row 10 with the rest: 3 statements, not 5.
+  FakeSteps few;
+  few.bad = {{5, "23514"}, {10, "23505"}};
+  const Isolation carried = isolate_rows(few, all_rows(20), false);
+  EXPECT_EQ(carried.statements, 3u);
+  EXPECT_EQ(few.load_sizes, (std::vector<std::size_t>{20, 19, 18}));
+  EXPECT_EQ(rejected_rows(carried), (std::set<std::size_t>{5, 10}));
+  std::vector<std::size_t> good = all_rows(20);
+  std::erase_if(good, [](std::size_t row) { return row == 5 || row == 10; });
+  EXPECT_EQ(few.loaded, good);  // once each, in input order
+  EXPECT_EQ(carried.rows_in_vain, 5u + 9u);
+
+  // 2,000 rows, 1,500 bad: the 1,500 before it are more than a piece, so they go alone (a
+  // statement sure to succeed) and the rest in pieces; they are not risked again.
+  FakeSteps many;
+  many.bad = {{1500, "23514"}};
+  const Isolation alone = isolate_rows(many, all_rows(2000), false);
+  const std::size_t piece = isolation_detail::piece_rows(1, 1501);
+  ASSERT_LT(piece, 1500u);
+  ASSERT_GE(many.load_sizes.size(), 3u);
+  EXPECT_EQ(many.load_sizes[0], 2000u);
+  EXPECT_EQ(many.load_sizes[1], 1500u);
+  EXPECT_EQ(many.load_sizes[2], std::min<std::size_t>(piece, 499));
+  EXPECT_EQ(alone.rows_in_vain, 1500u);
+  EXPECT_EQ(alone.stored.size(), 1999u);
 }
 
 TEST(BatchIsolation, PiecesAreShortWhereBadRowsAreDenseAndNeverUnderSixteen) {
