@@ -169,7 +169,11 @@ std::vector<std::string> batch_settings() {
 }
 
 TEST_F(FaultInjection, BatchCommitDatabaseRestartedMidRun) {
-  BackgroundProcess run(command(batch_settings()), environment("", 40000));
+  // Reconnects within 0.1 s, but with tries enough (0.1 s doubled 9 times) for a crash
+  // recovery on a busy machine: the budget of the defaults, 5 tries, ended before it once.
+  std::vector<std::string> settings = batch_settings();
+  settings.push_back("sink.config.retry.attempts=10");
+  BackgroundProcess run(command(settings), environment("", 40000));
   wait_for_rows(3000, run);
   database_->control("restart -m immediate");
   ASSERT_EQ(run.wait(180s), 0) << run.err();
