@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <sstream>
 
 #include "column_types.hpp"
@@ -124,6 +125,51 @@ TEST(CsvReader, OneRecordReusedForEveryRowReadsTheSameAsFreshOnes) {
   EXPECT_NE(expected.find("\n9 [7,\"open,w] csv.unterminated_quote:\n"), std::string::npos) << expected;
   EXPECT_NE(expected.find("\n10 [8,after,v] :|8|after|v\n11 [9,last,end] :|9|last|end\n"), std::string::npos) << expected;
   EXPECT_FALSE(reused.next(record));
+}
+
+// Lines without quotes are split by the reader itself, not by libcsv: on any text the two must
+// read the same records, fields, nulls, lines and raw text. Random lines of delimiters, spaces,
+// tabs, carriage returns, empty fields and some quotes, for three delimiters.
+TEST(CsvReader, UnquotedLinesSplitDirectlyReadAsLibcsvReadsThem) {
+  std::mt19937 random(20261202);
+  const std::string alphabet = "ab,,;;\t  \r\xC3\xA9x\"";
+  auto fingerprint_all = [](const std::string& text, CsvOptions options) {
+    std::istringstream in(text);
+    CsvReader reader(in, options);
+    CsvRecord record;
+    std::string out;
+    while (reader.next(record)) {
+      out += std::to_string(record.line) + " [" + record.raw + "] " + record.code + ":";
+      for (const auto& field : record.fields) out += field ? "|" + *field : "|~";
+      out += "\n";
+    }
+    return out;
+  };
+  std::size_t direct_lines = 0;
+  for (const char delimiter : {',', ';', '\t'}) {
+    for (int sample = 0; sample < 300; ++sample) {
+      std::string text;
+      const int lines = 1 + static_cast<int>(random() % 6);
+      for (int line = 0; line < lines; ++line) {
+        const int length = static_cast<int>(random() % 12);
+        for (int i = 0; i < length; ++i) {
+          char c = alphabet[random() % alphabet.size()];
+          if (c == '"' && random() % 4 != 0) c = 'q';  // quotes now and then
+          text += c;
+        }
+        if (text.find('"') == std::string::npos) ++direct_lines;
+        if (line + 1 < lines || random() % 2 == 0) text += random() % 3 == 0 ? "\r\n" : "\n";
+      }
+      CsvOptions direct;
+      direct.delimiter = delimiter;
+      CsvOptions libcsv_only = direct;
+      libcsv_only.split_unquoted_lines = false;
+      ASSERT_EQ(fingerprint_all(text, direct), fingerprint_all(text, libcsv_only)) << "text: " << ::testing::PrintToString(text);
+    }
+  }
+  EXPECT_GT(direct_lines, 500u);  // most samples did take the direct way
+  // And what both give, on lines a person can check.
+  EXPECT_EQ(fingerprint_all("a,,b\r\n,\n x ,y\n", {}), "1 [a,,b] :|a|~|b\n2 [,] :|~|~\n3 [ x ,y] :| x |y\n");
 }
 
 TEST(ColumnTypes, EachTypeAndItsRefusals) {
