@@ -224,9 +224,11 @@ class BatchTransaction final : public BatchSteps {
       if (PQputCopyData(connection, batch_.data.data() + from, static_cast<int>(size)) != 1) {
         throw ConnectionLost(session_.error_message());
       }
-      session_.flush_all();
       sent_ += j - i;
       i = j;
+      // The last piece goes with the COPY's end: one write, and one wake-up of the server, less
+      // per statement (most pieces after a bad row are a single one).
+      if (i < rows.size()) session_.flush_all();
     }
     if (PQputCopyEnd(connection, nullptr) != 1) throw ConnectionLost(session_.error_message());
     session_.flush_all();
