@@ -79,8 +79,10 @@ TEST_F(PostgresQuery, RowsAreStreamedWithTypedValues) {
 
 // 10^6 rows streamed in about the memory of 2 x 10^5: rows are read one at a time (single-row
 // mode), never the whole result. What may differ between the two runs is how full the host's
-// report queue got (bounded: 16,384 queued and as many being written, a few MiB); rows kept in
-// memory would cost about 80 MiB more for the 800,000 extra rows. The rate is printed for docs/performance.md (bench figures there).
+// report queue got (bounded: 16,384 queued and as many being written, each holding its batch
+// of 1,000 records; with the allocator's per-thread arenas up to about 18 MiB seen in CI);
+// rows kept in memory would cost about 80 MiB more for the 800,000 extra rows, so 32 MiB
+// still tells the two apart. The rate is printed for docs/performance.md (bench figures there).
 TEST_F(PostgresQuery, AMillionRowsStreamWithFlatMemory) {
   database_->query("DROP TABLE IF EXISTS big; CREATE TABLE big AS SELECT i AS id, md5(i::text) AS name, i / 7.0 AS amount "
                    "FROM generate_series(1, 1000000) i; GRANT SELECT ON big TO etl;");
@@ -103,7 +105,7 @@ TEST_F(PostgresQuery, AMillionRowsStreamWithFlatMemory) {
   std::cout << "QUERY-FIGURES 2x10^5 rows: " << small << " KiB; 10^6 rows: " << large << " KiB in " << large_seconds
             << " s (" << static_cast<long>(1000000 / large_seconds) << " rows/s, debug-or-release as built)" << std::endl;
   EXPECT_GT(small, 0);
-  EXPECT_LT(large - small, 16 * 1024) << "memory grew with the result: " << small << " -> " << large << " KiB";
+  EXPECT_LT(large - small, 32 * 1024) << "memory grew with the result: " << small << " -> " << large << " KiB";
 #if !defined(__SANITIZE_ADDRESS__)
   EXPECT_LT(large, 64 * 1024) << "peak RSS for 10^6 rows";  // AddressSanitizer's shadow memory alone is more
 #endif
