@@ -141,22 +141,18 @@ bool run_step(Step&& step, const std::vector<std::size_t>& rows, Isolation& out,
       // rows before it ride with the first piece (a statement saved; should that piece fail
       // too, they are loaded in vain once more); many go alone.
       const std::size_t piece = piece_rows(bad_rows, rows_tried);
+      const auto before_end = part.begin() + static_cast<std::ptrdiff_t>(bad);
       std::vector<std::vector<std::size_t>> pieces;
-      auto at = part.begin() + static_cast<std::ptrdiff_t>(bad) + 1;
-      if (bad > piece) pieces.emplace_back(part.begin(), part.begin() + static_cast<std::ptrdiff_t>(bad));
-      std::vector<std::size_t> first(part.begin(), part.begin() + static_cast<std::ptrdiff_t>(bad > piece ? 0 : bad));
-      while (at < part.end()) {
+      if (bad > piece) pieces.emplace_back(part.begin(), before_end);
+      for (auto at = before_end + 1; at < part.end();) {
         const auto end = part.end() - at > static_cast<std::ptrdiff_t>(piece) ? at + static_cast<std::ptrdiff_t>(piece) : part.end();
-        if (!first.empty() || pieces.empty()) {
-          first.insert(first.end(), at, end);
-          pieces.push_back(std::move(first));
-          first.clear();
-        } else {
-          pieces.emplace_back(at, end);
-        }
+        pieces.emplace_back(at, end);
         at = end;
       }
-      if (!first.empty()) pieces.push_back(std::move(first));  // nothing after the bad row
+      if (bad > 0 && bad <= piece) {
+        if (pieces.empty()) pieces.emplace_back();  // nothing after the bad row
+        pieces.front().insert(pieces.front().begin(), part.begin(), before_end);
+      }
       for (auto it = pieces.rbegin(); it != pieces.rend(); ++it) todo.push_back(std::move(*it));
     } else if (part.size() == 1) {
       settle_alone(part.front());

@@ -219,24 +219,24 @@ class CsvFileSource final : public sdk::Source {
   }
 
   void read_header() {
-    std::optional<CsvRecord> header(std::in_place);
-    if (!next_row(*header)) throw sdk::PluginError(shown_ + ": the file is empty: there is no header row");
-    if (!header->error.empty()) {
-      throw sdk::PluginError(shown_ + ":" + std::to_string(header->line) + ": the header row is malformed: " + header->error);
+    CsvRecord header;
+    if (!next_row(header)) throw sdk::PluginError(shown_ + ": the file is empty: there is no header row");
+    if (!header.error.empty()) {
+      throw sdk::PluginError(shown_ + ":" + std::to_string(header.line) + ": the header row is malformed: " + header.error);
     }
     if (!config_.columns.empty()) {
-      if (header->fields.size() != config_.columns.size()) {
-        context_.log(sdk::LogLevel::warning, shown_ + ": the header has " + std::to_string(header->fields.size()) +
+      if (header.fields.size() != config_.columns.size()) {
+        context_.log(sdk::LogLevel::warning, shown_ + ": the header has " + std::to_string(header.fields.size()) +
                                                  " columns, columns names " + std::to_string(config_.columns.size()));
       }
       return;  // columns rename them
     }
-    for (std::size_t i = 0; i < header->fields.size(); ++i) {
-      std::string name = header->fields[i].value_or("");
+    for (std::size_t i = 0; i < header.fields.size(); ++i) {
+      std::string name = header.fields[i].value_or("");
       if (i == 0 && name.starts_with("\xEF\xBB\xBF")) name.erase(0, 3);  // a byte order mark
       if (name.empty()) name = "column_" + std::to_string(i + 1);
       if (std::find(names_.begin(), names_.end(), name) != names_.end()) {
-        throw sdk::PluginError(shown_ + ":" + std::to_string(header->line) + ": the header names column \"" + name +
+        throw sdk::PluginError(shown_ + ":" + std::to_string(header.line) + ": the header names column \"" + name +
                                "\" twice");
       }
       names_.push_back(std::move(name));

@@ -157,10 +157,7 @@ class CsvReader {
       from = to + 1;
     }
     out_->raw.assign(body);
-    out_->line = line_number_;
-    out_->fields.resize(field_count_);
-    field_count_ = 0;
-    produced_ = true;
+    complete(line_number_);
     return true;
   }
   static void on_record(int, void* self) { static_cast<CsvReader*>(self)->record_ended_ = true; }
@@ -187,10 +184,15 @@ class CsvReader {
   }
 
   void emit() {
-    out_->line = pending_lines_.front().number;
     strip_line_break(out_->raw);
-    out_->fields.resize(field_count_);
+    complete(pending_lines_.front().number);
     pending_lines_.clear();
+  }
+
+  /// The well-formed record starting on `line` has all its fields.
+  void complete(std::uint64_t line) {
+    out_->line = line;
+    out_->fields.resize(field_count_);
     field_count_ = 0;
     produced_ = true;
   }
