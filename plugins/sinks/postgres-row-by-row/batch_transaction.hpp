@@ -102,7 +102,9 @@ struct BatchSql {
 /// One batch's transaction on a live session. Every statement after BEGIN runs inside the
 /// savepoint etl_rows, so a failed one undoes only itself; the savepoint's release (after a
 /// statement that went in) or rollback (after one that failed) travels with the next
-/// statement, so each costs one round trip (a COPY two). A lost connection throws
+/// statement. A run of loads is one query of several COPYs, each after a fresh savepoint: the
+/// server goes from one to the next without waiting for the client, and at the first error it
+/// skips the rest of the query (the order of the rows is kept). A lost connection throws
 /// ConnectionLost; commit_sent() then says whether the fate of the transaction is in question.
 class BatchTransaction final : public BatchSteps {
  public:
@@ -120,9 +122,29 @@ class BatchTransaction final : public BatchSteps {
   }
 
   LoadResult load(std::span<const std::size_t> rows) override {
-    sent_ = 0;
-    std::optional<StepError> error = step(take_pending() + sql_.copy, rows);
-    return {std::move(error), sent_};
+    const std::vector<std::size_t> piece(rows.begin(), rows.end());
+    RunResult run = load_run(std::span<const std::vector<std::size_t>>(&piece, 1));
+    if (run.batch_error) return {std::move(run.batch_error), 0};
+    if (run.done == 1) return {std::nullopt, piece.size()};
+    return std::move(run.stopped);
+  }
+
+  RunResult load_run(std::span<const std::vector<std::size_t>> pieces) override {
+    std::string script = take_pending();
+    for (std::size_t i = 0; i < pieces.size(); ++i) {
+      if (i != 0) script += "; " + std::string(kNextSavepoint);
+      script += sql_.copy;
+    }
+    Script done = run(script, pieces);
+    pending_ = done.error || done.copy_failed ? std::string(kRollbackSavepoint) : std::string(kNextSavepoint);
+    RunResult out;
+    out.done = done.copies_whole;
+    if (done.error && !done.error_in_copy) {
+      out.batch_error = std::move(done.error);
+    } else if (out.done < pieces.size()) {
+      out.stopped = LoadResult{std::move(done.error), done.copy_taken};
+    }
+    return out;
   }
 
   std::optional<StepError> apply(std::span<const std::size_t> rows) override {
@@ -158,6 +180,10 @@ class BatchTransaction final : public BatchSteps {
     std::optional<StepError> error;  // the first error a statement met
     std::string value;               // the first column of the last row-returning statement
     std::string tag;                 // the last statement's command tag
+    std::size_t copies_whole = 0;    // COPYs, from the first, that took all their rows
+    std::size_t copy_taken = 0;      // rows the COPY that failed or was cut short had been sent
+    bool error_in_copy = false;      // `error` is a COPY's (else a statement's between them)
+    bool copy_failed = false;        // a COPY was refused from here (CopyFail)
   };
 
   std::string take_pending() {
@@ -166,22 +192,45 @@ class BatchTransaction final : public BatchSteps {
     return out;
   }
 
+  static constexpr std::string_view kNextSavepoint = "RELEASE SAVEPOINT etl_rows; SAVEPOINT etl_rows; ";
+  static constexpr std::string_view kRollbackSavepoint = "ROLLBACK TO SAVEPOINT etl_rows; ";
+  static constexpr const char* kRunStopped = "etl-host: the run of COPYs stopped at a piece cut short";
+
   std::optional<StepError> step(const std::string& script, std::span<const std::size_t> rows) {
-    Script done = run(script, rows);
-    pending_ = done.error ? "ROLLBACK TO SAVEPOINT etl_rows; " : "RELEASE SAVEPOINT etl_rows; SAVEPOINT etl_rows; ";
+    const std::vector<std::size_t> piece(rows.begin(), rows.end());
+    Script done = run(script, std::span<const std::vector<std::size_t>>(&piece, 1));
+    pending_ = done.error ? kRollbackSavepoint : kNextSavepoint;
     return done.error;
   }
 
-  /// Sends `script` (statements separated by semicolons; a COPY among them gets `rows`) and
-  /// reads every result.
-  Script run(const std::string& script, std::span<const std::size_t> rows = {}) {
+  /// Sends `script` (statements separated by semicolons; its COPYs get `pieces`, in order) and
+  /// reads every result. A COPY after a piece that was cut short is refused from here
+  /// (CopyFail), so that the query stops there as at an error and the rest of that piece goes
+  /// before the pieces after it.
+  Script run(const std::string& script, std::span<const std::vector<std::size_t>> pieces = {}) {
     PGconn* connection = session_.get();
     if (PQsendQuery(connection, script.c_str()) != 1) throw ConnectionLost(session_.error_message());
     Script out;
+    std::size_t copies = 0;    // COPYs the server has asked data for
+    bool in_copy = false;      // the last of them has not answered yet
+    bool refusing = false;     // a piece was cut short: the COPYs after it are refused
     while (PgResult result = session_.next_result()) {
       switch (PQresultStatus(result.get())) {
         case PGRES_COPY_IN:
-          send_rows(rows);
+          ++copies;
+          in_copy = true;
+          if (refusing || copies > pieces.size()) {
+            out.copy_failed = true;
+            if (PQputCopyEnd(connection, kRunStopped) != 1) throw ConnectionLost(session_.error_message());
+            session_.flush_all();
+          } else {
+            const auto& piece = pieces[copies - 1];
+            send_rows(piece);
+            if (sent_ < piece.size()) {
+              refusing = true;  // this piece may still succeed, but its rest must go first
+              out.copy_taken = sent_;
+            }
+          }
           break;
         case PGRES_TUPLES_OK:
           if (PQntuples(result.get()) > 0 && PQnfields(result.get()) > 0) out.value = PQgetvalue(result.get(), 0, 0);
@@ -189,16 +238,24 @@ class BatchTransaction final : public BatchSteps {
           break;
         case PGRES_COMMAND_OK:
           out.tag = PQcmdStatus(result.get());
+          if (in_copy) {
+            in_copy = false;
+            if (!refusing) ++out.copies_whole;
+          }
           break;
         default: {
           const ResultView seen = session_.view(result.get(), false);
           if (seen.connection_bad || seen.kind != ResultView::Kind::error || classify_sqlstate(seen.sqlstate) == ErrorKind::connection) {
             throw ConnectionLost(seen.message.empty() ? session_.error_message() : seen.message);
           }
-          if (!out.error) {
+          const bool refused_here = in_copy && out.copy_failed;
+          if (!out.error && !refused_here) {
+            out.error_in_copy = in_copy;
+            if (in_copy) out.copy_taken = sent_;
             out.error = StepError{seen.sqlstate, seen.message,
                                   copy_error_line(error_field(result.get(), PG_DIAG_CONTEXT), sql_.relation)};
           }
+          in_copy = false;
         }
       }
     }
@@ -214,6 +271,7 @@ class BatchTransaction final : public BatchSteps {
     constexpr std::size_t kPiece = 64 * 1024;
     PGconn* connection = session_.get();
     session_.clear_input_seen();
+    sent_ = 0;
     std::size_t i = 0;
     while (i < rows.size() && (i == 0 || !session_.input_seen())) {
       // A piece: consecutive rows (one run of the buffer) up to kPiece bytes, at least one row.
@@ -239,7 +297,7 @@ class BatchTransaction final : public BatchSteps {
   const BatchSql& sql_;
   std::string pending_;
   bool commit_sent_ = false;
-  std::size_t sent_ = 0;  // rows of the current load sent
+  std::size_t sent_ = 0;  // rows of the current COPY sent
 };
 
 }  // namespace etl::plugins::postgres

@@ -126,7 +126,7 @@ class BatchWriter {
     context_.log(sdk::LogLevel::info,
                  std::to_string(committed_batches_.load()) + " batch(es) committed; " + std::to_string(isolated_.load()) +
                      " row(s) taken out of their batch with " + std::to_string(extra_statements_.load()) +
-                     " extra statement(s), loading " + std::to_string(rows_in_vain_.load()) + " row(s) in vain; " +
+                     " extra statement(s) in " + std::to_string(extra_exchanges_.load()) + " extra exchange(s), loading " + std::to_string(rows_in_vain_.load()) + " row(s) in vain; " +
                      std::to_string(reconnects_.load()) + " reconnect(s)");
     if (const std::string error = first_error(); !error.empty()) {
       throw sdk::PluginError("PostgreSQL at " + options_.where + ": " + error);
@@ -276,6 +276,7 @@ class BatchWriter {
           attempt.xid = transaction.begin();
           Isolation isolation = isolate_rows(transaction, open, sql_.upsert);
           extra_statements_ += isolation.statements - 1;
+          extra_exchanges_ += isolation.exchanges - 1;
           rows_in_vain_ += isolation.rows_in_vain;
           std::vector<std::size_t> settled;  // taken out of open at once: one pass, not one per row
           settled.reserve(isolation.rejected.size() + isolation.failed.size());
@@ -424,6 +425,7 @@ class BatchWriter {
   std::atomic<std::uint64_t> committed_batches_{0};
   std::atomic<std::uint64_t> isolated_{0};
   std::atomic<std::uint64_t> extra_statements_{0};
+  std::atomic<std::uint64_t> extra_exchanges_{0};
   std::atomic<std::uint64_t> reconnects_{0};
   std::atomic<std::uint64_t> rows_in_vain_{0};
 };

@@ -50,6 +50,29 @@ class FakeSteps final : public BatchSteps {
   }
 };
 
+/// The same table, and a record of the runs isolate_rows asks for: each is one exchange with the
+/// server, of which a real session sends all pieces at once.
+class FakeRunSteps final : public BatchSteps {
+ public:
+  FakeSteps table;
+  std::vector<std::vector<std::size_t>> runs;  // the piece sizes of each run, in order
+  bool fail_between = false;                   // a statement between two loads fails (once)
+
+  LoadResult load(std::span<const std::size_t> rows) override { return table.load(rows); }
+  RunResult load_run(std::span<const std::vector<std::size_t>> pieces) override {
+    std::vector<std::size_t> sizes;
+    for (const auto& piece : pieces) sizes.push_back(piece.size());
+    runs.push_back(std::move(sizes));
+    if (fail_between && pieces.size() > 1) {
+      RunResult out = table.load_run(pieces.first(1));
+      out.batch_error = StepError{"25P02", "current transaction is aborted", {}};
+      return out;
+    }
+    return table.load_run(pieces);
+  }
+  std::optional<StepError> apply(std::span<const std::size_t> rows) override { return table.apply(rows); }
+};
+
 std::vector<std::size_t> all_rows(std::size_t count) {
   std::vector<std::size_t> rows(count);
   for (std::size_t i = 0; i < count; ++i) rows[i] = i;
@@ -128,6 +151,60 @@ TEST(BatchIsolation, PiecesAreShortWhereBadRowsAreDenseAndNeverUnderSixteen) {
   EXPECT_GT(piece_rows(1, 100), piece_rows(10, 100));
   EXPECT_EQ(piece_rows(50, 100), 16u);       // half of them bad: the floor
   EXPECT_EQ(piece_rows(1, 0), 16u);
+}
+
+TEST(BatchIsolation, PiecesGoInRunsThatStopAtTheirFirstFailure) {
+  // 4,000 rows with a bad one every 133 (as 0.75 % would be): after the first failure the
+  // pieces go several to an exchange, and a bad row costs about one exchange, not one per piece.
+  FakeRunSteps steps;
+  for (std::size_t row = 60; row < 4000; row += 133) steps.table.bad[row] = row % 2 == 0 ? "23505" : "23514";
+  const Isolation isolation = isolate_rows(steps, all_rows(4000), false);
+  ASSERT_EQ(isolation.rejected.size(), steps.table.bad.size());
+  std::vector<std::size_t> good;
+  for (std::size_t row = 0; row < 4000; ++row) {
+    if (!steps.table.bad.contains(row)) good.push_back(row);
+  }
+  EXPECT_EQ(steps.table.loaded, good);  // each once, in input order: a run never passes a failure
+  EXPECT_EQ(isolation.stored, good);
+  EXPECT_EQ(isolation.exchanges, steps.runs.size());
+  EXPECT_EQ(steps.runs.front(), (std::vector<std::size_t>{4000}));  // the whole batch first
+  EXPECT_LE(isolation.exchanges, steps.table.bad.size() + 3);
+  EXPECT_GT(isolation.statements, isolation.exchanges);
+  std::size_t longest = 0;
+  for (const auto& run : steps.runs) longest = std::max(longest, run.size());
+  EXPECT_GE(longest, 2u);
+}
+
+TEST(BatchIsolation, RunsCarryAboutTwiceThePiecesExpectedBeforeTheNextBadRow) {
+  using isolation_detail::run_pieces;
+  EXPECT_EQ(run_pieces(1, 1000, 100), 20u);   // one bad row in 1,000 rows, pieces of 100
+  EXPECT_EQ(run_pieces(75, 10000, 130), 3u);  // 0.75 %: a piece fails about one time in 1
+  EXPECT_EQ(run_pieces(50, 100, 16), 2u);     // dense: the floor
+  EXPECT_EQ(run_pieces(1, 1000000, 1000), 64u);  // sparse: the ceiling
+}
+
+TEST(BatchIsolation, APieceCutShortInARunGoesOnWithItsRestBeforeThePiecesAfterIt) {
+  FakeRunSteps steps;
+  steps.table.stop_after = 10;  // every load takes at most 10 rows, as when a notice cuts it short
+  steps.table.bad[5] = "23514";
+  steps.table.bad[70] = "23514";
+  const Isolation isolation = isolate_rows(steps, all_rows(200), false);
+  EXPECT_EQ(rejected_rows(isolation), (std::set<std::size_t>{5, 70}));
+  std::vector<std::size_t> good = all_rows(200);
+  std::erase_if(good, [](std::size_t row) { return row == 5 || row == 70; });
+  EXPECT_EQ(steps.table.loaded, good);
+  EXPECT_EQ(isolation.stored, good);
+}
+
+TEST(BatchIsolation, AStatementFailingBetweenTheLoadsOfARunDecidesNothingAfterThem) {
+  FakeRunSteps steps;
+  steps.fail_between = true;
+  steps.table.bad[50] = "23514";
+  const Isolation isolation = isolate_rows(steps, all_rows(2000), false);
+  ASSERT_TRUE(isolation.batch_error);
+  EXPECT_EQ(isolation.batch_error->sqlstate, "25P02");
+  ASSERT_GE(steps.runs.size(), 2u);
+  EXPECT_GE(steps.runs.back().size(), 2u);
 }
 
 TEST(BatchIsolation, WithoutLinesBisectionFindsTheSameRows) {
