@@ -83,7 +83,7 @@ class BatchSink : public ::testing::Test {
   /// `count` people; every 97th has a negative score (CHECK), every 89th an unreadable date,
   /// every 101st repeats an id from 50 rows before (PRIMARY KEY), and every 103rd is
   /// "abc" for an id (not an integer).
-  static sdk::Batch people(std::size_t count) {
+  static sdk::Batch people(std::size_t count, std::size_t name_padding = 0) {
     sdk::Batch batch;
     for (std::size_t i = 1; i <= count; ++i) {
       std::string id = std::to_string(i);
@@ -93,7 +93,7 @@ class BatchSink : public ::testing::Test {
       if (i % 89 == 0) born = "1990-02-30";
       if (i % 101 == 0 && i > 50) id = std::to_string(i - 50);
       if (i % 103 == 0) id = "abc";
-      batch.push_back(person(i, id, "person\t" + std::to_string(i), born, score));
+      batch.push_back(person(i, id, "person\t" + std::to_string(i) + std::string(name_padding, 'x'), born, score));
     }
     return batch;
   }
@@ -162,6 +162,28 @@ TEST_F(BatchSink, EachBadRowIsRejectedWithItsOwnErrorAndEveryGoodRowStored) {
   EXPECT_EQ(ids_in_table().size(), batch.size() - rejected);
   // Tabs in values arrive as they were sent.
   EXPECT_EQ(server_->query("SELECT name FROM people WHERE id = 1").at(0).at(0), "person\t1");
+}
+
+TEST_F(BatchSink, NoticesCuttingPiecesShortInARunLoseAndReorderNothing) {
+  // Long rows (pieces of several 64 KiB writes) and a trigger's NOTICE for every row: the
+  // server speaks while a COPY's data is still going out, so pieces are cut short, and a COPY
+  // of the same run after one cut short is refused (CopyFail) for the rest to go first.
+  server_->query(
+      "CREATE FUNCTION people_notice() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+      "RAISE NOTICE 'row %', NEW.id; RETURN NEW; END $$; "
+      "CREATE TRIGGER people_notice BEFORE INSERT ON people FOR EACH ROW EXECUTE FUNCTION people_notice();");
+  const auto batch = people(3000, 1500);
+  const auto written = write_all(config({{"connections", 1}, {"batch_rows", 1000}}), batch);
+  server_->query("DROP TRIGGER people_notice ON people; DROP FUNCTION people_notice();");
+  ASSERT_EQ(written.error, "");
+  EXPECT_EQ(written.deliveries, batch.size());
+  for (std::size_t i = 1; i <= batch.size(); ++i) {
+    const std::string code = expected_code(i);
+    const auto& outcome = written.outcomes.at(i);
+    EXPECT_EQ(outcome.status, code.empty() ? sdk::Status::ok : sdk::Status::rejected) << i << ": " << outcome.message;
+    if (!code.empty()) EXPECT_EQ(outcome.code, code) << i << ": " << outcome.message;
+  }
+  expect_table_matches_outcomes(batch, written);
 }
 
 TEST_F(BatchSink, SeveralConnectionsSettleEveryRowOnce) {
