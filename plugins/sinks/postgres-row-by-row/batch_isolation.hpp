@@ -75,21 +75,30 @@ class BatchSteps {
   /// Loads pieces one after the other, each in a savepoint of its own, and stops at the first
   /// that fails or is cut short. This default asks load() for each; a session sends the whole
   /// run in one exchange with the server.
-  virtual RunResult load_run(std::span<const std::vector<std::size_t>> pieces) {
-    RunResult out;
-    for (const auto& piece : pieces) {
-      LoadResult result = load(piece);
-      if (result.error || result.taken < piece.size()) {
-        out.stopped = std::move(result);
-        return out;
-      }
-      ++out.done;
-    }
-    return out;
-  }
+  virtual RunResult load_run(std::span<const std::vector<std::size_t>> pieces);
   /// upsert: move the rows (already loaded) from the staging table into the table.
   virtual std::optional<StepError> apply(std::span<const std::size_t> rows) = 0;
 };
+
+/// A run as one statement after another: `load` each piece (returning its LoadResult) until
+/// one fails or is cut short.
+template <class Load>
+RunResult one_at_a_time(std::span<const std::vector<std::size_t>> pieces, Load&& load) {
+  RunResult out;
+  for (const auto& piece : pieces) {
+    LoadResult result = load(piece);
+    if (result.error || result.taken < piece.size()) {
+      out.stopped = std::move(result);
+      return out;
+    }
+    ++out.done;
+  }
+  return out;
+}
+
+inline RunResult BatchSteps::load_run(std::span<const std::vector<std::size_t>> pieces) {
+  return one_at_a_time(pieces, [this](const std::vector<std::size_t>& piece) { return load(piece); });
+}
 
 struct Isolation {
   /// Rows the transaction now holds (ok once it commits), ascending.
@@ -252,15 +261,9 @@ inline Isolation isolate_rows(BatchSteps& steps, const std::vector<std::size_t>&
   applied.reserve(loaded.size());
   // One statement at a time: an apply names no line, so its runs would only ever be bisection's.
   auto apply = [&](std::span<const std::vector<std::size_t>> pieces) {
-    RunResult result;
-    for (const auto& piece : pieces) {
-      if (auto error = steps.apply(piece)) {
-        result.stopped = LoadResult{std::move(error), 0};
-        return result;
-      }
-      ++result.done;
-    }
-    return result;
+    return one_at_a_time(pieces, [&](const std::vector<std::size_t>& piece) {
+      return LoadResult{steps.apply(piece), piece.size()};
+    });
   };
   if (!isolation_detail::run_step(apply, loaded, out, applied)) {
     return out;

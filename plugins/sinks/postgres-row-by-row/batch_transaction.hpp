@@ -149,8 +149,7 @@ class BatchTransaction final : public BatchSteps {
 
   std::optional<StepError> apply(std::span<const std::size_t> rows) override {
     return step(take_pending() + stage_upsert_statement(sql_.schema, sql_.table, sql_.columns, sql_.conflict_columns,
-                                                        sql_.update_columns, sql_.guard, rows.front(), rows.back()),
-                {});
+                                                        sql_.update_columns, sql_.guard, rows.front(), rows.back()));
   }
 
   /// Commits. An error (a serialization failure) is returned: the transaction is then gone.
@@ -196,9 +195,9 @@ class BatchTransaction final : public BatchSteps {
   static constexpr std::string_view kRollbackSavepoint = "ROLLBACK TO SAVEPOINT etl_rows; ";
   static constexpr const char* kRunStopped = "etl-host: the run of COPYs stopped at a piece cut short";
 
-  std::optional<StepError> step(const std::string& script, std::span<const std::size_t> rows) {
-    const std::vector<std::size_t> piece(rows.begin(), rows.end());
-    Script done = run(script, std::span<const std::vector<std::size_t>>(&piece, 1));
+  /// A statement that is no COPY (upsert's apply), after the savepoint's release or rollback.
+  std::optional<StepError> step(const std::string& script) {
+    Script done = run(script);
     pending_ = done.error ? kRollbackSavepoint : kNextSavepoint;
     return done.error;
   }

@@ -126,7 +126,8 @@ class BatchWriter {
     context_.log(sdk::LogLevel::info,
                  std::to_string(committed_batches_.load()) + " batch(es) committed; " + std::to_string(isolated_.load()) +
                      " row(s) taken out of their batch with " + std::to_string(extra_statements_.load()) +
-                     " extra statement(s) in " + std::to_string(extra_exchanges_.load()) + " extra exchange(s), loading " + std::to_string(rows_in_vain_.load()) + " row(s) in vain; " +
+                     " extra statement(s) in " + std::to_string(extra_exchanges_.load()) +
+                     " extra exchange(s), loading " + std::to_string(rows_in_vain_.load()) + " row(s) in vain; " +
                      std::to_string(reconnects_.load()) + " reconnect(s)");
     if (const std::string error = first_error(); !error.empty()) {
       throw sdk::PluginError("PostgreSQL at " + options_.where + ": " + error);
