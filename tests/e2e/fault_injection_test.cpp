@@ -38,6 +38,12 @@ class FaultInjection : public TokensJobTest {
     return argv;
   }
 
+  /// The token source paced at about 2,000 tokens/s (10 lines, then 5 ms): a run of 80,000
+  /// lasts about 40 s however fast this machine's server commits, time enough for twenty reset
+  /// cycles (a reset, the lost rows decided, 300 more stored: about 1-1.5 s each). Unpaced, a
+  /// faster server ended the run after 15 of them (CI, 2026-12-02: 3,691 rows/s, 21.7 s).
+  static constexpr const char* kPacedTokens = "mode=slow&delay_ms=5";
+
   ProcessOptions through(const TcpProxy& proxy, const std::string& query, int count) const {
     ProcessOptions options = environment(query, count);
     options.set_env["DB_PORT"] = std::to_string(proxy.port());
@@ -149,7 +155,7 @@ TEST_F(FaultInjection, ConnectionsResetAtTwentyRandomPoints) {
   // lost connection is progress, so 20 resets spread over a run never spend it however they
   // fall on the connections (a database that takes connections and drops them before a
   // resolution completes still does).
-  BackgroundProcess run(with_quick_reconnects(command({"sink.config.connections=4"})), through(proxy, "", 80000));
+  BackgroundProcess run(with_quick_reconnects(command({"sink.config.connections=4"})), through(proxy, kPacedTokens, 80000));
   wait_for_rows(500, run);
   const int resets = reset_twenty_times(proxy, "secret_tokens", 79000, run, 20261123);
   ASSERT_EQ(run.wait(180s), 0) << run.err();
@@ -440,7 +446,7 @@ TEST_F(FaultInjectionUpsert, DatabaseRestartedMidRun) {
 
 TEST_F(FaultInjectionUpsert, ConnectionsResetAtTwentyRandomPoints) {
   TcpProxy proxy(std::stoi(database_->get("DB_PORT")));
-  BackgroundProcess run(with_quick_reconnects(upsert_command()), through(proxy, "", 80000));
+  BackgroundProcess run(with_quick_reconnects(upsert_command()), through(proxy, kPacedTokens, 80000));
   wait_for_rows_in("upsert_tokens", 500, run);
   const int resets = reset_twenty_times(proxy, "upsert_tokens", 79000, run, 20261201);
   ASSERT_EQ(run.wait(180s), 0) << run.err();
@@ -483,7 +489,7 @@ TEST_F(FaultInjectionStatement, DatabaseRestartedMidRun) {
 
 TEST_F(FaultInjectionStatement, ConnectionsResetAtTwentyRandomPoints) {
   TcpProxy proxy(std::stoi(database_->get("DB_PORT")));
-  BackgroundProcess run(with_quick_reconnects(statement_command(true)), through(proxy, "", 80000));
+  BackgroundProcess run(with_quick_reconnects(statement_command(true)), through(proxy, kPacedTokens, 80000));
   wait_for_rows_in("upsert_tokens", 500, run);
   const int resets = reset_twenty_times(proxy, "upsert_tokens", 79000, run, 20261202);
   ASSERT_EQ(run.wait(180s), 0) << run.err();
