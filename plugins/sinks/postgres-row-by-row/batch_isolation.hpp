@@ -24,10 +24,16 @@
 // Order is kept: the rows before a failure are always settled before the rows after it (a run
 // stops at its first failure; the pieces after it are loaded later), so of two rows with one
 // key the first is stored and the later is the one rejected.
+//
+// Still cheaper is a bad row that never meets the COPY. The writer guesses from the table's
+// definition which rows will fail (suspect_rows.hpp); isolate_rows loads the others as above,
+// then tries the suspects alone, in order, in one statement (BatchSteps::load_each). Of two rows
+// with one key the later is a suspect whenever the first is, so which is stored is unchanged.
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <iterator>
 #include <optional>
 #include <span>
 #include <string>
@@ -67,6 +73,14 @@ struct RunResult {
   std::optional<StepError> batch_error;
 };
 
+/// What loading rows one at a time did (BatchSteps::load_each).
+struct EachResult {
+  /// Per row, in order: the error it met, or none (it went in).
+  std::vector<std::optional<StepError>> errors;
+  /// The statement itself failed: nothing of it is decided.
+  std::optional<StepError> batch_error;
+};
+
 class BatchSteps {
  public:
   virtual ~BatchSteps() = default;
@@ -78,6 +92,10 @@ class BatchSteps {
   virtual RunResult load_run(std::span<const std::vector<std::size_t>> pieces);
   /// upsert: move the rows (already loaded) from the staging table into the table.
   virtual std::optional<StepError> apply(std::span<const std::size_t> rows) = 0;
+  /// insert: loads each row alone, a failure undoing only its row (the rows suspected of
+  /// failing, suspect_rows.hpp). This default loads them one statement each; a session sends
+  /// them all in one statement that tries each on the server.
+  virtual EachResult load_each(std::span<const std::size_t> rows);
 };
 
 /// A run as one statement after another: `load` each piece (returning its LoadResult) until
@@ -100,6 +118,20 @@ inline RunResult BatchSteps::load_run(std::span<const std::vector<std::size_t>> 
   return one_at_a_time(pieces, [this](const std::vector<std::size_t>& piece) { return load(piece); });
 }
 
+inline EachResult BatchSteps::load_each(std::span<const std::size_t> rows) {
+  EachResult out;
+  for (const auto row : rows) {
+    const std::size_t one[] = {row};
+    LoadResult result = load(one);
+    if (!result.error && result.taken != 1) {
+      out.batch_error = StepError{"XX000", "a COPY of one row took none of it", {}};
+      return out;
+    }
+    out.errors.push_back(std::move(result.error));
+  }
+  return out;
+}
+
 struct Isolation {
   /// Rows the transaction now holds (ok once it commits), ascending.
   std::vector<std::size_t> stored;
@@ -115,6 +147,9 @@ struct Isolation {
   std::size_t exchanges = 0;
   /// Rows a failed statement had loaded before its bad row (undone, loaded again later).
   std::size_t rows_in_vain = 0;
+  /// Suspected rows tried alone (load_each), and how many of them were refused.
+  std::size_t suspects_tried = 0;
+  std::size_t suspects_refused = 0;
 };
 
 namespace isolation_detail {
@@ -244,14 +279,53 @@ bool run_step(Run&& run, const std::vector<std::size_t>& rows, Isolation& out, s
 }  // namespace isolation_detail
 
 /// Loads `rows` (indices into the batch, ascending; and, for upsert, applies them), isolating
-/// the rows that fail.
-inline Isolation isolate_rows(BatchSteps& steps, const std::vector<std::size_t>& rows, bool upsert) {
+/// the rows that fail. insert: the `suspects` among them (ascending) are kept out of the loads
+/// and tried alone after the other rows (BatchSteps::load_each).
+inline Isolation isolate_rows(BatchSteps& steps, const std::vector<std::size_t>& rows, bool upsert,
+                              const std::vector<std::size_t>& suspects = {}) {
   Isolation out;
+  std::vector<std::size_t> trusted;
+  std::vector<std::size_t> suspected;
+  if (upsert || suspects.empty()) {
+    trusted = rows;
+  } else {
+    trusted.reserve(rows.size());
+    std::set_difference(rows.begin(), rows.end(), suspects.begin(), suspects.end(), std::back_inserter(trusted));
+    std::set_intersection(rows.begin(), rows.end(), suspects.begin(), suspects.end(), std::back_inserter(suspected));
+  }
   std::vector<std::size_t> loaded;
   loaded.reserve(rows.size());
-  if (!isolation_detail::run_step([&](std::span<const std::vector<std::size_t>> pieces) { return steps.load_run(pieces); },
-                                  rows, out, loaded)) {
+  if (!trusted.empty() &&
+      !isolation_detail::run_step([&](std::span<const std::vector<std::size_t>> pieces) { return steps.load_run(pieces); },
+                                  trusted, out, loaded)) {
     return out;
+  }
+  if (!suspected.empty()) {
+    ++out.statements;
+    ++out.exchanges;
+    EachResult each = steps.load_each(suspected);
+    if (!each.batch_error && each.errors.size() != suspected.size()) {
+      each.batch_error = StepError{"XX000", "rows tried alone: " + std::to_string(each.errors.size()) + " answers for " +
+                                                std::to_string(suspected.size()) + " rows", {}};
+    }
+    for (std::size_t i = 0; i < suspected.size() && !each.batch_error; ++i) {
+      std::optional<StepError>& error = each.errors[i];
+      if (!error) {
+        loaded.push_back(suspected[i]);
+      } else if (!isolation_detail::is_row_error(*error)) {
+        each.batch_error = std::move(error);  // a deadlock, say: the batch is tried again
+      } else {
+        const bool refused = classify_sqlstate(error->sqlstate) == ErrorKind::row;
+        (refused ? out.rejected : out.failed).emplace_back(suspected[i], std::move(*error));
+        ++out.suspects_refused;
+      }
+    }
+    if (each.batch_error) {
+      out.batch_error = std::move(each.batch_error);
+      return out;
+    }
+    out.suspects_tried = suspected.size();
+    std::sort(loaded.begin(), loaded.end());
   }
   if (!upsert) {
     out.stored = std::move(loaded);

@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <deque>
 #include <mutex>
 #include <optional>
@@ -20,6 +21,7 @@
 #include "copy_text.hpp"
 #include "pg_session.hpp"
 #include "sql_text.hpp"
+#include "suspect_rows.hpp"
 #include "transaction_ids.hpp"
 
 namespace etl::plugins::postgres {
@@ -29,6 +31,7 @@ struct CopyBatch {
   std::vector<std::uint64_t> sequences;
   std::vector<std::size_t> ends;  // ends[i]: offset just past row i's line in `data`
   std::string data;
+  std::vector<std::size_t> suspects;  // rows likely to be refused (suspect_rows.hpp), ascending
 
   [[nodiscard]] std::size_t size() const { return sequences.size(); }
   [[nodiscard]] std::size_t begin_of(std::size_t row) const { return row == 0 ? 0 : ends[row - 1]; }
@@ -108,7 +111,9 @@ struct BatchSql {
 /// ConnectionLost; commit_sent() then says whether the fate of the transaction is in question.
 class BatchTransaction final : public BatchSteps {
  public:
-  BatchTransaction(PgSession& session, const CopyBatch& batch, const BatchSql& sql) : session_(session), batch_(batch), sql_(sql) {}
+  /// `insert_each`: the session has pg_temp.etl_insert_each (load_each uses it).
+  BatchTransaction(PgSession& session, const CopyBatch& batch, const BatchSql& sql, bool insert_each = false)
+      : session_(session), batch_(batch), sql_(sql), insert_each_(insert_each) {}
 
   /// Begins the transaction and returns its id (pg_xact_status asks about it if the commit's
   /// answer is lost). Deferred constraints are checked per statement, where a bad row can
@@ -150,6 +155,46 @@ class BatchTransaction final : public BatchSteps {
   std::optional<StepError> apply(std::span<const std::size_t> rows) override {
     return step(take_pending() + stage_upsert_statement(sql_.schema, sql_.table, sql_.columns, sql_.conflict_columns,
                                                         sql_.update_columns, sql_.guard, rows.front(), rows.back()));
+  }
+
+  /// One statement for all the rows: pg_temp.etl_insert_each tries each in a subtransaction
+  /// and names those that failed. Inside the savepoint of the loads before it (a failure of the
+  /// statement itself fails the batch, which rolls back everything anyway).
+  EachResult load_each(std::span<const std::size_t> rows) override {
+    if (!insert_each_) return BatchSteps::load_each(rows);
+    EachResult out;
+    if (pending_.starts_with("ROLLBACK")) {  // the last load failed: its rollback first
+      Script rolled_back = run(take_pending());
+      if (rolled_back.error) {
+        out.batch_error = std::move(rolled_back.error);
+        return out;
+      }
+      pending_ = kNextSavepoint;
+    }
+    std::string literal = "{";
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      if (i != 0) literal += ',';
+      const std::size_t from = batch_.begin_of(rows[i]);
+      append_array_row(literal, std::string_view(batch_.data).substr(from, batch_.ends[rows[i]] - from - 1));
+    }
+    literal += '}';
+    PgResult result = session_.execute(kInsertEachCall, {literal.c_str()});
+    if (PQresultStatus(result.get()) != PGRES_TUPLES_OK) {
+      const ResultView seen = session_.view(result.get(), false);
+      if (seen.connection_bad || classify_sqlstate(seen.sqlstate) == ErrorKind::connection) {
+        throw ConnectionLost(seen.message.empty() ? session_.error_message() : seen.message);
+      }
+      pending_ = kRollbackSavepoint;
+      out.batch_error = StepError{seen.sqlstate, seen.message, {}};
+      return out;
+    }
+    out.errors.resize(rows.size());
+    for (int i = 0; i < PQntuples(result.get()); ++i) {
+      const long row = std::strtol(PQgetvalue(result.get(), i, 0), nullptr, 10);
+      if (row < 1 || static_cast<std::size_t>(row) > rows.size()) continue;
+      out.errors[static_cast<std::size_t>(row - 1)] = StepError{PQgetvalue(result.get(), i, 1), PQgetvalue(result.get(), i, 2), {}};
+    }
+    return out;
   }
 
   /// Commits. An error (a serialization failure) is returned: the transaction is then gone.
@@ -295,6 +340,7 @@ class BatchTransaction final : public BatchSteps {
   const CopyBatch& batch_;
   const BatchSql& sql_;
   std::string pending_;
+  bool insert_each_ = false;
   bool commit_sent_ = false;
   std::size_t sent_ = 0;  // rows of the current COPY sent
 };

@@ -12,8 +12,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <iterator>
 #include <chrono>
+#include <iterator>
+#include <memory>
 #include <future>
 #include <mutex>
 #include <random>
@@ -26,6 +27,8 @@
 #include "etl/sdk/retry.hpp"
 #include "row_plan.hpp"
 #include "session_queries.hpp"
+#include "suspect_rows.hpp"
+#include "table_facts.hpp"
 
 namespace etl::plugins::postgres {
 
@@ -40,6 +43,8 @@ struct BatchOptions {
   sdk::RetryPolicy retry;
   long answer_timeout_ms = 60000;
   long settle_timeout_ms = 10000;
+  /// insert: guess which rows will be refused and try them alone (suspect_rows.hpp).
+  bool guess_failures = true;
 };
 
 class BatchWriter {
@@ -47,7 +52,7 @@ class BatchWriter {
   BatchWriter(const RowPlan& plan, BatchOptions options, sdk::Context& context)
       // One batch waits for a connection: with one per connection in progress and one being
       // filled, at most connections + 2 batches are held.
-      : plan_(plan), options_(std::move(options)), context_(context), queue_(1) {
+      : plan_(plan), options_(std::move(options)), context_(context), queue_(1), insert_each_ready_(options_.connections) {
     sql_.upsert = plan.mode() == WriteMode::upsert;
     sql_.schema = plan.schema();
     sql_.table = plan.table();
@@ -85,6 +90,7 @@ class BatchWriter {
       }
     }
     if (!first_failure.empty()) throw sdk::PluginError(first_failure);
+    if (!sql_.upsert && options_.guess_failures) learn_table(sessions);
     context_.log(sdk::LogLevel::info,
                  "connected to PostgreSQL " + std::to_string(PQserverVersion(sessions.front().get()) / 10000) + " at " +
                      options_.where + " (commit: batch, " + std::to_string(options_.connections) + " connection(s), " +
@@ -97,6 +103,7 @@ class BatchWriter {
   }
 
   void write(std::span<const sdk::Record> records) {
+    const bool guessing = suspects_ && suspects_->active();
     for (std::size_t i = 0; i < records.size(); ++i) {
       if (stopping()) {
         const std::string reason = "not attempted: " + stop_reason();
@@ -109,6 +116,12 @@ class BatchWriter {
       if (auto refusal = plan_.append_copy_line(records[i], current_.data, ordinal)) {
         outcomes_->deliver(records[i].sequence, std::move(*refusal));
         continue;
+      }
+      if (guessing) {
+        const std::size_t from = current_.ends.empty() ? 0 : current_.ends.back();
+        if (suspects_->suspect(std::string_view(current_.data).substr(from, current_.data.size() - from - 1))) {
+          current_.suspects.push_back(current_.size());
+        }
       }
       current_.sequences.push_back(records[i].sequence);
       current_.ends.push_back(current_.data.size());
@@ -128,6 +141,8 @@ class BatchWriter {
                      " row(s) taken out of their batch with " + std::to_string(extra_statements_.load()) +
                      " extra statement(s) in " + std::to_string(extra_exchanges_.load()) +
                      " extra exchange(s), loading " + std::to_string(rows_in_vain_.load()) + " row(s) in vain; " +
+                     std::to_string(suspects_tried_.load()) + " suspected row(s) tried alone, " +
+                     std::to_string(suspects_refused_.load()) + " of them refused; " +
                      std::to_string(reconnects_.load()) + " reconnect(s)");
     if (const std::string error = first_error(); !error.empty()) {
       throw sdk::PluginError("PostgreSQL at " + options_.where + ": " + error);
@@ -180,6 +195,40 @@ class BatchWriter {
         }
       }
     }
+  }
+
+  /// Reads the table's definition for guessing which rows will be refused (suspect_rows.hpp)
+  /// and gives every session the function that tries them alone. Without either, rows are
+  /// loaded unguessed: slower with bad rows, as correct.
+  void learn_table(std::vector<PgSession>& sessions) {
+    std::string error;
+    std::optional<CatalogFacts> facts = read_table_facts(sessions.front(), plan_.schema(), plan_.table(), plan_.columns(), error);
+    if (!facts) {
+      context_.log(sdk::LogLevel::warning, "cannot read the table's definition to guess which rows will fail (" + error +
+                                               "); bad rows are found by COPY alone");
+      return;
+    }
+    auto suspects = std::make_unique<SuspectRows>(facts->facts);
+    if (!suspects->useful()) return;
+    insert_each_sql_ = insert_each_function(plan_.schema(), plan_.table(), plan_.columns(), facts->sql_types);
+    for (std::size_t i = 0; i < sessions.size(); ++i) {
+      if (!create_insert_each(sessions[i], i, true)) return;
+    }
+    suspects_ = std::move(suspects);
+  }
+
+  /// pg_temp.etl_insert_each on `session` (connection `index`); false (logged once) when refused.
+  bool create_insert_each(PgSession& session, std::size_t index, bool log) {
+    if (insert_each_sql_.empty()) return false;
+    PgResult created = session.execute(insert_each_sql_.c_str());
+    const bool ok = PQresultStatus(created.get()) == PGRES_COMMAND_OK;
+    insert_each_ready_[index] = ok;
+    if (!ok && log) {
+      context_.log(sdk::LogLevel::warning, "PostgreSQL at " + options_.where + " refused the function that tries suspected rows alone (" +
+                                               error_field(created.get(), PG_DIAG_SQLSTATE) + ": " +
+                                               error_field(created.get(), PG_DIAG_MESSAGE_PRIMARY) + "); bad rows are found by COPY alone");
+    }
+    return ok;
   }
 
   /// The table and columns exist (checked once, at open), and upsert's staging table.
@@ -253,7 +302,10 @@ class BatchWriter {
         if (!session) {
           const bool quick = stopping();
           session = PgSession::open(quick ? options_.stop_conninfo : options_.conninfo, options_.where, deadlines());
-          if (!quick) prepare(session, false);
+          if (!quick) {
+            prepare(session, false);
+            if (suspects_) (void)create_insert_each(session, index, false);  // without it: one statement per suspect
+          }
           ++reconnects_;
         }
         if (lost) {
@@ -270,15 +322,20 @@ class BatchWriter {
           lost.reset();  // not committed: written again
           if (stopping()) continue;
         }
-        BatchTransaction transaction(session, batch, sql_);
+        BatchTransaction transaction(session, batch, sql_, insert_each_ready_[index] != 0);
         Lost attempt;
         attempt.backend = session.backend();
         try {
           attempt.xid = transaction.begin();
-          Isolation isolation = isolate_rows(transaction, open, sql_.upsert);
+          Isolation isolation = isolate_rows(transaction, open, sql_.upsert, batch.suspects);
           extra_statements_ += isolation.statements - 1;
           extra_exchanges_ += isolation.exchanges - 1;
           rows_in_vain_ += isolation.rows_in_vain;
+          suspects_tried_ += isolation.suspects_tried;
+          suspects_refused_ += isolation.suspects_refused;
+          if (suspects_ && isolation.suspects_tried > 0 && suspects_->judge(isolation.suspects_tried, isolation.suspects_refused)) {
+            context_.log(sdk::LogLevel::info, "stopped guessing which rows will fail: most suspected rows went in");
+          }
           std::vector<std::size_t> settled;  // taken out of open at once: one pass, not one per row
           settled.reserve(isolation.rejected.size() + isolation.failed.size());
           for (const auto& [row, error] : isolation.rejected) {
@@ -429,6 +486,11 @@ class BatchWriter {
   std::atomic<std::uint64_t> extra_exchanges_{0};
   std::atomic<std::uint64_t> reconnects_{0};
   std::atomic<std::uint64_t> rows_in_vain_{0};
+  std::atomic<std::uint64_t> suspects_tried_{0};
+  std::atomic<std::uint64_t> suspects_refused_{0};
+  std::unique_ptr<SuspectRows> suspects_;   // null: no guessing (upsert, or nothing to guess from)
+  std::string insert_each_sql_;
+  std::vector<char> insert_each_ready_;     // per connection: its session has the function
 };
 
 }  // namespace etl::plugins::postgres

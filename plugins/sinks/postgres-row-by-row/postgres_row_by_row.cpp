@@ -85,6 +85,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
       options.retry = retry_;
       options.answer_timeout_ms = answer_timeout_ms_;
       options.settle_timeout_ms = settle_timeout_ms_;
+      options.guess_failures = config.guess_failures;
       batch_ = std::make_unique<BatchWriter>(plan_, std::move(options), context_);
     }
   }

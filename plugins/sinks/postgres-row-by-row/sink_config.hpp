@@ -34,6 +34,7 @@ struct Config : PgConnection {
   std::string commit = "per_row";
   int batch_rows = 4000;
   int batch_bytes = 4 << 20;
+  bool guess_failures = true;
   bool pipeline = true;
   int connections = 16;
   int max_in_flight = 64;
@@ -102,6 +103,11 @@ inline sdk::ConfigMap<Config> declare_config() {
   map.key("batch_bytes", &Config::batch_bytes, "commit: batch. Bytes of COPY data per batch at most.")
       .minimum(1024)
       .maximum(256 << 20);
+  map.key("guess_failures", &Config::guess_failures,
+          "commit: batch, insert. Guess from the table's definition (types, NOT NULL, CHECKs of the form column <op> "
+          "number, unique keys already seen) which rows the server will refuse, and try those alone after their batch's "
+          "COPY, all in one statement: bad rows then cost no COPY and no exchange of their own. The server still decides "
+          "every row; a wrong guess costs time only.");
   map.key("pipeline", &Config::pipeline, "Send rows without waiting for each answer (libpq pipeline mode).");
   map.key("connections", &Config::connections,
           "Connections writing in parallel; commits on different connections share WAL flushes (group commit). "

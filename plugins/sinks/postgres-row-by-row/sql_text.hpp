@@ -176,6 +176,36 @@ inline std::string stage_upsert_statement(std::string_view schema, std::string_v
   return sql;
 }
 
+/// commit: batch (insert). The session's function that inserts rows one at a time, each in a
+/// subtransaction of its own, and returns the rows that failed with their SQLSTATE and message:
+/// the batch's suspected rows (suspect_rows.hpp) in one statement, however many fail. Its
+/// argument is a two-dimensional text[] (a row per row, a value per mapped column); `types`
+/// are the columns' types as format_type(atttypid, NULL) gives them. Each value goes through its
+/// type's input function, in the order of the columns (as COPY reads them: of two bad values
+/// the first one's error is the row's), before the INSERT applies typmods (which refuses what
+/// does not fit, where a cast to varchar(n) would cut it) and constraints.
+inline constexpr const char* kInsertEachCall = "SELECT etl_row, etl_code, etl_message FROM pg_temp.etl_insert_each($1::text[])";
+
+inline std::string insert_each_function(std::string_view schema, std::string_view table, const std::vector<std::string>& columns,
+                                        const std::vector<std::string>& types) {
+  std::string declare, read, values;
+  for (std::size_t i = 0; i < columns.size(); ++i) {
+    const std::string variable = "etl_v" + std::to_string(i + 1);
+    declare += "  " + variable + " " + types[i] + ";\n";
+    read += "      " + variable + " := etl_rows[etl_i][" + std::to_string(i + 1) + "]::" + types[i] + ";\n";
+    values += (i != 0 ? ", " : "") + variable;
+  }
+  const std::string body = "DECLARE\n" + declare + "BEGIN\n  FOR etl_i IN 1 .. coalesce(array_length(etl_rows, 1), 0) LOOP\n" +
+                           "    BEGIN\n" + read + "      INSERT INTO " + qualified_table(schema, table) + " (" +
+                           column_list(columns) + ") VALUES (" + values +
+                           ");\n    EXCEPTION WHEN OTHERS THEN\n      etl_row := etl_i; etl_code := SQLSTATE; etl_message := SQLERRM;\n"
+                           "      RETURN NEXT;\n    END;\n  END LOOP;\nEND";
+  std::string tag = "$etl_insert_each$";  // a dollar quote no name in the body can end
+  while (body.find(tag) != std::string::npos) tag.insert(tag.size() - 1, "_");
+  return "CREATE OR REPLACE FUNCTION pg_temp.etl_insert_each(etl_rows text[]) RETURNS TABLE (etl_row integer, etl_code text, "
+         "etl_message text) LANGUAGE plpgsql AS " + tag + "\n" + body + "\n" + tag;
+}
+
 /// SELECT xmin::text FROM "schema"."table" WHERE "a" IS NOT DISTINCT FROM $1 AND ...
 ///
 /// Finds the stored copies of a row by the values that were sent, with the inserting

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -277,6 +278,66 @@ TEST(BatchIsolation, EveryRowBadStillEndsWithEachRejectedOnce) {
   EXPECT_EQ(isolation.rejected.size(), 50u);
   EXPECT_TRUE(isolation.stored.empty());
   EXPECT_EQ(isolation.statements, 50u);  // the line names each in turn
+}
+
+TEST(IsolateRows, SuspectsAreTriedAloneAfterTheOtherRowsAndOnlyTheBadOnesRejected) {
+  FakeSteps steps;
+  steps.bad = {{10, "23505"}, {40, "22008"}};
+  // 10 and 40 are bad and suspected; 25 is suspected in vain.
+  const Isolation isolation = isolate_rows(steps, all_rows(50), false, {10, 25, 40});
+  ASSERT_FALSE(isolation.batch_error);
+  ASSERT_EQ(isolation.rejected.size(), 2u);
+  EXPECT_EQ(isolation.rejected[0].first, 10u);
+  EXPECT_EQ(isolation.rejected[0].second.sqlstate, "23505");
+  EXPECT_EQ(isolation.rejected[1].first, 40u);
+  EXPECT_EQ(isolation.stored.size(), 48u);
+  EXPECT_TRUE(std::is_sorted(isolation.stored.begin(), isolation.stored.end()));
+  EXPECT_TRUE(std::find(isolation.stored.begin(), isolation.stored.end(), 25u) != isolation.stored.end());
+  // One load of the 47 trusted rows (nothing in vain), then the three suspects one by one, in order.
+  ASSERT_EQ(steps.load_sizes, (std::vector<std::size_t>{47, 1, 1, 1}));
+  EXPECT_EQ(steps.loaded.back(), 25u);
+  EXPECT_EQ(isolation.rows_in_vain, 0u);
+  EXPECT_EQ(isolation.suspects_tried, 3u);
+  EXPECT_EQ(isolation.suspects_refused, 2u);
+}
+
+TEST(IsolateRows, ABadRowNotSuspectedIsStillFoundByItsLine) {
+  FakeSteps steps;
+  steps.bad = {{7, "23514"}, {30, "23505"}};
+  const Isolation isolation = isolate_rows(steps, all_rows(40), false, {30});
+  ASSERT_FALSE(isolation.batch_error);
+  ASSERT_EQ(isolation.rejected.size(), 2u);
+  EXPECT_EQ(isolation.rejected[0].first, 7u);
+  EXPECT_EQ(isolation.rejected[1].first, 30u);
+  EXPECT_EQ(isolation.stored.size(), 38u);
+  EXPECT_EQ(isolation.suspects_refused, 1u);
+}
+
+TEST(IsolateRows, ASuspectMeetingADeadlockFailsTheBatchNotTheRow) {
+  // load_each reports a row's own error per row; one no row can cause is the batch's.
+  class DeadlockedEach final : public BatchSteps {
+   public:
+    LoadResult load(std::span<const std::size_t> rows) override { return {std::nullopt, rows.size()}; }
+    std::optional<StepError> apply(std::span<const std::size_t>) override { return std::nullopt; }
+    EachResult load_each(std::span<const std::size_t> rows) override {
+      EachResult out;
+      out.errors.resize(rows.size());
+      out.errors[0] = StepError{"40P01", "deadlock detected", {}};
+      return out;
+    }
+  } steps;
+  const Isolation isolation = isolate_rows(steps, all_rows(10), false, {3, 4});
+  ASSERT_TRUE(isolation.batch_error);
+  EXPECT_EQ(isolation.batch_error->sqlstate, "40P01");
+  EXPECT_TRUE(isolation.rejected.empty());
+}
+
+TEST(IsolateRows, UpsertIgnoresSuspects) {
+  FakeSteps steps;
+  const Isolation isolation = isolate_rows(steps, all_rows(20), true, {3});
+  EXPECT_EQ(isolation.stored.size(), 20u);
+  EXPECT_EQ(isolation.suspects_tried, 0u);
+  EXPECT_EQ(steps.load_sizes, (std::vector<std::size_t>{20}));
 }
 
 }  // namespace
