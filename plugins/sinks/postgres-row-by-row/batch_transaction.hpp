@@ -185,6 +185,7 @@ class BatchTransaction final : public BatchSteps {
         throw ConnectionLost(seen.message.empty() ? session_.error_message() : seen.message);
       }
       pending_ = kRollbackSavepoint;
+      insert_each_missing_ = seen.sqlstate == "42883";  // undefined_function
       out.batch_error = StepError{seen.sqlstate, seen.message, {}};
       return out;
     }
@@ -218,6 +219,9 @@ class BatchTransaction final : public BatchSteps {
   }
 
   [[nodiscard]] bool commit_sent() const { return commit_sent_; }
+  /// load_each found the session without pg_temp.etl_insert_each: the batch is to be rolled
+  /// back and written again without it.
+  [[nodiscard]] bool insert_each_missing() const { return insert_each_missing_; }
 
  private:
   struct Script {
@@ -341,6 +345,7 @@ class BatchTransaction final : public BatchSteps {
   const BatchSql& sql_;
   std::string pending_;
   bool insert_each_ = false;
+  bool insert_each_missing_ = false;
   bool commit_sent_ = false;
   std::size_t sent_ = 0;  // rows of the current COPY sent
 };

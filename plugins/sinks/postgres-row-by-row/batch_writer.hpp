@@ -202,7 +202,12 @@ class BatchWriter {
   /// loaded unguessed: slower with bad rows, as correct.
   void learn_table(std::vector<PgSession>& sessions) {
     std::string error;
-    std::optional<CatalogFacts> facts = read_table_facts(sessions.front(), plan_.schema(), plan_.table(), plan_.columns(), error);
+    std::optional<CatalogFacts> facts;
+    try {
+      facts = read_table_facts(sessions.front(), plan_.schema(), plan_.table(), plan_.columns(), error);
+    } catch (const std::exception& e) {  // a connection lost meanwhile: the load finds out soon enough
+      error = e.what();
+    }
     if (!facts) {
       context_.log(sdk::LogLevel::warning, "cannot read the table's definition to guess which rows will fail (" + error +
                                                "); bad rows are found by COPY alone");
@@ -211,8 +216,14 @@ class BatchWriter {
     auto suspects = std::make_unique<SuspectRows>(facts->facts);
     if (!suspects->useful()) return;
     insert_each_sql_ = insert_each_function(plan_.schema(), plan_.table(), plan_.columns(), facts->sql_types);
-    for (std::size_t i = 0; i < sessions.size(); ++i) {
-      if (!create_insert_each(sessions[i], i, true)) return;
+    try {
+      for (std::size_t i = 0; i < sessions.size(); ++i) {
+        if (!create_insert_each(sessions[i], i, true)) return;
+      }
+    } catch (const std::exception& e) {
+      context_.log(sdk::LogLevel::warning, std::string("cannot create the function that tries suspected rows alone (") +
+                                               e.what() + "); bad rows are found by COPY alone");
+      return;
     }
     suspects_ = std::move(suspects);
   }
@@ -331,6 +342,17 @@ class BatchWriter {
           extra_statements_ += isolation.statements - 1;
           extra_exchanges_ += isolation.exchanges - 1;
           rows_in_vain_ += isolation.rows_in_vain;
+          if (transaction.insert_each_missing()) {
+            // The session lost its function (a pooler that resets sessions, a DISCARD): its
+            // suspects go one statement each from now on, and this batch is written again.
+            transaction.rollback();
+            insert_each_ready_[index] = 0;
+            context_.log(sdk::LogLevel::warning, "connection " + std::to_string(index + 1) +
+                                                     ": the function that tries suspected rows alone is gone (" +
+                                                     (isolation.batch_error ? isolation.batch_error->message : std::string()) +
+                                                     "); its suspected rows go one statement each, the batch is written again");
+            continue;
+          }
           suspects_tried_ += isolation.suspects_tried;
           suspects_refused_ += isolation.suspects_refused;
           if (suspects_ && isolation.suspects_tried > 0 && suspects_->judge(isolation.suspects_tried, isolation.suspects_refused)) {

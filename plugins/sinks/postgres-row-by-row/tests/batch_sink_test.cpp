@@ -237,6 +237,27 @@ TEST_F(BatchSink, GuessesOnlyDecideTheOrderNeverTheOutcome) {
   }
 }
 
+TEST_F(BatchSink, ASessionThatLosesItsFunctionGoesOnWithoutIt) {
+  // A pooler that resets sessions, or a DISCARD, takes the session's pg_temp.etl_insert_each
+  // away mid-load: the batch that finds it gone is written again, its suspects one statement
+  // each, and the run goes on (without this, 42883 would stop it as an error of every row).
+  const auto batch = people(20000);
+  const auto drop_functions = [] {
+    server_->query(
+        "DO $$ DECLARE f record; BEGIN FOR f IN SELECT p.oid::regprocedure AS name FROM pg_proc p "
+        "WHERE p.proname = 'etl_insert_each' LOOP EXECUTE 'DROP FUNCTION ' || f.name; END LOOP; END $$");
+  };
+  const auto written = write_all(config({{"connections", 1}}), batch, 256, drop_functions, 2);
+  ASSERT_EQ(written.error, "");
+  for (std::size_t i = 1; i <= batch.size(); ++i) {
+    const auto& outcome = written.outcomes.at(i);
+    const std::string code = expected_code(i);
+    EXPECT_EQ(outcome.status, code.empty() ? sdk::Status::ok : sdk::Status::rejected) << i << ": " << outcome.message;
+    EXPECT_EQ(outcome.code, code) << i << ": " << outcome.message;
+  }
+  expect_table_matches_outcomes(batch, written);
+}
+
 TEST_F(BatchSink, NoticesCuttingPiecesShortInARunLoseAndReorderNothing) {
   // Long rows (pieces of several 64 KiB writes) and a trigger's NOTICE for every row: the
   // server speaks while a COPY's data is still going out, so pieces are cut short, and a COPY
