@@ -18,9 +18,12 @@ namespace etl::plugins::reporting {
 
 /// A buffered output (a file, or stdout) that reports write errors with its name.
 ///
-/// What reaches the file always ends at a record boundary: callers write whole records, and
-/// the buffer goes out with one write(2) loop, never through stdio's own buffer. A run killed
-/// at any moment leaves every line but none cut in half (CSV and JSON Lines stay parseable).
+/// What reaches the file ends at a record boundary: callers write whole records, and the
+/// buffer goes out with one write(2) loop, never through stdio's own buffer. A run that stops,
+/// fails or is killed between two writes leaves only whole records (CSV and JSON Lines stay
+/// parseable); one killed (kill -9) during a write may leave its last record cut, since the
+/// kernel ends a write to a file between two pages when the process dies: readers drop an
+/// incomplete last line (scripts/unreported-rows does).
 ///
 /// A file is written under "<path>.partial" and renamed to its name by close(): a run that
 /// dies leaves the previous report in place. The .partial file is locked (flock) for the run,

@@ -149,9 +149,13 @@ TEST_F(PostgresQuery, FollowModePicksUpNewRowsUntilStopped) {
 
 TEST_F(PostgresQuery, TwoHostsShareOneQueueWithoutTakingARowTwice) {
   database_->query("INSERT INTO outbox (id) SELECT i FROM generate_series(1, 3000) i");
+  // Each claim of 50 rows takes 20 ms (a one-time pg_sleep), so one host alone needs over a
+  // second for the 3,000: the other's start (a process, a connection) is sure to fall within it,
+  // and both take rows (unpaced, one host once took them all before the other was up).
   auto claiming = [&](const std::string& host) {
     return write_pipeline(host, {{"query", "UPDATE outbox SET claimed_by = $host WHERE id IN (SELECT id FROM outbox WHERE "
-                                           "claimed_by IS NULL ORDER BY id LIMIT 50 FOR UPDATE SKIP LOCKED) RETURNING id"},
+                                           "claimed_by IS NULL ORDER BY id LIMIT 50 FOR UPDATE SKIP LOCKED) "
+                                           "AND (SELECT pg_sleep(0.02)) IS NOT NULL RETURNING id"},
                                  {"params", {{"host", host}}},
                                  {"on_ok", "UPDATE outbox SET sent_at = now() WHERE id = $id"},
                                  {"repeat", true}});
