@@ -284,15 +284,14 @@ bool run_step(Run&& run, const std::vector<std::size_t>& rows, Isolation& out, s
 inline Isolation isolate_rows(BatchSteps& steps, const std::vector<std::size_t>& rows, bool upsert,
                               const std::vector<std::size_t>& suspects = {}) {
   Isolation out;
-  std::vector<std::size_t> trusted;
   std::vector<std::size_t> suspected;
-  if (upsert || suspects.empty()) {
-    trusted = rows;
-  } else {
-    trusted.reserve(rows.size());
-    std::set_difference(rows.begin(), rows.end(), suspects.begin(), suspects.end(), std::back_inserter(trusted));
+  std::vector<std::size_t> others;  // the rows less the suspects (only built when there are some)
+  if (!upsert && !suspects.empty()) {
     std::set_intersection(rows.begin(), rows.end(), suspects.begin(), suspects.end(), std::back_inserter(suspected));
+    others.reserve(rows.size() - suspected.size());
+    std::set_difference(rows.begin(), rows.end(), suspected.begin(), suspected.end(), std::back_inserter(others));
   }
+  const std::vector<std::size_t>& trusted = suspected.empty() ? rows : others;
   std::vector<std::size_t> loaded;
   loaded.reserve(rows.size());
   if (!trusted.empty() &&
@@ -308,6 +307,7 @@ inline Isolation isolate_rows(BatchSteps& steps, const std::vector<std::size_t>&
       each.batch_error = StepError{"XX000", "rows tried alone: " + std::to_string(each.errors.size()) + " answers for " +
                                                 std::to_string(suspected.size()) + " rows", {}};
     }
+    std::size_t refused = 0;
     for (std::size_t i = 0; i < suspected.size() && !each.batch_error; ++i) {
       std::optional<StepError>& error = each.errors[i];
       if (!error) {
@@ -315,16 +315,18 @@ inline Isolation isolate_rows(BatchSteps& steps, const std::vector<std::size_t>&
       } else if (!isolation_detail::is_row_error(*error)) {
         each.batch_error = std::move(error);  // a deadlock, say: the batch is tried again
       } else {
-        const bool refused = classify_sqlstate(error->sqlstate) == ErrorKind::row;
-        (refused ? out.rejected : out.failed).emplace_back(suspected[i], std::move(*error));
-        ++out.suspects_refused;
+        const bool own = classify_sqlstate(error->sqlstate) == ErrorKind::row;
+        (own ? out.rejected : out.failed).emplace_back(suspected[i], std::move(*error));
+        ++refused;
       }
     }
     if (each.batch_error) {
       out.batch_error = std::move(each.batch_error);
       return out;
     }
+    // Counted once the suspects are settled, so a batch tried again counts them once.
     out.suspects_tried = suspected.size();
+    out.suspects_refused = refused;
     std::sort(loaded.begin(), loaded.end());
   }
   if (!upsert) {

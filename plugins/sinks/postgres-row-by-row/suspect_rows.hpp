@@ -335,31 +335,27 @@ class SuspectRows {
 /// Appends the row in `line` (a COPY text line without its end) to `out` as one row of a
 /// two-dimensional text[] literal, e.g. {"1","Ada",NULL}: what pg_temp.etl_insert_each takes.
 inline void append_array_row(std::string& out, std::string_view line) {
+  std::vector<std::optional<std::string_view>> fields;
+  suspect_detail::split_fields(line, fields);
   out += '{';
-  std::size_t at = 0;
-  bool first = true;
-  while (true) {
-    std::size_t tab = line.find('\t', at);
-    const std::string_view field = line.substr(at, tab == std::string_view::npos ? std::string_view::npos : tab - at);
-    if (!first) out += ',';
-    first = false;
-    if (field == "\\N") {
+  for (std::size_t f = 0; f < fields.size(); ++f) {
+    if (f != 0) out += ',';
+    if (!fields[f]) {
       out += "NULL";
-    } else {
-      out += '"';
-      for (std::size_t i = 0; i < field.size(); ++i) {
-        char c = field[i];
-        if (c == '\\' && i + 1 < field.size()) {  // COPY's escapes back to the character
-          const char next = field[++i];
-          c = next == 't' ? '\t' : next == 'n' ? '\n' : next == 'r' ? '\r' : next;
-        }
-        if (c == '"' || c == '\\') out += '\\';
-        out += c;
-      }
-      out += '"';
+      continue;
     }
-    if (tab == std::string_view::npos) break;
-    at = tab + 1;
+    const std::string_view field = *fields[f];
+    out += '"';
+    for (std::size_t i = 0; i < field.size(); ++i) {
+      char c = field[i];
+      if (c == '\\' && i + 1 < field.size()) {  // COPY's escapes back to the character
+        const char next = field[++i];
+        c = next == 't' ? '\t' : next == 'n' ? '\n' : next == 'r' ? '\r' : next;
+      }
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
   }
   out += '}';
 }

@@ -136,29 +136,29 @@ class BatchSink : public ::testing::Test {
 
   /// people(5000) on one connection (of two rows with one id, the first is the one stored).
   static void expect_each_bad_row_rejected_with_its_own_error(bool guess_failures) {
-  const auto batch = people(5000);
-  const auto written = write_all(config({{"connections", 1}, {"guess_failures", guess_failures}}), batch);
-  ASSERT_EQ(written.error, "");
-  std::size_t rejected = 0;
-  for (std::size_t i = 1; i <= batch.size(); ++i) {
-    const auto& outcome = written.outcomes.at(i);
-    const std::string code = expected_code(i);
-    if (code.empty()) {
-      EXPECT_EQ(outcome.status, sdk::Status::ok) << i << ": " << outcome.message;
-      continue;
+    const auto batch = people(5000);
+    const auto written = write_all(config({{"connections", 1}, {"guess_failures", guess_failures}}), batch);
+    ASSERT_EQ(written.error, "");
+    std::size_t rejected = 0;
+    for (std::size_t i = 1; i <= batch.size(); ++i) {
+      const auto& outcome = written.outcomes.at(i);
+      const std::string code = expected_code(i);
+      if (code.empty()) {
+        EXPECT_EQ(outcome.status, sdk::Status::ok) << i << ": " << outcome.message;
+        continue;
+      }
+      ++rejected;
+      EXPECT_EQ(outcome.status, sdk::Status::rejected) << i;
+      EXPECT_EQ(outcome.code, code) << i << ": " << outcome.message;
+      if (code == "23514") EXPECT_NE(outcome.message.find("people_score_check"), std::string::npos) << outcome.message;
+      if (code == "22008") EXPECT_NE(outcome.message.find("1990-02-30"), std::string::npos) << outcome.message;
+      if (code == "22P02") EXPECT_NE(outcome.message.find("\"abc\""), std::string::npos) << outcome.message;
     }
-    ++rejected;
-    EXPECT_EQ(outcome.status, sdk::Status::rejected) << i;
-    EXPECT_EQ(outcome.code, code) << i << ": " << outcome.message;
-    if (code == "23514") EXPECT_NE(outcome.message.find("people_score_check"), std::string::npos) << outcome.message;
-    if (code == "22008") EXPECT_NE(outcome.message.find("1990-02-30"), std::string::npos) << outcome.message;
-    if (code == "22P02") EXPECT_NE(outcome.message.find("\"abc\""), std::string::npos) << outcome.message;
-  }
-  EXPECT_GT(rejected, 150u);
-  expect_table_matches_outcomes(batch, written);
-  EXPECT_EQ(ids_in_table().size(), batch.size() - rejected);
-  // Tabs in values arrive as they were sent.
-  EXPECT_EQ(server_->query("SELECT name FROM people WHERE id = 1").at(0).at(0), "person\t1");
+    EXPECT_GT(rejected, 150u);
+    expect_table_matches_outcomes(batch, written);
+    EXPECT_EQ(ids_in_table().size(), batch.size() - rejected);
+    // Tabs in values arrive as they were sent.
+    EXPECT_EQ(server_->query("SELECT name FROM people WHERE id = 1").at(0).at(0), "person\t1");
   }
 
   static PostgresServer* server_;
