@@ -16,7 +16,7 @@
 #include <Poco/Util/Option.h>
 #include <Poco/Util/OptionSet.h>
 
-#include "etl/sdk/config.hpp"
+#include "etl/sdk/json.hpp"
 #include "etl/sdk/version.hpp"
 #include "exit_codes.hpp"
 #include "logging.hpp"

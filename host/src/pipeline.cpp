@@ -48,6 +48,8 @@ const json& pipeline_document_schema() {
                          "description": "Records read from the source per call."},
           "progress_interval": {"type": "number", "minimum": 0, "default": 5,
                                 "description": "Seconds between progress log lines; 0 turns them off."},
+          "drain_timeout": {"type": "number", "minimum": 0, "default": 10,
+                            "description": "After a stop (SIGTERM), seconds every stage shares to settle what is in flight (answers the source owes, rows and requests the sink sent); what is left then is reported failed, saying so."},
           "max_rejected": {"anyOf": [{"type": "integer", "minimum": 0},
                                      {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?%$"}],
                            "description": "Error budget: stop the run (exit code 8) once more records than this are rejected; a count, or a percentage of the records settled (checked from 100 records on, and at the end). Unlimited when absent."}

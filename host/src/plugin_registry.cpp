@@ -182,6 +182,12 @@ PluginInfo PluginRegistry::load_file(const std::string& path) {
     throw PluginLoadError(path + ": plugin '" + name +
                           "' has no factory for its declared kind");
   }
+  if (const std::string_view schema = null_or_empty(descriptor->config_schema) ? "" : descriptor->config_schema;
+      schema.find("\"x-etl-schema-error\"") != std::string_view::npos) {
+    const json refused = json::parse(schema, nullptr, false);
+    throw PluginLoadError(path + ": plugin '" + name + "' declares a config the SDK could not turn into a schema: " +
+                          (refused.is_object() ? refused.value("x-etl-schema-error", "") : std::string(schema)));
+  }
   try {
     info.schema = json::parse(null_or_empty(descriptor->config_schema)
                                   ? R"({"type":"object","additionalProperties":false})"
@@ -194,7 +200,9 @@ PluginInfo PluginRegistry::load_file(const std::string& path) {
     throw PluginLoadError(path + ": plugin '" + name + "' has an unusable config schema: " +
                           problems.front());
   }
-  info.descriptor = std::move(descriptor);
+  // The std::shared_ptr holds the Boost one (and with it the library) until its last copy goes.
+  const sdk::PluginDescriptor* raw = descriptor.get();
+  info.descriptor = std::shared_ptr<const sdk::PluginDescriptor>(raw, [keep = std::move(descriptor)](const sdk::PluginDescriptor*) {});
   return info;
 }
 

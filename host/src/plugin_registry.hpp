@@ -8,8 +8,6 @@
 #include <string>
 #include <vector>
 
-#include <boost/dll/shared_library.hpp>
-#include <boost/shared_ptr.hpp>
 #include <nlohmann/json.hpp>
 
 #include "etl/sdk/plugin.hpp"
@@ -20,8 +18,9 @@ namespace etl::host {
 struct PluginInfo {
   std::string file;
   /// Points into the loaded library and keeps it loaded: anything created by the plugin must
-  /// be destroyed before the last copy of this pointer goes.
-  boost::shared_ptr<const sdk::PluginDescriptor> descriptor;
+  /// be destroyed before the last copy of this pointer goes. (Boost.DLL, which loads it, stays
+  /// inside plugin_registry.cpp.)
+  std::shared_ptr<const sdk::PluginDescriptor> descriptor;
   std::string name;
   sdk::PluginKind kind = sdk::PluginKind::source;
   std::string version;

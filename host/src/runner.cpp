@@ -24,10 +24,11 @@ namespace etl::host {
 
 using Clock = std::chrono::steady_clock;
 
-HostContext::HostContext(std::string plugin_name, const RunStop& stop, bool downstream)
+HostContext::HostContext(std::string plugin_name, const RunStop& stop, bool downstream, std::shared_ptr<RunServices> services)
     : plugin_name_(std::move(plugin_name)),
       stop_(stop),
       downstream_(downstream),
+      services_(services ? std::move(services) : std::make_shared<RunServices>()),
       logger_(Poco::Logger::get("plugin." + plugin_name_)) {}
 
 void HostContext::log(sdk::LogLevel level, std::string_view message) noexcept {
@@ -50,6 +51,37 @@ bool HostContext::stop_requested() const noexcept {
 
 std::string_view HostContext::plugin_name() const noexcept { return plugin_name_; }
 
+bool HostContext::is_service() const noexcept { return services_->service(); }
+
+void HostContext::set_ready(bool ready, std::string_view reason) noexcept {
+  try {
+    services_->set_ready(plugin_name_, ready, std::string(reason));
+  } catch (...) {
+  }
+}
+
+bool HostContext::pipeline_ready(std::string* reason) const { return services_->ready(reason); }
+
+int HostContext::retry_after_seconds() const noexcept { return 2; }
+
+void HostContext::set_gauge(std::string_view name, std::string_view help, double value) noexcept {
+  try {
+    services_->set_gauge(plugin_name_, std::string(name), std::string(help), value);
+  } catch (...) {
+  }
+}
+
+void HostContext::add_counter(std::string_view name, std::string_view help, double amount) noexcept {
+  try {
+    services_->add_counter(plugin_name_, std::string(name), std::string(help), amount);
+  } catch (...) {
+  }
+}
+
+std::string HostContext::metrics_text() const { return services_->metrics_text(); }
+
+double HostContext::drain_seconds_left() const noexcept { return services_->drain_seconds_left(stop_.stopped_at()); }
+
 StageError::StageError(std::string plugin, std::string stage, const std::string& message)
     : std::runtime_error("plugin '" + plugin + "' failed in stage '" + stage + "': " + message),
       plugin_(std::move(plugin)),
@@ -58,12 +90,13 @@ StageError::StageError(std::string plugin, std::string stage, const std::string&
 namespace {
 
 template <class T>
-PluginInstance<T> instantiate(const StageSpec& stage, PluginRegistry& registry, const RunStop& stop) {
+PluginInstance<T> instantiate(const StageSpec& stage, PluginRegistry& registry, const RunStop& stop,
+                              std::shared_ptr<RunServices> services = nullptr) {
   const PluginInfo& info = registry.resolve(stage.plugin);
   PluginInstance<T> instance;
   instance.library = info.descriptor;
   instance.name = info.name;
-  instance.context = std::make_unique<HostContext>(info.name, stop, !std::is_same_v<T, sdk::Source>);
+  instance.context = std::make_unique<HostContext>(info.name, stop, !std::is_same_v<T, sdk::Source>, std::move(services));
   const std::string config = stage.config.dump();
   const sdk::PluginArgs args{config, *instance.context};
   instance.object = call_plugin(info.name, "configure", [&]() -> std::unique_ptr<T> {
@@ -215,13 +248,20 @@ PipelinePlugins create_plugins(const PipelineSpec& spec, PluginRegistry& registr
     for (const auto& secret : stage->secrets) Redactor::instance().add(secret);
   }
   PipelinePlugins plugins;
-  plugins.source = instantiate<sdk::Source>(spec.source, registry, stop);
-  for (const auto& stage : spec.transforms) {
-    plugins.transforms.push_back(instantiate<sdk::Transform>(stage, registry, stop));
+  plugins.services = std::make_shared<RunServices>(spec.name.empty() ? spec.path : spec.name,
+                                                   spec.settings.value("drain_timeout", 10.0));
+  plugins.source = instantiate<sdk::Source>(spec.source, registry, stop, plugins.services);
+  // A source that runs until stopped makes the pipeline a service: known before anything opens.
+  if (const auto* long_running = dynamic_cast<const sdk::LongRunning*>(plugins.source.object.get())) {
+    plugins.services->set_service(
+        call_plugin(plugins.source.name, "configure", [&] { return long_running->runs_until_stopped(); }));
   }
-  plugins.sink = instantiate<sdk::Sink>(spec.sink, registry, stop);
+  for (const auto& stage : spec.transforms) {
+    plugins.transforms.push_back(instantiate<sdk::Transform>(stage, registry, stop, plugins.services));
+  }
+  plugins.sink = instantiate<sdk::Sink>(spec.sink, registry, stop, plugins.services);
   for (const auto& stage : spec.reporters) {
-    plugins.reporters.push_back(instantiate<sdk::Reporter>(stage, registry, stop));
+    plugins.reporters.push_back(instantiate<sdk::Reporter>(stage, registry, stop, plugins.services));
   }
   return plugins;
 }
@@ -243,6 +283,29 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
   std::string transform_error;
   std::string sink_error;
   std::uint64_t received = 0;
+  std::atomic<std::uint64_t> received_so_far{0};
+  // The host's own metrics for a service's /metrics, read from the ledger while the run goes on.
+  struct StopCounting {
+    RunServices* services;
+    ~StopCounting() {
+      if (services != nullptr) services->count_with({});
+    }
+  } stop_counting{plugins.services.get()};
+  if (plugins.services) {
+    plugins.services->count_with([&ledger, &received_so_far] {
+      const auto counts = ledger.counts();
+      RunServices::Counts out;
+      out.received = received_so_far.load();
+      out.ok = counts.ok;
+      out.rejected = counts.rejected;
+      out.failed = counts.failed;
+      out.rejected_at_source = counts.rejected_at_source;
+      out.rejected_at_transform = counts.rejected_at_transform;
+      out.rejected_at_sink = counts.rejected_at_sink;
+      out.in_flight = ledger.pending();
+      return out;
+    });
+  }
   std::uint64_t next_sequence = 0;  // source records: 1, 2, 3, ... in the order read() yields them
   std::uint64_t next_added = sdk::kFirstAddedSequence - 1;  // records transforms add
 
@@ -310,7 +373,6 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
       // Progress without a total is still progress.
     }
     Progress progress(spec.settings.value("progress_interval", 5.0), expected, started);
-    std::atomic<std::uint64_t> received_so_far{0};
     std::atomic<Clock::rep> reading_since{0};  // when the current source read began, 0 between reads
     {
       Ticker ticker(progress.period(), [&] {

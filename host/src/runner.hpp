@@ -7,11 +7,11 @@
 #include <string>
 #include <vector>
 
-#include <boost/shared_ptr.hpp>
-
 #include "etl/sdk/plugin.hpp"
+#include "etl/sdk/service.hpp"
 #include "pipeline.hpp"
 #include "plugin_registry.hpp"
+#include "services.hpp"
 
 namespace Poco {
 class Logger;
@@ -25,7 +25,22 @@ namespace etl::host {
 class RunStop {
  public:
   explicit RunStop(const std::atomic<int>* signal_code = nullptr) noexcept : signal_code_(signal_code) {}
-  [[nodiscard]] bool requested() const noexcept { return internal_.load() || signal_code() != 0; }
+  [[nodiscard]] bool requested() const noexcept {
+    const bool stop = internal_.load() || signal_code() != 0;
+    if (stop && stopped_at_.load(std::memory_order_relaxed) == 0) {
+      // Seen first here (plugins ask every few tens of milliseconds): the drain counts from now.
+      std::int64_t none = 0;
+      stopped_at_.compare_exchange_strong(none, std::chrono::steady_clock::now().time_since_epoch().count());
+    }
+    return stop;
+  }
+  /// When the stop was first seen, if it was.
+  [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> stopped_at() const noexcept {
+    (void)requested();
+    const std::int64_t at = stopped_at_.load();
+    if (at == 0) return std::nullopt;
+    return std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(at));
+  }
   /// The exit code the signal asks for (130, 143), or 0 when no signal came.
   [[nodiscard]] int signal_code() const noexcept {
     return signal_code_ != nullptr ? signal_code_->load(std::memory_order_relaxed) : 0;
@@ -48,21 +63,32 @@ class RunStop {
   std::atomic<bool> hold_downstream_{false};
   std::atomic<bool> internal_{false};
   std::atomic<bool> internal_first_{false};
+  mutable std::atomic<std::int64_t> stopped_at_{0};  // steady clock ticks; 0: not yet
 };
 
-/// The Context the host gives each plugin object.
-class HostContext final : public sdk::Context {
+/// The Context the host gives each plugin object, with the services of its pipeline.
+class HostContext final : public sdk::Context, public sdk::ServiceContext {
  public:
   /// `downstream`: a transform, sink or reporter, which sees RunStop::downstream_requested().
-  HostContext(std::string plugin_name, const RunStop& stop, bool downstream);
+  HostContext(std::string plugin_name, const RunStop& stop, bool downstream, std::shared_ptr<RunServices> services);
   void log(sdk::LogLevel level, std::string_view message) noexcept override;
   [[nodiscard]] bool stop_requested() const noexcept override;
   [[nodiscard]] std::string_view plugin_name() const noexcept override;
+
+  [[nodiscard]] bool is_service() const noexcept override;
+  void set_ready(bool ready, std::string_view reason) noexcept override;
+  [[nodiscard]] bool pipeline_ready(std::string* reason) const override;
+  [[nodiscard]] int retry_after_seconds() const noexcept override;
+  void set_gauge(std::string_view name, std::string_view help, double value) noexcept override;
+  void add_counter(std::string_view name, std::string_view help, double amount) noexcept override;
+  [[nodiscard]] std::string metrics_text() const override;
+  [[nodiscard]] double drain_seconds_left() const noexcept override;
 
  private:
   std::string plugin_name_;
   const RunStop& stop_;
   bool downstream_;
+  std::shared_ptr<RunServices> services_;
   Poco::Logger& logger_;
 };
 
@@ -82,7 +108,7 @@ class StageError : public std::runtime_error {
 /// the object first, then its context, then (with the last reference) the library itself.
 template <class T>
 struct PluginInstance {
-  boost::shared_ptr<const sdk::PluginDescriptor> library;
+  std::shared_ptr<const sdk::PluginDescriptor> library;
   std::string name;
   std::unique_ptr<HostContext> context;
   std::unique_ptr<T> object;
@@ -116,6 +142,8 @@ void create_stage(const StageSpec& stage, PluginRegistry& registry, const RunSto
 
 /// Every plugin of a pipeline, created (config parsed) but not opened.
 struct PipelinePlugins {
+  /// Shared by every plugin's context; declared first, so it outlives them.
+  std::shared_ptr<RunServices> services;
   PluginInstance<sdk::Source> source;
   /// In pipeline order, each with its `when` (see PipelineSpec::transforms).
   std::vector<PluginInstance<sdk::Transform>> transforms;

@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "etl/sdk.hpp"
+#include "etl/sdk/json.hpp"
 
 namespace etl::plugins::reporting {
 
@@ -144,7 +145,7 @@ void declare_output_path(sdk::ConfigMap<Config>& map, std::string Config::*membe
   map.key("path", member, "File to write (as PATH.partial until the run ends); missing folders are created.")
       .required()
       .min_length(1)
-      .schema({{"output_file", true}});
+      .schema(R"({"output_file": true})");
 }
 
 /// Declares the "statuses" filter option of a reporter's ConfigMap.
@@ -152,7 +153,7 @@ template <class Config>
 void declare_statuses(sdk::ConfigMap<Config>& map, std::vector<std::string> Config::*member) {
   map.key("statuses", member,
           "Keep only records with these statuses (e.g. [\"rejected\", \"failed\"] for a reject file).")
-      .schema({{"items", {{"type", "string"}, {"enum", {"ok", "rejected", "failed"}}}}});
+      .schema(R"({"items": {"type": "string", "enum": ["ok", "rejected", "failed"]}})");
 }
 
 /// The detail fields of an outcome as one compact JSON object text, or empty when there are none.

@@ -169,10 +169,10 @@ TEST_F(FaultInjection, ConnectionsResetAtTwentyRandomPoints) {
   EXPECT_GE(occurrences(run.err(), "reconnecting in"), 20u) << run.err();
 }
 
-// commit: batch under the same faults, through the real etl-host on the tokens table (whose
+// postgres-copy under the same faults, through the real etl-host on the tokens table (whose
 // CHECK refuses about a third of the tokens, so nearly every batch has rows taken out of it).
 std::vector<std::string> batch_settings() {
-  return {"sink.config.commit=batch", "sink.config.connections=3", "sink.config.batch_rows=400",
+  return {"sink.plugin=postgres-copy", "sink.config.connections=3", "sink.config.batch_rows=400",
           "sink.config.retry.initial_delay=0.1"};
 }
 

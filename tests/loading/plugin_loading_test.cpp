@@ -164,7 +164,7 @@ TEST(PluginLoading, EtlHostListsPluginsAsJson) {
     EXPECT_EQ(plugin.at("abi_version"), sdk::kAbiVersion);
   }
   EXPECT_EQ(names, (std::set<std::string>{"test-counter", "test-sink", "test-slow-reporter", "http-newline", "file-lines",
-                                          "postgres-query", "validate", "map", "postgres-lookup", "postgres-row-by-row",
+                                          "postgres-query", "validate", "map", "postgres-lookup", "postgres-row-by-row", "postgres-copy",
                                           "null", "stdout", "csv", "json", "csv-file", "json-files", "http-post", "http-server"}));
 }
 

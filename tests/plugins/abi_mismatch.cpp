@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "etl/sdk.hpp"
+#include "etl/sdk/json.hpp"
 
 namespace {
 

@@ -1,6 +1,7 @@
 // A library whose marker section claims the current ABI but whose descriptor claims another:
 // the host's second check, on the descriptor's stable header, must refuse it.
 #include "etl/sdk.hpp"
+#include "etl/sdk/json.hpp"
 
 namespace {
 const etl::sdk::PluginDescriptor kDescriptor{

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "etl/sdk.hpp"
+#include "etl/sdk/json.hpp"
 
 namespace {
 

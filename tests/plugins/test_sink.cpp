@@ -6,6 +6,7 @@
 //   throw      write() throws on call number `throw_on_write`
 //   open_fails open() throws
 #include "etl/sdk.hpp"
+#include "etl/sdk/json.hpp"
 
 namespace {
 

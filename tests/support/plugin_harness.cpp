@@ -46,7 +46,7 @@ host::PluginInstance<T> create_plugin(const host::PluginInfo& plugin, nlohmann::
   host::PluginInstance<T> instance;
   instance.library = plugin.descriptor;
   instance.name = plugin.name;
-  instance.context = std::make_unique<host::HostContext>(plugin.name, kNeverStop, /*downstream=*/false);
+  instance.context = std::make_unique<host::HostContext>(plugin.name, kNeverStop, /*downstream=*/false, nullptr);
   const std::string text = checked.config.dump();
   const sdk::PluginArgs args{text, *instance.context};
   // An exception object thrown by the plugin lives in the plugin's code: it must be copied

@@ -2,10 +2,12 @@
 // declarative config map (schema, defaults, parsing) — all plugin-local, header-only code.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include "etl/sdk.hpp"
+#include "etl/sdk/json.hpp"
 
 namespace etl::sdk {
 namespace {
@@ -117,7 +119,7 @@ ConfigMap<Sample> sample_map() {
 }
 
 TEST(ConfigMap, OneDeclarationGivesTheSchema) {
-  const json schema = sample_map().schema();
+  const json schema = json::parse(sample_map().schema());
   EXPECT_EQ(schema.at("additionalProperties"), false);
   EXPECT_EQ(schema.at("required"), json({"name"}));
   const json& p = schema.at("properties");
@@ -136,24 +138,79 @@ TEST(ConfigMap, OneDeclarationGivesTheSchema) {
 }
 
 TEST(ConfigMap, ParsesIntoTheStructWithDefaultsKept) {
-  const Sample parsed = sample_map().parse({{"name", "ann"}, {"count", 7}, {"tags", {"a", "b"}}, {"limit", 4},
-                                            {"headers", {{"X-A", "1"}}}});
+  const Sample parsed = sample_map().parse(json{{"name", "ann"}, {"count", 7}, {"tags", {"a", "b"}}, {"limit", 4},
+                                                 {"headers", {{"X-A", "1"}}}}.dump());
   EXPECT_EQ(parsed.name, "ann");
   EXPECT_EQ(parsed.count, 7);
   EXPECT_EQ(parsed.mode, "fast");
   EXPECT_EQ(parsed.tags, (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(parsed.limit, 4);
   EXPECT_EQ(parsed.headers.at("X-A"), "1");
-  EXPECT_EQ(sample_map().parse({{"name", "x"}, {"limit", nullptr}}).limit, std::nullopt);
+  EXPECT_EQ(sample_map().parse(json{{"name", "x"}, {"limit", nullptr}}.dump()).limit, std::nullopt);
 }
 
 TEST(ConfigMap, AValueTheMemberCannotHoldIsAConfigErrorNamingTheKey) {
   try {
-    (void)sample_map().parse({{"name", "x"}, {"count", "many"}});
+    (void)sample_map().parse(json{{"name", "x"}, {"count", "many"}}.dump());
     FAIL() << "expected a ConfigError";
   } catch (const ConfigError& e) {
     EXPECT_EQ(e.path(), "/count");
+    EXPECT_NE(std::string(e.what()).find("expected an integer, got string"), std::string::npos) << e.what();
   }
+}
+
+TEST(ConfigMap, KeysKeepTheirDeclarationOrderInTheSchema) {
+  const std::string schema = sample_map().schema();
+  std::vector<std::size_t> at;
+  for (const char* key : {"\"name\"", "\"mode\"", "\"count\"", "\"ratio\"", "\"on\"", "\"tags\"", "\"headers\"",
+                          "\"limit\"", "\"password\""}) {
+    at.push_back(schema.find(key));
+    ASSERT_NE(at.back(), std::string::npos) << key;
+  }
+  EXPECT_TRUE(std::is_sorted(at.begin(), at.end())) << schema;
+}
+
+struct Levels {
+  int level = 1;
+  std::vector<std::string> routes;
+};
+
+TEST(ConfigMap, NumericEnumsAndStructuredKeysReadThroughConfigValue) {
+  ConfigMap<Levels> map;
+  map.key("level", &Levels::level, "One of 1, 2, 4.").one_of_numbers({1, 2, 4});
+  map.parse_with("routes", R"({"type": "array", "items": {"type": "object"}})", "Routes.",
+                 [](Levels& levels, const ConfigValue& routes) {
+                   for (std::size_t i = 0; i < routes.size(); ++i) {
+                     levels.routes.push_back(routes[i].at("method").as_string() + " " + routes[i].value<std::string>("path", "/"));
+                   }
+                 });
+  const json schema = json::parse(map.schema());
+  EXPECT_EQ(schema.at("properties").at("level").at("enum"), json({1, 2, 4}));
+  EXPECT_EQ(schema.at("properties").at("routes").at("items").at("type"), "object");
+  const Levels parsed = map.parse(R"({"level": 4, "routes": [{"method": "GET", "path": "/a"}, {"method": "PUT"}]})");
+  EXPECT_EQ(parsed.level, 4);
+  EXPECT_EQ(parsed.routes, (std::vector<std::string>{"GET /a", "PUT /"}));
+  try {
+    (void)map.parse(R"({"routes": [{"path": "/a"}]})");
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.path(), "/routes");
+    EXPECT_NE(std::string(e.what()).find("\"method\" is missing"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ConfigMap, AMalformedSchemaTextIsReportedNotThrownWhileTheLibraryLoads) {
+  struct Bad {
+    std::string name;
+    static ConfigMap<Bad> config_map() {
+      ConfigMap<Bad> map;
+      map.key("name", &Bad::name, "Name.").schema("{not json");
+      return map;
+    }
+  };
+  const json schema = json::parse(config_detail::schema_text<Bad>());
+  ASSERT_TRUE(schema.contains("x-etl-schema-error")) << schema.dump();
+  EXPECT_NE(schema.at("x-etl-schema-error").get<std::string>().find("not JSON"), std::string::npos);
 }
 
 }  // namespace

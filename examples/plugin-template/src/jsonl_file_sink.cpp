@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include <etl/sdk.hpp>
+#include "etl/sdk/json.hpp"
 
 namespace {
 

@@ -15,7 +15,7 @@ class UpperCaseTransform final : public etl::sdk::Transform {
  public:
   static etl::sdk::ConfigMap<Config> config_map() {
     etl::sdk::ConfigMap<Config> map;
-    map.key("fields", &Config::fields, "Fields to upper-case.").required().schema({{"minItems", 1}});
+    map.key("fields", &Config::fields, "Fields to upper-case.").required().schema(R"({"minItems": 1})");
     return map;
   }
 

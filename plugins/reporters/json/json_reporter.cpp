@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "etl/sdk.hpp"
+#include "etl/sdk/json.hpp"
 #include "report_output.hpp"
 
 namespace etl::plugins::json_reporter {

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "etl/sdk.hpp"
+#include "etl/sdk/json.hpp"
 #include "printable.hpp"
 #include "report_output.hpp"
 

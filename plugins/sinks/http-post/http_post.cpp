@@ -88,10 +88,10 @@ class HttpPostSink final : public sdk::Sink {
             "http:// or https:// URL; {field} is the record's field, percent-encoded (e.g. .../users/{id}).")
         .required()
         .min_length(1)
-        .schema({{"pattern", "^[hH][tT][tT][pP][sS]?://"}});
+        .pattern("^[hH][tT][tT][pP][sS]?://");
     map.key("method", &Config::method, "HTTP method.").one_of({"POST", "PUT", "PATCH", "DELETE"});
     map.key("headers", &Config::headers, "Extra request headers; their values are secrets (never logged or reported).")
-        .schema({{"additionalProperties", {{"type", "string"}, {"secret", true}}}, {"default", nlohmann::json::object()}});
+        .schema(R"({"additionalProperties": {"type": "string", "secret": true}, "default": {}})");
     map.key("content_type", &Config::content_type, "Content-Type of the body.");
     map.key("body_field", &Config::body_field,
             "Send this field as the body (a JSON field as its document, text as it is); empty: the record as a JSON "

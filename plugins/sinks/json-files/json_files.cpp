@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "etl/sdk.hpp"
+#include "etl/sdk/json.hpp"
 #include "path_template.hpp"
 
 namespace etl::plugins::json_files {

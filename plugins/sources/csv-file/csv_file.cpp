@@ -39,7 +39,12 @@ struct Config {
   std::uint64_t max_record_bytes = 1048576;
 };
 
-std::vector<std::string> type_names() { return {std::begin(kColumnTypeNames), std::end(kColumnTypeNames)}; }
+/// {"additionalProperties": {"enum": [every column type's name]}}
+std::string types_schema() {
+  std::string names;
+  for (const char* name : kColumnTypeNames) names += std::string(names.empty() ? "" : ", ") + "\"" + name + "\"";
+  return R"({"additionalProperties": {"enum": [)" + names + "]}}";
+}
 
 class CsvFileSource final : public sdk::Source {
  public:
@@ -49,15 +54,15 @@ class CsvFileSource final : public sdk::Source {
         .required()
         .min_length(1);
     map.key("delimiter", &Config::delimiter, "The field separator: one character, e.g. \",\", \";\" or \"\\t\".")
-        .schema({{"minLength", 1}, {"maxLength", 1}});
-    map.key("quote", &Config::quote, "The quote character.").schema({{"minLength", 1}, {"maxLength", 1}});
+        .min_length(1).max_length(1);
+    map.key("quote", &Config::quote, "The quote character.").min_length(1).max_length(1);
     map.key("header", &Config::header,
             "The first row names the columns (with columns given too, it is skipped and columns name them).");
     map.key("columns", &Config::columns, "Column names, in file order (needed when header is false).");
     map.key("types", &Config::types,
             "Column -> type: string (default), integer, real, boolean, date (YYYY-MM-DD, kept as text) or json. "
             "A value that is not its type makes the row refused input (code csv.type); an empty field is null.")
-        .schema({{"additionalProperties", {{"enum", type_names()}}}});
+        .schema(types_schema());
     map.key("null_values", &Config::null_values,
             "Texts that mean null, e.g. [\"NULL\", \"\\\\N\"]. An empty unquoted field is always null; \"\" quoted is "
             "an empty string.");

@@ -32,6 +32,7 @@
 #include "http/tls.hpp"
 #include "request_watchdog.hpp"
 #include "etl/sdk.hpp"
+#include "etl/sdk/json.hpp"
 #include "etl/sdk/credentials.hpp"
 #include "etl/sdk/retry.hpp"
 #include "line_splitter.hpp"
@@ -110,7 +111,7 @@ class HttpNewlineSource final : public sdk::Source {
     map.key("url", &Config::url, "http:// or https:// URL of the service; the size parameter is added to its query.")
         .required()
         .min_length(1)
-        .schema({{"pattern", "^[hH][tT][tT][pP][sS]?://"}});
+        .pattern("^[hH][tT][tT][pP][sS]?://");
     map.key("method", &Config::method, "HTTP method of the requests.").one_of({"POST", "GET"});
     map.key("size", &Config::size, "How many records to ask for in all.").required().minimum(1);
     map.key("size_parameter", &Config::size_parameter, "Name of the query parameter that carries the count.").min_length(1);
@@ -119,7 +120,7 @@ class HttpNewlineSource final : public sdk::Source {
     map.key("body", &Config::body, "Request body (POST).");
     map.key("content_type", &Config::content_type, "Content-Type of the request body.");
     map.key("headers", &Config::headers, "Extra request headers; their values are treated as secrets.")
-        .schema({{"additionalProperties", {{"type", "string"}, {"secret", true}}}, {"default", nlohmann::json::object()}});
+        .schema(R"({"additionalProperties": {"type": "string", "secret": true}, "default": {}})");
     map.key("timeout", &Config::timeout, "Seconds allowed to connect, and between two reads of the body.")
         .exclusive_minimum(0);
     map.key("request_timeout", &Config::request_timeout,
@@ -139,6 +140,7 @@ class HttpNewlineSource final : public sdk::Source {
 
   HttpNewlineSource(Config config, sdk::Context& context) : context_(context) {
     static_cast<Config&>(settings_) = std::move(config);
+    backoff_ = sdk::Backoff(settings_.retry, /*service=*/false);
     try {
       settings_.uri = Poco::URI(settings_.url);
     } catch (const Poco::Exception& e) {
@@ -197,7 +199,7 @@ class HttpNewlineSource final : public sdk::Source {
       } catch (const RetryableError& e) {
         if (context_.stop_requested()) return false;
         // A request that brought complete records made progress: its failure starts a new count.
-        if (progressed_) failures_ = 0;
+        if (progressed_) backoff_.succeeded();
         if (!batch.empty()) {
           // Hand over what is complete before waiting: the sink must not wait for the retry.
           pending_retry_ = e;
@@ -237,20 +239,18 @@ class HttpNewlineSource final : public sdk::Source {
   }
 
   std::string failed_after() const {
-    return failures_ > 1 ? " (gave up after " + std::to_string(failures_) + " attempts)" : std::string();
+    return backoff_.failures() > 1 ? " (gave up " + backoff_.spent_text() + ")" : std::string();
   }
 
   /// Backs off before trying the failed request again: exponential with jitter, or the server's
   /// Retry-After, capped by max_delay. False when the attempts are used up or the run stops.
   bool wait_before_retry(const RetryableError& error) {
-    ++failures_;
-    if (failures_ >= settings_.retry.attempts || context_.stop_requested()) return false;
-    double delay = settings_.retry.delay(failures_, random_);
-    if (error.retry_after) delay = std::min(*error.retry_after, settings_.retry.max_delay);
-    context_.log(sdk::LogLevel::warning, std::string(error.what()) + "; retrying in " + std::to_string(delay).substr(0, 4) +
-                                             " s (attempt " + std::to_string(failures_ + 1) + " of " +
-                                             std::to_string(settings_.retry.attempts) + ")");
-    return sdk::sleep_unless_stopped(context_, delay);
+    // Bound: retry.attempts failed requests in a row without a complete record (max_outage too, when set).
+    const auto delay = backoff_.failed(error.retry_after);
+    if (!delay || context_.stop_requested()) return false;
+    context_.log(sdk::LogLevel::warning, std::string(error.what()) + "; retrying in " + sdk::seconds_text(*delay) + " (" +
+                                             backoff_.progress_text() + ")");
+    return sdk::sleep_unless_stopped(context_, *delay);
   }
 
   /// Ends the read after the last attempt failed (or the run stopped while waiting for it).
@@ -476,7 +476,7 @@ class HttpNewlineSource final : public sdk::Source {
         warn_extra();
       }
     }
-    failures_ = 0;
+    backoff_.succeeded();
     if (received_in_request_ < asked_in_request_) {
       context_.log(sdk::LogLevel::warning,
                    describe_request() + ": asked for " + std::to_string(asked_in_request_) +
@@ -489,7 +489,7 @@ class HttpNewlineSource final : public sdk::Source {
   /// that sends more than asked, or never stops, must not hold the run).
   void finish_full_request() {
     if (splitter_.partial_bytes() != 0) warn_extra();
-    failures_ = 0;
+    backoff_.succeeded();
     close_request();
   }
 
@@ -520,12 +520,11 @@ class HttpNewlineSource final : public sdk::Source {
   std::uint64_t asked_in_request_ = 0;
   std::uint64_t received_in_request_ = 0;
   std::uint64_t received_ = 0;
-  int failures_ = 0;  // failed requests in a row that yielded no complete record
+  sdk::Backoff backoff_{sdk::RetryPolicy{}, false};  // failed requests in a row that yielded no complete record
   bool progressed_ = false;  // the last failed request yielded complete records
   std::chrono::milliseconds waited_in_request_{0};
   std::optional<RetryableError> pending_retry_;
   std::unique_ptr<RequestWatchdog> watchdog_;
-  std::mt19937 random_{std::random_device{}()};
 };
 
 }  // namespace

@@ -122,10 +122,11 @@ class HttpServerSource final : public sdk::Source, public sdk::DrainsOnStop {
     sdk::ConfigMap<Config> map;
     map.key("host", &Config::host, "Address to listen on.").min_length(1);
     map.key("port", &Config::port, "Port to listen on.").minimum(1).maximum(65535);
-    map.parse_with("routes", route_schema(),
+    map.parse_with("routes", route_schema().dump(),
                    "The requests that become records: method, path pattern ({name} segments become fields), the "
                    "status of an ok answer (204: no body). Others are answered 404 or 405 and are no records.",
-                   [](Config& config, const json& routes) {
+                   [](Config& config, const sdk::ConfigValue& value) {
+                     const json routes = sdk::to_json(value);
                      for (std::size_t i = 0; i < routes.size(); ++i) {
                        const json& route = routes[i];
                        const std::string method = route.at("method");

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "etl/sdk.hpp"
+#include "etl/sdk/json.hpp"
 
 namespace etl::plugins::http_server {
 

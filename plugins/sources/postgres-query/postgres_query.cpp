@@ -13,8 +13,8 @@
 
 #include "etl/sdk.hpp"
 #include "postgres/named_parameters.hpp"
-#include "postgres/pg_connection.hpp"
-#include "postgres/pg_values.hpp"
+#include "postgres/connection.hpp"
+#include "postgres/values.hpp"
 
 namespace etl::plugins::postgres_query {
 namespace {

@@ -2,6 +2,7 @@
 // drop, keep only — in that order. A cast or template that cannot apply refuses the record.
 
 #include "etl/sdk.hpp"
+#include "etl/sdk/json.hpp"
 #include "mapping.hpp"
 
 namespace etl::plugins::map_transform {
@@ -12,8 +13,8 @@ struct Config {
   std::vector<std::string> drop, keep;
 };
 
-nlohmann::json object_of(nlohmann::json values) {
-  return {{"type", "object"}, {"additionalProperties", std::move(values)}, {"default", nlohmann::json::object()}};
+std::string object_of(nlohmann::json values) {
+  return nlohmann::json{{"type", "object"}, {"additionalProperties", std::move(values)}, {"default", nlohmann::json::object()}}.dump();
 }
 
 class MapTransform final : public sdk::Transform {

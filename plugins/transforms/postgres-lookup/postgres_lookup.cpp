@@ -8,8 +8,8 @@
 #include "etl/sdk.hpp"
 #include "lru_cache.hpp"
 #include "postgres/named_parameters.hpp"
-#include "postgres/pg_connection.hpp"
-#include "postgres/pg_values.hpp"
+#include "postgres/connection.hpp"
+#include "postgres/values.hpp"
 
 namespace etl::plugins::postgres_lookup {
 namespace {
@@ -119,14 +119,18 @@ class PostgresLookup final : public sdk::Transform {
       const std::vector<std::optional<std::string>>& values) {
     std::vector<const char*> parameters;
     for (const auto& value : values) parameters.push_back(value ? value->c_str() : nullptr);
-    for (int attempt = 1;; ++attempt) {
+    // Bound: retry.attempts failures in a row (connecting, or a connection lost) for this record.
+    sdk::Backoff backoff(config_.retry, /*service=*/false);
+    while (true) {
       if (!connection_) {
         try {
           connect();
         } catch (const sdk::PluginError& e) {
-          if (attempt >= config_.retry.attempts || context_.stop_requested()) throw;
-          context_.log(sdk::LogLevel::warning, std::string(e.what()) + "; trying again");
-          sdk::sleep_unless_stopped(context_, config_.retry.delay(attempt, random_));
+          const auto delay = backoff.failed();
+          if (!delay || context_.stop_requested()) throw sdk::PluginError(std::string(e.what()) + " (" + backoff.spent_text() + ")");
+          context_.log(sdk::LogLevel::warning, std::string(e.what()) + "; trying again in " + sdk::seconds_text(*delay) +
+                                                   " (" + backoff.progress_text() + ")");
+          sdk::sleep_unless_stopped(context_, *delay);
           continue;
         }
       }
@@ -146,7 +150,7 @@ class PostgresLookup final : public sdk::Transform {
       if (PQstatus(connection_.get()) != CONNECTION_OK) {
         const std::string message = postgres::one_line(PQerrorMessage(connection_.get()));
         connection_.reset();
-        if (attempt >= config_.retry.attempts || context_.stop_requested()) {
+        if (!backoff.failed() || context_.stop_requested()) {
           throw sdk::PluginError("lost the connection to PostgreSQL at " + postgres::describe(config_) + ": " + message);
         }
         context_.log(sdk::LogLevel::warning, "lost the connection to " + postgres::describe(config_) + ": " + message +
@@ -167,7 +171,6 @@ class PostgresLookup final : public sdk::Transform {
   std::string conninfo_;
   postgres::PgConn connection_;
   LruCache<std::string, Answer> cache_;
-  std::mt19937_64 random_{std::random_device{}()};  // backoff jitter
 };
 
 }  // namespace

@@ -15,9 +15,11 @@ class ValidateTransform final : public sdk::Transform {
  public:
   static sdk::ConfigMap<Config> config_map() {
     sdk::ConfigMap<Config> map;
-    map.parse_with("rules", {{"type", "object"}, {"minProperties", 1}, {"additionalProperties", field_rules_schema()}},
+    map.parse_with("rules",
+                   nlohmann::json{{"type", "object"}, {"minProperties", 1}, {"additionalProperties", field_rules_schema()}}.dump(),
                    "Field name -> its rules, e.g. {\"name\": {\"required\": true, \"regex\": \"^[A-Za-z]+$\"}}.",
-                   [](Config& config, const nlohmann::json& rules) {
+                   [](Config& config, const sdk::ConfigValue& value) {
+                     const nlohmann::json rules = sdk::to_json(value);
                      for (const auto& [field, object] : rules.items()) {
                        try {
                          config.rules.push_back(FieldRules::parse(field, object));

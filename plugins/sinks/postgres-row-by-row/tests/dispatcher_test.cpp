@@ -106,7 +106,10 @@ TEST(Dispatcher, ARetiredConnectionReturnsItsQueueAndTakesNoMore) {
   EXPECT_EQ(dispatcher.held(1), 6u);
   dispatcher.retire(1, "gone too");
   EXPECT_TRUE(dispatcher.all_retired());
-  EXPECT_EQ(dispatcher.push(row(20, 20)).value_or(""), "database unreachable");
+  const auto refused = dispatcher.push(row(20, 20));
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->reason, "database unreachable");
+  EXPECT_FALSE(refused->unavailable);
 }
 
 TEST(Dispatcher, AKeyOnARetiredConnectionIsNotMovedElsewhere) {
@@ -118,7 +121,27 @@ TEST(Dispatcher, AKeyOnARetiredConnectionIsNotMovedElsewhere) {
   dispatcher.retire(holder, "lost");
   const auto refused = dispatcher.push(row(2, 5));
   ASSERT_TRUE(refused);
-  EXPECT_EQ(*refused, "lost");
+  EXPECT_EQ(refused->reason, "lost");
+  EXPECT_FALSE(refused->unavailable);
+}
+
+TEST(Dispatcher, ADownConnectionHandsBackItsQueueAndRowsGoElsewhereUntilAllAreDown) {
+  Dispatcher dispatcher(2, 100);
+  for (std::uint64_t i = 0; i < 4; ++i) ASSERT_FALSE(dispatcher.push(row(i, i)));
+  const auto handed_back = dispatcher.down(0, "PostgreSQL is unreachable");
+  EXPECT_EQ(handed_back.size(), 2u);
+  EXPECT_EQ(dispatcher.held(0), 0u);
+  for (std::uint64_t i = 10; i < 14; ++i) ASSERT_FALSE(dispatcher.push(row(i, i)));
+  EXPECT_EQ(dispatcher.held(1), 6u);
+  dispatcher.down(1, "PostgreSQL is unreachable");
+  // Every connection down: refused at once (not waiting on the budget), as unavailable.
+  const auto refused = dispatcher.push(row(20, 20));
+  ASSERT_TRUE(refused);
+  EXPECT_TRUE(refused->unavailable);
+  EXPECT_EQ(refused->reason, "PostgreSQL is unreachable");
+  EXPECT_FALSE(dispatcher.all_retired());
+  dispatcher.up(1);
+  EXPECT_FALSE(dispatcher.push(row(21, 21)));
 }
 
 TEST(Dispatcher, CloseEndsWaitingTakesAndAbortEndsWaitingPushes) {

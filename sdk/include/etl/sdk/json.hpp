@@ -2,14 +2,19 @@
 #pragma once
 /// @file
 /// The JSON form of values, records and outcomes (see the table in value.hpp), shared by the
-/// json reporter, HTTP plugins and the transforms so that every plugin writes the same JSON.
-/// Header-only and plugin-local (not part of the ABI).
+/// json reporter, HTTP plugins and the transforms so that every plugin writes the same JSON; and
+/// nlohmann::json in configs: members of that type (any JSON value, narrowed with .schema()) and
+/// ConfigValue -> nlohmann::json. Optional: include it only where nlohmann/json is wanted (it
+/// is the heaviest header a plugin can include). Header-only and plugin-local (not part of the ABI).
 
 #include <cmath>
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "etl/sdk/config.hpp"
 #include "etl/sdk/outcome.hpp"
 #include "etl/sdk/record.hpp"
 #include "etl/sdk/value.hpp"
@@ -66,6 +71,44 @@ inline nlohmann::json to_json_object(const std::vector<Field>& fields) {
   for (const auto& field : fields) object[field.name] = to_json_value(field.value);
   return object;
 }
+
+/// The config the host passed, for a plugin without a ConfigMap (`T(const PluginArgs&)`).
+inline nlohmann::json parse_config(const PluginArgs& args) {
+  return nlohmann::json::parse(args.config_json.begin(), args.config_json.end());
+}
+
+/// A config value as nlohmann::json (for parsing a structured block with parse_with()).
+inline nlohmann::json to_json(const ConfigValue& value) { return nlohmann::json::parse(value.json_text()); }
+
+/// The run summary as JSON, as the json reporter and `etl-host run --summary-json` write it.
+inline nlohmann::json summary_to_json(const Summary& s) {
+  return nlohmann::json{{"requested", s.requested ? nlohmann::json(*s.requested) : nlohmann::json(nullptr)},
+                        {"received", s.received},
+                        {"ok", s.ok},
+                        {"rejected", s.rejected},
+                        {"rejected_by_stage",
+                         {{"source", s.rejected_at_source}, {"transform", s.rejected_at_transform}, {"sink", s.rejected_at_sink}}},
+                        {"failed", s.failed},
+                        {"commit_unknown", s.commit_unknown},
+                        {"seconds", s.seconds},
+                        {"rows_per_second", s.rows_per_second},
+                        {"completed", s.completed},
+                        {"stop_reason", s.stop_reason},
+                        {"exit_code", s.exit_code}};
+}
+
+namespace config_detail {
+/// nlohmann::json members of a Config: any JSON value (narrow it with .schema()); null is no default.
+template <>
+struct Traits<nlohmann::json> {
+  static Shape shape() { return {Scalar::any, {}}; }
+  static nlohmann::json read(const ConfigValue& value) { return to_json(value); }
+  static std::optional<std::string> default_text(const nlohmann::json& value) {
+    if (value.is_null()) return std::nullopt;
+    return value.dump();
+  }
+};
+}  // namespace config_detail
 
 /// An outcome as JSON: {"status", "stage", "code", "message", "detail"}; empty parts left out.
 inline nlohmann::json to_json_outcome(const Outcome& outcome) {

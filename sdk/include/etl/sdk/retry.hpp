@@ -1,21 +1,34 @@
 // SPDX-License-Identifier: MIT
 #pragma once
 /// @file
-/// Bounded retries with capped exponential backoff and jitter, shared by plugins so that
-/// every `retry` config block means the same thing.
+/// The one retry policy every plugin uses: capped exponential backoff with jitter, bounded by a
+/// number of failures in a row and/or by how long they have lasted, where progress resets the
+/// budget and a stop ends the wait. A `retry` config block means the same in every plugin:
 ///
-/// Header-only and plugin-local: nothing here crosses the plugin boundary, so it is not part
-/// of the ABI (see sdk/abi-check).
+///   {"attempts": 5, "initial_delay": 0.5, "max_delay": 30, "max_outage": 0}
+///
+/// In a batch run the budget ends with `attempts` failures in a row (or `max_outage` seconds,
+/// when set). In a service (ServiceContext::is_service(): the source runs until stopped)
+/// attempts do not count: a lost database is waited for as long as the service runs, unless
+/// `max_outage` bounds it.
+///
+///   sdk::Backoff backoff(config.retry, sdk::is_service(context));
+///   while (true) {
+///     try { connect(); backoff.succeeded(); break; }
+///     catch (const Transient& e) {
+///       const auto wait = backoff.failed();
+///       if (!wait) throw sdk::PluginError(e.what() + (" " + backoff.spent_text()));
+///       context.log(warning, e.what() + ("; retrying in ... (" + backoff.progress_text() + ")"));
+///       if (!sdk::sleep_unless_stopped(context, *wait)) throw ...;
+///     }
+///   }
+///
+/// Compiled in the SDK library; plugin-local (not part of the ABI).
 
-#include <algorithm>
-#include <chrono>
-#include <cmath>
-#include <random>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
-
-#include <nlohmann/json.hpp>
 
 #include "etl/sdk/config.hpp"
 #include "etl/sdk/plugin.hpp"
@@ -23,73 +36,75 @@
 namespace etl::sdk {
 inline namespace ETL_SDK_ABI_NAMESPACE {
 
-/// The `retry` config block: {"attempts": 5, "initial_delay": 0.5, "max_delay": 30}.
+/// The `retry` config block.
 struct RetryPolicy {
-  /// Tries in all, the first included; 1 means no retry.
+  /// Failures in a row without progress before giving up, the first try included; 1 means no
+  /// retry. Not counted in a service (see the file comment).
   int attempts = 5;
-  /// Seconds before the first retry; doubled for each further one.
+  /// Seconds before the first retry; doubled for each further one, with jitter.
   double initial_delay = 0.5;
-  /// Cap on one wait, in seconds.
+  /// Cap on one wait, in seconds (a Retry-After too).
   double max_delay = 30;
+  /// Seconds a run of failures may last before giving up; 0: no time bound.
+  double max_outage = 0;
 
-  /// Reads the block; keys missing from it keep their defaults.
-  static RetryPolicy from_json(const nlohmann::json& block) {
-    RetryPolicy policy;
-    policy.attempts = block.value("attempts", policy.attempts);
-    policy.initial_delay = block.value("initial_delay", policy.initial_delay);
-    policy.max_delay = block.value("max_delay", policy.max_delay);
-    return policy;
-  }
+  /// Reads a `retry` block; keys missing from it keep their defaults.
+  static RetryPolicy from_config(const ConfigValue& block);
+  /// JSON Schema of the block, with `defaults`' values as the defaults.
+  static std::string schema(const RetryPolicy& defaults);
 
-  /// JSON Schema of a `retry` block for a plugin's config schema, with RetryPolicy's defaults;
-  /// `description` says what the plugin retries.
-  static std::string schema(std::string_view description) {
-    const RetryPolicy defaults;
-    const nlohmann::json block{
-        {"type", "object"},
-        {"additionalProperties", false},
-        {"default", nlohmann::json::object()},
-        {"description", description},
-        {"properties",
-         {{"attempts", {{"type", "integer"}, {"minimum", 1}, {"default", defaults.attempts},
-                        {"description", "Tries in all, the first included."}}},
-          {"initial_delay", {{"type", "number"}, {"minimum", 0}, {"default", defaults.initial_delay},
-                             {"description", "Seconds before the first retry; doubled each time, with jitter."}}},
-          {"max_delay", {{"type", "number"}, {"minimum", 0}, {"default", defaults.max_delay},
-                         {"description", "Cap on one wait, in seconds."}}}}}};
-    return block.dump();
-  }
-
-  /// Declares a `retry` block in a plugin's ConfigMap, stored in `member`.
+  /// Declares a `retry` block in a plugin's ConfigMap, stored in `member`; `description` says
+  /// what the plugin retries. The member's initial value gives the defaults.
   template <class Config>
-  static void declare(ConfigMap<Config>& map, RetryPolicy Config::*member, std::string description) {
-    nlohmann::json block = nlohmann::json::parse(schema(""));
-    block.erase("description");
-    map.parse_with("retry", std::move(block), std::move(description),
-                   [member](Config& config, const nlohmann::json& value) { config.*member = from_json(value); });
+  static typename ConfigMap<Config>::Key& declare(ConfigMap<Config>& map, RetryPolicy Config::*member,
+                                                  std::string description) {
+    const Config defaults{};
+    return map.parse_with("retry", schema(defaults.*member), std::move(description),
+                          [member](Config& config, const ConfigValue& value) { config.*member = from_config(value); });
   }
 
-  /// The wait before retry number `retry` (1 for the first retry). Jitter draws from
-  /// [half, full] of the exponential delay, so clients that failed together spread out
-  /// instead of hammering a recovering server in step.
-  template <class Random>
-  double delay(int retry, Random& random) const {
-    const double exponential = initial_delay * std::pow(2.0, std::max(0, retry - 1));
-    std::uniform_real_distribution<double> jitter(0.5, 1.0);
-    return std::min(exponential * jitter(random), max_delay);
-  }
+  /// The wait before retry number `retry` (1 for the first): initial_delay × 2^(retry-1), drawn
+  /// from [half, full] of that (so that clients that failed together spread out instead of
+  /// hammering a recovering server in step), capped at max_delay. `unit` is a number in [0, 1).
+  [[nodiscard]] double delay(int retry, double unit) const;
+};
+
+/// One retry budget over a run of failures. Not thread-safe: one per loop.
+class Backoff {
+ public:
+  /// `service`: attempts do not end the budget, only max_outage does.
+  Backoff(const RetryPolicy& policy, bool service);
+
+  /// A try failed: the seconds to wait before the next one (at least `retry_after` when the
+  /// peer said so, capped by max_delay), or nullopt when the budget is spent.
+  [[nodiscard]] std::optional<double> failed(std::optional<double> retry_after = std::nullopt);
+  /// Progress (a connection made, a row answered): the budget starts again.
+  void succeeded() noexcept;
+
+  /// Failures in a row so far.
+  [[nodiscard]] int failures() const noexcept { return failures_; }
+  /// Seconds since the first failure in a row; 0 when there is none.
+  [[nodiscard]] double outage_seconds() const;
+  [[nodiscard]] bool bounded() const noexcept;
+  /// For log lines: "attempt 3 of 5", or "attempt 3, failing for 12.0 s" when attempts do not count.
+  [[nodiscard]] std::string progress_text() const;
+  /// Why the budget is spent: "after 5 attempts", "after 300.0 s (max_outage)".
+  [[nodiscard]] std::string spent_text() const;
+  [[nodiscard]] const RetryPolicy& policy() const noexcept { return policy_; }
+
+ private:
+  RetryPolicy policy_;
+  bool service_;
+  int failures_ = 0;
+  double first_failure_ = 0;  // steady clock, seconds
+  std::uint64_t random_state_;
 };
 
 /// Sleeps `seconds`, waking early when the host asks the run to stop. False when it did.
-inline bool sleep_unless_stopped(const Context& context, double seconds) {
-  using Clock = std::chrono::steady_clock;
-  const auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
-  while (Clock::now() < until) {
-    if (context.stop_requested()) return false;
-    std::this_thread::sleep_for(std::min<Clock::duration>(std::chrono::milliseconds(50), until - Clock::now()));
-  }
-  return !context.stop_requested();
-}
+bool sleep_unless_stopped(const Context& context, double seconds);
+
+/// "1.5 s": a duration for messages.
+std::string seconds_text(double seconds);
 
 }  // namespace ETL_SDK_ABI_NAMESPACE
 }  // namespace etl::sdk

@@ -1,0 +1,100 @@
+#include "dispatcher.hpp"
+
+namespace etl::plugins::postgres {
+
+std::optional<Dispatcher::Refusal> Dispatcher::push(Row row) {
+  std::unique_lock lock(mutex_);
+  room_.wait(lock, [&] { return held_ < budget_ || aborted_ || live() == 0 || up() == 0; });
+  if (aborted_) return Refusal{"the sink was aborted", false};
+  const std::size_t target = choose(row.key_hash);
+  if (target == queues_.size()) {
+    // Down (a service's outage, for a while) or retired (for good): the key's own connection,
+    // or every connection when the key has none.
+    const auto found = pending_.find(row.key_hash);
+    const bool down = found != pending_.end() ? !queues_[found->second.connection].retired : live() != 0;
+    if (down) return Refusal{down_reason_.empty() ? std::string("no connection is up") : down_reason_, true};
+    return Refusal{first_reason_.empty() ? std::string("no connection left") : first_reason_, false};
+  }
+  auto& affinity = pending_[row.key_hash];
+  affinity.connection = target;
+  ++affinity.rows;
+  ++held_;
+  Queue& queue = queues_[target];
+  ++queue.held;
+  queue.rows.push_back(std::move(row));
+  queue.ready.notify_one();
+  return std::nullopt;
+}
+
+bool Dispatcher::take(std::size_t connection, Row& row, bool wait) {
+  std::unique_lock lock(mutex_);
+  Queue& queue = queues_[connection];
+  if (wait) queue.ready.wait(lock, [&] { return !queue.rows.empty() || closed_ || aborted_; });
+  if (aborted_ || queue.rows.empty()) return false;
+  row = std::move(queue.rows.front());
+  queue.rows.pop_front();
+  return true;
+}
+
+std::vector<Row> Dispatcher::retire(std::size_t connection, const std::string& reason) {
+  std::lock_guard lock(mutex_);
+  Queue& queue = queues_[connection];
+  queue.retired = true;
+  if (first_reason_.empty()) first_reason_ = reason;
+  std::vector<Row> left(std::make_move_iterator(queue.rows.begin()), std::make_move_iterator(queue.rows.end()));
+  queue.rows.clear();
+  for (const auto& row : left) release(connection, row.key_hash);
+  room_.notify_all();
+  return left;
+}
+
+std::vector<Row> Dispatcher::down(std::size_t connection, const std::string& reason) {
+  std::lock_guard lock(mutex_);
+  Queue& queue = queues_[connection];
+  queue.down = true;
+  down_reason_ = reason;
+  std::vector<Row> left(std::make_move_iterator(queue.rows.begin()), std::make_move_iterator(queue.rows.end()));
+  queue.rows.clear();
+  for (const auto& row : left) release(connection, row.key_hash);
+  room_.notify_all();
+  return left;
+}
+
+bool Dispatcher::take_for(std::size_t connection, Row& row, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  Queue& queue = queues_[connection];
+  queue.ready.wait_for(lock, timeout, [&] { return !queue.rows.empty() || closed_ || aborted_; });
+  if (aborted_ || queue.rows.empty()) return false;
+  row = std::move(queue.rows.front());
+  queue.rows.pop_front();
+  return true;
+}
+
+std::size_t Dispatcher::choose(std::size_t key_hash) {
+  if (const auto found = pending_.find(key_hash); found != pending_.end()) {
+    // Even a retired connection keeps the key until its rows are settled: the key's order
+    // and the resolver's premise matter more than the row (which is then not attempted).
+    const Queue& holder = queues_[found->second.connection];
+    return holder.retired || holder.down ? queues_.size() : found->second.connection;
+  }
+  std::size_t best = queues_.size();
+  for (std::size_t step = 0; step < queues_.size(); ++step) {
+    const std::size_t candidate = (cursor_ + step) % queues_.size();
+    if (queues_[candidate].retired || queues_[candidate].down) continue;
+    if (best == queues_.size() || queues_[candidate].held < queues_[best].held) best = candidate;
+  }
+  cursor_ = (cursor_ + 1) % queues_.size();
+  return best;
+}
+
+void Dispatcher::release(std::size_t connection, std::size_t key_hash) {
+  Queue& queue = queues_[connection];
+  if (queue.held > 0) --queue.held;
+  if (held_ > 0) --held_;
+  if (const auto found = pending_.find(key_hash); found != pending_.end() && --found->second.rows == 0) {
+    pending_.erase(found);
+  }
+  room_.notify_one();
+}
+
+}  // namespace etl::plugins::postgres
