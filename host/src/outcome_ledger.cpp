@@ -190,6 +190,11 @@ std::size_t OutcomeLedger::pending() const {
   return pending_.size();
 }
 
+std::string OutcomeLedger::acknowledge_error() const {
+  std::lock_guard lock(queue_mutex_);
+  return acknowledge_error_;
+}
+
 std::string OutcomeLedger::reporter_error() const {
   std::lock_guard lock(queue_mutex_);
   return reporter_error_;
@@ -247,6 +252,10 @@ void OutcomeLedger::reporter_loop() {
         } catch (const std::exception& e) {
           logger_.error(std::string("acknowledgement to the source failed: ") + e.what() + "; no more are sent");
           acknowledge_ = nullptr;
+          {
+            std::lock_guard error_lock(queue_mutex_);
+            if (acknowledge_error_.empty()) acknowledge_error_ = std::string("acknowledgement to the source failed: ") + e.what();
+          }
           stop_.request();
         }
       }
@@ -257,6 +266,11 @@ void OutcomeLedger::reporter_loop() {
     if (queue_.empty()) queue_drained_.notify_all();
   }
   queue_drained_.notify_all();
+}
+
+void OutcomeLedger::wait_for_reports() {
+  std::unique_lock lock(queue_mutex_);
+  if (thread_.joinable()) queue_drained_.wait(lock, [&] { return queue_.empty() && !busy_; });
 }
 
 void OutcomeLedger::finish_reporters(const sdk::Summary& summary) {
@@ -281,6 +295,8 @@ void OutcomeLedger::finish_reporters(const sdk::Summary& summary) {
       } catch (const std::exception& e) {
         logger_.error(std::string("acknowledgement to the source failed: ") + e.what());
         acknowledge_ = nullptr;
+        std::lock_guard error_lock(queue_mutex_);
+        if (acknowledge_error_.empty()) acknowledge_error_ = std::string("acknowledgement to the source failed: ") + e.what();
       }
     }
   }

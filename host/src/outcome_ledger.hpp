@@ -78,6 +78,11 @@ class OutcomeLedger final : public sdk::OutcomeReceiver {
   [[nodiscard]] std::size_t pending() const;
   /// Why a reporter failed (the run stops), or empty.
   [[nodiscard]] std::string reporter_error() const;
+  /// Why acknowledging the source failed (it threw), or empty: a source that cannot be told
+  /// its records' outcomes (an outbox not marked) has failed its run.
+  [[nodiscard]] std::string acknowledge_error() const;
+  /// Waits until every outcome queued so far has been reported and acknowledged.
+  void wait_for_reports();
   /// Why the error budget stopped the run, or empty. Checked at every outcome, so a run stops
   /// at the first rejection over the budget, not at the end of a batch.
   [[nodiscard]] std::string budget_error() const;
@@ -137,6 +142,7 @@ class OutcomeLedger final : public sdk::OutcomeReceiver {
   // on one thread at a time (the caller before the reporter thread starts and after it ends).
   std::vector<bool> alive_;
   std::string reporter_error_;
+  std::string acknowledge_error_;
   std::thread thread_;
 };
 

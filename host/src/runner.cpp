@@ -469,6 +469,11 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
     ledger.fail_remaining(sink_error.empty() ? "no outcome from the sink"
                                              : "not written: " + sink_error);
   }
+  // The source's last acknowledgements (an outbox marked) belong to the run's outcome.
+  ledger.wait_for_reports();
+  if (const std::string acknowledged = ledger.acknowledge_error(); !acknowledged.empty() && source_error.empty()) {
+    source_error = acknowledged;
+  }
   if (!source_error.empty()) logger.error(source_error);
   if (!transform_error.empty()) logger.error(transform_error);
   if (!sink_error.empty()) logger.error(sink_error);

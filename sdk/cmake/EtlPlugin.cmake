@@ -21,6 +21,8 @@ function(etl_add_plugin target)
     ETL_PLUGIN_KIND ${ARG_KIND})
   # A plugin must not leave symbols for the host to resolve at run time.
   target_link_options(${target} PRIVATE "LINKER:--no-undefined")
+  # Every plugin of the project, for targets that need them all (a test of the whole set).
+  set_property(GLOBAL APPEND PROPERTY ETL_PLUGIN_TARGETS ${target})
   if(ETL_PLUGIN_OUTPUT_DIRECTORY)
     set_target_properties(${target} PROPERTIES LIBRARY_OUTPUT_DIRECTORY "${ETL_PLUGIN_OUTPUT_DIRECTORY}")
   endif()

@@ -62,11 +62,11 @@ double RetryPolicy::delay(int retry, double unit) const {
   return std::min(jittered, max_delay);
 }
 
-Backoff::Backoff(const RetryPolicy& policy, bool service)
-    : policy_(policy), service_(service), random_state_(std::random_device{}()) {}
+Backoff::Backoff(const RetryPolicy& policy, bool service, Clock clock)
+    : policy_(policy), service_(service), clock_(clock != nullptr ? clock : &now_seconds), random_state_(std::random_device{}()) {}
 
 std::optional<double> Backoff::failed(std::optional<double> retry_after) {
-  if (failures_ == 0) first_failure_ = now_seconds();
+  if (failures_ == 0) first_failure_ = clock_();
   ++failures_;
   if (!service_ && failures_ >= policy_.attempts) return std::nullopt;
   if (policy_.max_outage > 0 && outage_seconds() >= policy_.max_outage) return std::nullopt;
@@ -78,7 +78,7 @@ std::optional<double> Backoff::failed(std::optional<double> retry_after) {
 
 void Backoff::succeeded() noexcept { failures_ = 0; }
 
-double Backoff::outage_seconds() const { return failures_ == 0 ? 0.0 : now_seconds() - first_failure_; }
+double Backoff::outage_seconds() const { return failures_ == 0 ? 0.0 : clock_() - first_failure_; }
 
 bool Backoff::bounded() const noexcept { return !service_ || policy_.max_outage > 0; }
 

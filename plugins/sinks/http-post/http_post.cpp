@@ -4,6 +4,12 @@
 // the API is down: the record is tried again with capped backoff (and Retry-After) until the API
 // answers or the outage has lasted max_outage, then failed — never dropped. Records with the
 // same order_key go through one connection in order; `concurrency` connections in all.
+//
+// On a stop nothing more is sent: records not yet sent are failed at once ("not sent: the run
+// was stopped"), and a request already sent has what is left of the pipeline's drain time
+// (settings.drain_timeout) to be answered; then its socket is shut down and it is failed "the run
+// was stopped before the API answered" (the API may have it: a retry by the next run carries the
+// same idempotency key).
 
 #include <chrono>
 #include <condition_variable>
@@ -22,6 +28,7 @@
 #include <Poco/URI.h>
 
 #include "etl/sdk.hpp"
+#include "http/request_watchdog.hpp"
 #include "http/tls.hpp"
 #include "request_plan.hpp"
 
@@ -136,6 +143,13 @@ class HttpPostSink final : public sdk::Sink {
 
   ~HttpPostSink() override { stop_workers(); }
 
+  /// After a stop: true once the drain time is spent (a request in flight is then given up).
+  [[nodiscard]] bool drain_spent() const {
+    if (!context_.stop_requested()) return false;
+    const sdk::ServiceContext* service = sdk::service_of(context_);
+    return service == nullptr || service->drain_seconds_left() <= 0;
+  }
+
   void open(sdk::OutcomeReceiver& outcomes) override {
     outcomes_ = &outcomes;
     if (https_) http::initialize_tls_once();
@@ -146,6 +160,10 @@ class HttpPostSink final : public sdk::Sink {
 
   void write(std::span<const sdk::Record> records) override {
     for (const auto& record : records) {
+      if (context_.stop_requested()) {
+        outcomes_->deliver(record.sequence, sdk::Outcome::failed("not sent: the run was stopped", "stopped"));
+        continue;
+      }
       std::size_t target = next_++ % queues_.size();
       if (!order_.empty()) {
         std::string missing;
@@ -200,9 +218,15 @@ class HttpPostSink final : public sdk::Sink {
     return session;
   }
 
+  /// The request was sent, and the run stopped before its answer came (within the drain).
+  class StoppedBeforeAnswer : public std::runtime_error {
+   public:
+    StoppedBeforeAnswer() : std::runtime_error("the run was stopped before the API answered") {}
+  };
+
   /// One try; throws Poco::Exception (or std::exception) when no answer came.
   Answer send(std::unique_ptr<Poco::Net::HTTPClientSession>& session, const std::string& url, const std::string& body,
-              const std::optional<std::string>& key) {
+              const std::optional<std::string>& key, http::RequestWatchdog& watchdog) {
     const Poco::URI uri(url);
     if (!session || session->getHost() != uri.getHost() || session->getPort() != uri.getPort()) session = connect(uri);
     Poco::Net::HTTPRequest request(config_.method, uri.getPathAndQuery(), Poco::Net::HTTPMessage::HTTP_1_1);
@@ -213,13 +237,27 @@ class HttpPostSink final : public sdk::Sink {
     if (key) request.set(config_.idempotency_header, *key);
     try {
       session->sendRequest(request) << body;
+      // Sent: from here a stop waits for the answer only as long as the drain lasts.
+      watchdog.arm(session->socket().impl()->sockfd(), http::RequestWatchdog::Clock::time_point::max());
+      struct Disarm {
+        http::RequestWatchdog& watchdog;
+        ~Disarm() { watchdog.disarm(); }
+      } disarm{watchdog};
       Poco::Net::HTTPResponse response;
-      std::istream& in = session->receiveResponse(response);
+      std::istream& in = [&]() -> std::istream& {
+        try {
+          return session->receiveResponse(response);
+        } catch (...) {
+          if (watchdog.fired()) throw StoppedBeforeAnswer();
+          throw;
+        }
+      }();
       Answer answer;
       answer.status = static_cast<int>(response.getStatus());
       answer.reason = response.getReason();
       answer.retry_after = response.get("Retry-After", "");
       Poco::StreamCopier::copyToString(in, answer.body);
+      if (watchdog.fired()) throw StoppedBeforeAnswer();
       if (!response.getKeepAlive()) session.reset();
       return answer;
     } catch (...) {
@@ -246,8 +284,8 @@ class HttpPostSink final : public sdk::Sink {
     return object.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
 
-  sdk::Outcome deliver_one(std::unique_ptr<Poco::Net::HTTPClientSession>& session, Outage& outage,
-                           const sdk::Record& record) {
+  sdk::Outcome deliver_one(std::unique_ptr<Poco::Net::HTTPClientSession>& session, sdk::Backoff& outage,
+                           http::RequestWatchdog& watchdog, const sdk::Record& record) {
     std::string missing;
     const auto url = url_.expand(record, missing);
     if (!url) return sdk::Outcome::rejected("missing_field", "the url needs field \"" + missing + "\"");
@@ -262,19 +300,18 @@ class HttpPostSink final : public sdk::Sink {
     } catch (const std::exception& e) {
       return sdk::Outcome::rejected("missing_field", e.what());
     }
-    using Clock = std::chrono::steady_clock;
-    const auto now = [] { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); };
     while (true) {
+      if (context_.stop_requested()) return sdk::Outcome::failed("not sent: the run was stopped", "stopped");
       std::string problem;
       std::optional<double> retry_after;
       try {
-        const Answer answer = send(session, *url, body, key);
+        const Answer answer = send(session, *url, body, key, watchdog);
         const Verdict verdict = classify_status(answer.status);
         if (verdict != Verdict::retry) {
-          if (outage.tries() > 0) {
-            context_.log(sdk::LogLevel::info, where_ + " answers again after " + seconds(outage.lasted(now())));
+          if (outage.failures() > 0) {
+            context_.log(sdk::LogLevel::info, where_ + " answers again after " + seconds(outage.outage_seconds()));
           }
-          outage.recovered();
+          outage.succeeded();
           sdk::Outcome outcome = verdict == Verdict::ok
                                      ? sdk::Outcome::ok()
                                      : sdk::Outcome::rejected("http_" + std::to_string(answer.status),
@@ -286,6 +323,9 @@ class HttpPostSink final : public sdk::Sink {
         }
         problem = std::to_string(answer.status) + " " + answer.reason;
         retry_after = retry_after_seconds(answer.retry_after);
+      } catch (const StoppedBeforeAnswer& e) {
+        session.reset();
+        return sdk::Outcome::failed(e.what(), "stopped");
       } catch (const Poco::Net::CertificateValidationException& e) {
         return untrusted_certificate(e.displayText());
       } catch (const Poco::Net::SSLException& e) {
@@ -299,16 +339,19 @@ class HttpPostSink final : public sdk::Sink {
       } catch (const std::exception& e) {
         problem = e.what();
       }
-      if (context_.stop_requested()) return sdk::Outcome::failed("not sent: the run was stopped (last try: " + problem + ")");
-      const auto delay = outage.next_delay(now(), retry_after);
+      if (context_.stop_requested()) {
+        return sdk::Outcome::failed("not sent: the run was stopped (last try: " + problem + ")", "stopped");
+      }
+      // Bound: max_outage seconds of the API being down (0: as long as the run goes on).
+      const auto delay = outage.failed(retry_after);
       if (!delay) {
-        return sdk::Outcome::failed("the API at " + where_ + " was down for " + seconds(outage.lasted(now())) +
+        return sdk::Outcome::failed("the API at " + where_ + " was down for " + seconds(outage.outage_seconds()) +
                                     " (max_outage), last: " + problem);
       }
-      if (outage.tries() == 1 || outage.tries() % 10 == 0) {
+      if (outage.failures() == 1 || outage.failures() % 10 == 0) {
         context_.log(sdk::LogLevel::warning, where_ + ": " + problem + "; trying again in " + seconds(*delay) + " (try " +
-                                                 std::to_string(outage.tries() + 1) + ", down for " +
-                                                 seconds(outage.lasted(now())) + ")");
+                                                 std::to_string(outage.failures() + 1) + ", down for " +
+                                                 seconds(outage.outage_seconds()) + ")");
       }
       if (!sdk::sleep_unless_stopped(context_, *delay)) {
         return sdk::Outcome::failed("not sent: the run was stopped while the API was down (last: " + problem + ")");
@@ -323,12 +366,19 @@ class HttpPostSink final : public sdk::Sink {
 
   void work(std::size_t index) {
     std::unique_ptr<Poco::Net::HTTPClientSession> session;
-    Outage outage(config_.initial_delay, config_.max_delay, config_.max_outage);
+    sdk::RetryPolicy policy;
+    policy.initial_delay = config_.initial_delay;
+    policy.max_delay = config_.max_delay;
+    policy.max_outage = config_.max_outage;
+    // Attempts do not count: an API is waited for until max_outage (0: for as long as the run goes on).
+    sdk::Backoff outage(policy, /*service=*/true);
+    http::RequestWatchdog watchdog([this] { return drain_spent(); });
     sdk::Record record;
     while (queues_[index].pop(record)) {
       sdk::Outcome outcome;
       try {
-        outcome = deliver_one(session, outage, record);
+        outcome = context_.stop_requested() ? sdk::Outcome::failed("not sent: the run was stopped", "stopped")
+                                            : deliver_one(session, outage, watchdog, record);
       } catch (const std::exception& e) {
         outcome = sdk::Outcome::failed(std::string("cannot send: ") + e.what());
       }

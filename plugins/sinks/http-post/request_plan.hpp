@@ -118,38 +118,5 @@ inline sdk::Value body_value(const std::string& body, std::size_t limit = 65536)
   return sdk::Value(body.substr(0, limit) + "... (" + std::to_string(body.size()) + " bytes)");
 }
 
-/// How long the API has been down and whether to go on waiting: the backoff between tries,
-/// capped, stretched to a Retry-After, and ended once the outage lasts max_outage.
-class Outage {
- public:
-  Outage(double initial_delay, double max_delay, double max_outage)
-      : initial_(initial_delay), max_(max_delay), max_outage_(max_outage) {}
-
-  /// After a failed try at `now` (seconds on any steady clock): the delay before the next
-  /// one, or nullopt when the outage has lasted max_outage (0: forever).
-  std::optional<double> next_delay(double now, std::optional<double> retry_after) {
-    if (!started_) started_ = now;
-    ++tries_;
-    const double elapsed = now - *started_;
-    if (max_outage_ > 0 && elapsed >= max_outage_) return std::nullopt;
-    double delay = std::min(max_, initial_ * static_cast<double>(1ULL << std::min(tries_ - 1, 20)));
-    if (retry_after) delay = std::max(delay, std::min(*retry_after, max_));
-    if (max_outage_ > 0) delay = std::min(delay, std::max(0.0, max_outage_ - elapsed));
-    return delay;
-  }
-  void recovered() {
-    started_.reset();
-    tries_ = 0;
-  }
-  int tries() const { return tries_; }
-  double lasted(double now) const { return started_ ? now - *started_ : 0; }
-
- private:
-  double initial_;
-  double max_;
-  double max_outage_;
-  std::optional<double> started_;
-  int tries_ = 0;
-};
 
 }  // namespace etl::plugins::http_post

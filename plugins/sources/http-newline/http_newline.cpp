@@ -30,7 +30,7 @@
 
 #include "body_reader.hpp"
 #include "http/tls.hpp"
-#include "request_watchdog.hpp"
+#include "http/request_watchdog.hpp"
 #include "etl/sdk.hpp"
 #include "etl/sdk/json.hpp"
 #include "etl/sdk/credentials.hpp"
@@ -38,6 +38,8 @@
 #include "line_splitter.hpp"
 
 namespace etl::plugins::http_newline {
+using http::RequestWatchdog;
+
 namespace {
 
 using nlohmann::json;

@@ -41,21 +41,6 @@ TEST(Verdicts, StatusClasses) {
   EXPECT_FALSE(retry_after_seconds(""));
 }
 
-TEST(Outage, BackoffCappedStretchedByRetryAfterAndBounded) {
-  Outage outage(0.5, 4, 10);
-  EXPECT_DOUBLE_EQ(*outage.next_delay(100, std::nullopt), 0.5);
-  EXPECT_DOUBLE_EQ(*outage.next_delay(100.5, std::nullopt), 1);
-  EXPECT_DOUBLE_EQ(*outage.next_delay(101.5, std::nullopt), 2);
-  EXPECT_DOUBLE_EQ(*outage.next_delay(103.5, std::nullopt), 4);
-  EXPECT_DOUBLE_EQ(*outage.next_delay(107.5, std::nullopt), 2.5);  // never past max_outage
-  EXPECT_FALSE(outage.next_delay(110, std::nullopt));
-  outage.recovered();
-  EXPECT_DOUBLE_EQ(*outage.next_delay(200, 3.0), 3);    // Retry-After stretches the delay
-  EXPECT_DOUBLE_EQ(*outage.next_delay(203, 100.0), 4);  // but not past max_delay
-  Outage forever(1, 1, 0);
-  for (int i = 0; i < 100; ++i) EXPECT_TRUE(forever.next_delay(i * 1000.0, std::nullopt));
-}
-
 TEST(BodyValue, JsonTextOrCut) {
   EXPECT_EQ(body_value("{\"id\": 1}").type(), sdk::ValueType::json);
   EXPECT_EQ(body_value("plain").type(), sdk::ValueType::string);

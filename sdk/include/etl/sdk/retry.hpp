@@ -72,8 +72,11 @@ struct RetryPolicy {
 /// One retry budget over a run of failures. Not thread-safe: one per loop.
 class Backoff {
  public:
+  /// Seconds on a steady clock; a test gives its own.
+  using Clock = double (*)();
+
   /// `service`: attempts do not end the budget, only max_outage does.
-  Backoff(const RetryPolicy& policy, bool service);
+  Backoff(const RetryPolicy& policy, bool service, Clock clock = nullptr);
 
   /// A try failed: the seconds to wait before the next one (at least `retry_after` when the
   /// peer said so, capped by max_delay), or nullopt when the budget is spent.
@@ -95,6 +98,7 @@ class Backoff {
  private:
   RetryPolicy policy_;
   bool service_;
+  Clock clock_;
   int failures_ = 0;
   double first_failure_ = 0;  // steady clock, seconds
   std::uint64_t random_state_;

@@ -16,7 +16,7 @@
 
 #include <sys/socket.h>
 
-namespace etl::plugins::http_newline {
+namespace etl::plugins::http {
 
 class RequestWatchdog {
  public:
@@ -31,64 +31,21 @@ class RequestWatchdog {
   RequestWatchdog(const RequestWatchdog&) = delete;
   RequestWatchdog& operator=(const RequestWatchdog&) = delete;
 
-  ~RequestWatchdog() {
-    {
-      std::lock_guard lock(mutex_);
-      quit_ = true;
-    }
-    wake_.notify_all();
-    thread_.join();
-  }
+  ~RequestWatchdog();
 
   /// Watches `socket` until disarm(): shuts it down once `deadline` passes or a stop is asked.
   /// The caller keeps the socket open until disarm() returns.
-  void arm(int socket, Clock::time_point deadline) {
-    {
-      std::lock_guard lock(mutex_);
-      socket_ = socket;
-      deadline_ = deadline;
-      fired_.reset();
-    }
-    wake_.notify_all();
-  }
+  void arm(int socket, Clock::time_point deadline);
 
   /// Stops watching; after it returns the watchdog no longer touches the socket. Returns why
   /// it fired while armed, if it did.
-  std::optional<Reason> disarm() {
-    std::lock_guard lock(mutex_);
-    socket_ = -1;
-    return fired_;
-  }
+  std::optional<Reason> disarm();
 
   /// Why it fired during the current (or last) arming, if it did.
-  [[nodiscard]] std::optional<Reason> fired() const {
-    std::lock_guard lock(mutex_);
-    return fired_;
-  }
+  [[nodiscard]] std::optional<Reason> fired() const;
 
  private:
-  void watch() {
-    std::unique_lock lock(mutex_);
-    while (!quit_) {
-      if (socket_ < 0 || fired_) {
-        wake_.wait(lock, [this] { return quit_ || (socket_ >= 0 && !fired_); });
-        continue;
-      }
-      wake_.wait_for(lock, std::min<Clock::duration>(poll_, std::max<Clock::duration>(
-                                                                 deadline_ - Clock::now(), Clock::duration::zero())));
-      if (quit_ || socket_ < 0 || fired_) continue;
-      std::optional<Reason> reason;
-      if (stop_requested_()) {
-        reason = Reason::stopped;
-      } else if (Clock::now() >= deadline_) {
-        reason = Reason::deadline;
-      }
-      if (reason) {
-        fired_ = reason;
-        ::shutdown(socket_, SHUT_RDWR);
-      }
-    }
-  }
+  void watch();
 
   std::function<bool()> stop_requested_;
   std::chrono::milliseconds poll_;
@@ -101,4 +58,4 @@ class RequestWatchdog {
   std::thread thread_;  // last: starts once every member above exists
 };
 
-}  // namespace etl::plugins::http_newline
+}  // namespace etl::plugins::http

@@ -8,9 +8,9 @@
 
 #include <atomic>
 
-#include "request_watchdog.hpp"
+#include "http/request_watchdog.hpp"
 
-namespace etl::plugins::http_newline {
+namespace etl::plugins::http {
 namespace {
 
 using namespace std::chrono_literals;
@@ -89,4 +89,4 @@ TEST(RequestWatchdog, CanBeArmedAgainAfterFiring) {
 }
 
 }  // namespace
-}  // namespace etl::plugins::http_newline
+}  // namespace etl::plugins::http
