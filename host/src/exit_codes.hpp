@@ -15,4 +15,26 @@ inline constexpr int killed_by_second_signal = 9;  ///< a second SIGINT/SIGTERM:
 inline constexpr int transform_failed = 10;  ///< a transform threw; records not yet past it reported failed
 inline constexpr int interrupted = 130;    ///< stopped by SIGINT (128 + 2)
 inline constexpr int terminated = 143;     ///< stopped by SIGTERM (128 + 15)
+
+/// Every code with its short meaning, in order: what `etl-host --help` prints (a test holds it
+/// equal to the constants above and to the README's table).
+struct Described {
+  int code;
+  const char* meaning;
+};
+inline constexpr Described kAll[] = {
+    {ok, "ok"},
+    {internal_error, "internal error"},
+    {usage, "usage"},
+    {invalid_pipeline, "invalid pipeline"},
+    {plugin_error, "plugin not loadable"},
+    {source_failed, "source failed"},
+    {sink_failed, "sink failed"},
+    {reporter_failed, "report failed"},
+    {error_budget, "error budget exceeded"},
+    {killed_by_second_signal, "second signal"},
+    {transform_failed, "transform failed"},
+    {interrupted, "SIGINT"},
+    {terminated, "SIGTERM"},
+};
 }  // namespace etl::host::exit_code

@@ -65,6 +65,20 @@ void install_signal_handlers() {
   std::signal(SIGPIPE, SIG_IGN);
 }
 
+/// The schedule's clock: the system's, its sleep woken by a stop signal.
+class SystemScheduleClock final : public ScheduleClock {
+ public:
+  TimePoint now() override { return std::chrono::system_clock::now(); }
+  bool sleep_until(TimePoint until) override {
+    while (std::chrono::system_clock::now() < until) {
+      if (g_signal_code.load() != 0) return false;
+      std::this_thread::sleep_for(
+          std::min<std::chrono::system_clock::duration>(std::chrono::milliseconds(200), until - std::chrono::system_clock::now()));
+    }
+    return g_signal_code.load() == 0;
+  }
+};
+
 class EtlHostApplication : public Poco::Util::Application {
  public:
   EtlHostApplication() {
@@ -178,12 +192,10 @@ class EtlHostApplication : public Poco::Util::Application {
         "  plugins             list the plugins found (--json: descriptors with schemas)\n"
         "  schema              print a JSON Schema for pipeline files, plugin configs included\n\n"
         "Options:");
-    formatter.setFooter(
-        "Plugins are searched in --plugin-path, then ETL_PLUGIN_PATH (colon-separated), then " +
-        PluginRegistry::bundled_plugin_dir() +
-        ".\nExit codes: 0 ok, 2 usage, 3 invalid pipeline, 4 plugin not loadable, 5 source "
-        "failed, 6 sink failed, 7 report failed, 8 error budget exceeded, 130/143 stopped by "
-        "SIGINT/SIGTERM.");
+    std::string codes;
+    for (const auto& [code, meaning] : exit_code::kAll) codes += (codes.empty() ? "" : ", ") + std::to_string(code) + " " + meaning;
+    formatter.setFooter("Plugins are searched in --plugin-path, then ETL_PLUGIN_PATH (colon-separated), then " +
+                        PluginRegistry::bundled_plugin_dir() + ".\nExit codes: " + codes + ".");
     formatter.format(std::cout);
   }
 
@@ -366,26 +378,6 @@ class EtlHostApplication : public Poco::Util::Application {
     return result.exit_code;
   }
 
-  /// 2026-12-01T17:45:00Z
-  static std::string utc_text(std::chrono::system_clock::time_point at) {
-    const std::time_t seconds = std::chrono::system_clock::to_time_t(at);
-    std::tm parts{};
-    gmtime_r(&seconds, &parts);
-    char text[32];
-    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &parts);
-    return text;
-  }
-
-  /// Sleeps until `until`, waking early on a stop signal; false when stopped.
-  static bool sleep_until(std::chrono::system_clock::time_point until) {
-    while (std::chrono::system_clock::now() < until) {
-      if (g_signal_code.load() != 0) return false;
-      std::this_thread::sleep_for(std::min<std::chrono::system_clock::duration>(
-          std::chrono::milliseconds(200), until - std::chrono::system_clock::now()));
-    }
-    return g_signal_code.load() == 0;
-  }
-
   int schedule_command(const ArgVec& args) {
     if (!expect_pipeline_argument(args, "schedule")) return exit_code::usage;
     if (every_.empty() == cron_.empty()) {
@@ -410,59 +402,26 @@ class EtlHostApplication : public Poco::Util::Application {
       return exit_code::usage;
     }
     install_signal_handlers();
-    const bool local_time = std::getenv("TZ") != nullptr;
-    using SystemClock = std::chrono::system_clock;
-    auto next_slot = [&](SystemClock::time_point after) {
-      if (interval) return after + *interval;
-      return SystemClock::from_time_t(cron->next_after(SystemClock::to_time_t(after), local_time));
-    };
-    // An interval schedule runs at once; a cron schedule waits for its first matching minute.
-    SystemClock::time_point slot = interval ? SystemClock::now() : next_slot(SystemClock::now());
-    const std::string described = interval ? "every " + every_ : "cron \"" + cron_ + "\"" + (local_time ? " (TZ)" : " (UTC)");
+    Scheduler::Options options;
+    options.interval = interval;
+    options.cron = cron;
+    options.local_time = std::getenv("TZ") != nullptr;
+    options.max_runs = max_runs;
+    const std::string described =
+        interval ? "every " + every_ : "cron \"" + cron_ + "\"" + (options.local_time ? " (TZ)" : " (UTC)");
     host_logger().information("schedule: " + args.front() + " " + described +
                               (max_runs ? ", at most " + std::to_string(max_runs) + " run(s)" : std::string()));
-    int last_exit = exit_code::ok;
-    std::optional<SystemClock::time_point> previous_window_end;
-    for (std::uint64_t run = 1; max_runs == 0 || run <= max_runs; ++run) {
-      if (!sleep_until(slot)) {
-        host_logger().information("schedule: stopped between runs");
-        return exit_code::ok;
-      }
-      const auto started = SystemClock::now();
-      // The window this run covers: from the previous run's slot to this one's, whole seconds, so
-      // that consecutive runs cover time without a gap or an overlap (the first run: one
-      // interval back).
-      const auto window_end = std::chrono::floor<std::chrono::seconds>(slot);
-      const auto window_start = previous_window_end.value_or(window_end - std::chrono::duration_cast<std::chrono::seconds>(
-                                                                              interval ? *interval : next_slot(slot) - slot));
-      schedule_variables_["ETL_WINDOW_START"] = utc_text(window_start);
-      schedule_variables_["ETL_WINDOW_END"] = utc_text(window_end);
-      previous_window_end = window_end;
-      host_logger().information("schedule: run " + std::to_string(run) + " starts (window " +
-                                schedule_variables_["ETL_WINDOW_START"] + " to " + schedule_variables_["ETL_WINDOW_END"] + ")");
-      last_exit = run_once(args.front());
-      if (g_signal_code.load() != 0) {
-        host_logger().information("schedule: stopped during run " + std::to_string(run));
-        return last_exit;
-      }
-      if (last_exit != exit_code::ok) {
-        // A failed run is in its own log lines and metrics; the schedule goes on.
-        host_logger().warning("schedule: run " + std::to_string(run) + " ended with exit code " +
-                              std::to_string(last_exit) + "; the schedule goes on");
-      }
-      // Runs never overlap: a run that outlasts its slot delays the next one.
-      SystemClock::time_point next = next_slot(slot);
-      const auto now = SystemClock::now();
-      if (next < now) {
-        const auto took = std::chrono::duration_cast<std::chrono::seconds>(now - started).count();
-        host_logger().warning("schedule: run " + std::to_string(run) + " took " + std::to_string(took) +
-                              " s and overran its schedule; the next run starts now instead of at the missed time");
-        next = now;
-      }
-      slot = next;
-      if (max_runs == 0 || run < max_runs) host_logger().information("schedule: next run at " + utc_text(slot));
-    }
-    return last_exit;
+    SystemScheduleClock clock;
+    Scheduler scheduler(std::move(options), clock);
+    return scheduler.loop(
+        [&](const ScheduledRun& scheduled) {
+          // The schedule's window comes first: a scheduled run must report the window it was
+          // started for, whatever the environment says.
+          schedule_variables_["ETL_WINDOW_START"] = utc_text(scheduled.window_start);
+          schedule_variables_["ETL_WINDOW_END"] = utc_text(scheduled.window_end);
+          return run_once(args.front());
+        },
+        [] { return g_signal_code.load() != 0; });
   }
 
   void write_summary_json(const PipelineSpec& spec, const RunResult& result) const {

@@ -4,6 +4,10 @@
 #include <sstream>
 #include <vector>
 
+#include <Poco/Logger.h>
+
+#include "logging.hpp"
+
 namespace etl::host {
 
 std::chrono::milliseconds parse_duration(const std::string& text) {
@@ -133,6 +137,76 @@ std::time_t CronSchedule::next_after(std::time_t after, bool local) const {
     if (minutes_.count(parts.tm_min) != 0) return candidate;
   }
   throw ScheduleError("cron expression '" + expression_ + "' never matches");
+}
+
+}  // namespace etl::host
+
+namespace etl::host {
+
+std::string utc_text(std::chrono::system_clock::time_point at) {
+  const std::time_t seconds = std::chrono::system_clock::to_time_t(at);
+  std::tm parts{};
+  gmtime_r(&seconds, &parts);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &parts);
+  return text;
+}
+
+Scheduler::Scheduler(Options options, ScheduleClock& clock) : options_(std::move(options)), clock_(clock) {}
+
+ScheduleClock::TimePoint Scheduler::next_slot(ScheduleClock::TimePoint after) const {
+  using SystemClock = std::chrono::system_clock;
+  if (options_.interval) return after + *options_.interval;
+  return SystemClock::from_time_t(options_.cron->next_after(SystemClock::to_time_t(after), options_.local_time));
+}
+
+int Scheduler::loop(const std::function<int(const ScheduledRun&)>& run, const std::function<bool()>& stopped) {
+  using Seconds = std::chrono::seconds;
+  Poco::Logger& logger = host_logger();
+  // An interval schedule runs at once; a cron schedule waits for its first matching minute.
+  ScheduleClock::TimePoint slot = options_.interval ? clock_.now() : next_slot(clock_.now());
+  int last_exit = 0;
+  std::optional<ScheduleClock::TimePoint> covered_until;  // the end of the last window a run succeeded on
+  for (std::uint64_t number = 1; options_.max_runs == 0 || number <= options_.max_runs; ++number) {
+    if (!clock_.sleep_until(slot)) {
+      logger.information("schedule: stopped between runs");
+      return 0;
+    }
+    const auto started = clock_.now();
+    ScheduledRun scheduled;
+    scheduled.number = number;
+    scheduled.window_end = std::chrono::floor<Seconds>(slot);
+    // The first run: one interval (or cron period) back.
+    scheduled.window_start = covered_until.value_or(
+        scheduled.window_end - std::chrono::duration_cast<Seconds>(options_.interval ? *options_.interval : next_slot(slot) - slot));
+    logger.information("schedule: run " + std::to_string(number) + " starts (window " + utc_text(scheduled.window_start) +
+                       " to " + utc_text(scheduled.window_end) + ")");
+    last_exit = run(scheduled);
+    if (stopped()) {
+      logger.information("schedule: stopped during run " + std::to_string(number));
+      return last_exit;
+    }
+    if (last_exit == 0) {
+      covered_until = scheduled.window_end;
+    } else {
+      // A failed run is in its own log lines and metrics; the next run covers its window too.
+      covered_until = scheduled.window_start;
+      logger.warning("schedule: run " + std::to_string(number) + " ended with exit code " + std::to_string(last_exit) +
+                     "; the schedule goes on, and the next run covers its window from " + utc_text(scheduled.window_start));
+    }
+    // Runs never overlap: a run that outlasts its slot delays the next one.
+    ScheduleClock::TimePoint next = next_slot(slot);
+    const auto now = clock_.now();
+    if (next < now) {
+      const auto took = std::chrono::duration_cast<Seconds>(now - started).count();
+      logger.warning("schedule: run " + std::to_string(number) + " took " + std::to_string(took) +
+                     " s and overran its schedule; the next run starts now instead of at the missed time");
+      next = now;
+    }
+    slot = next;
+    if (options_.max_runs == 0 || number < options_.max_runs) logger.information("schedule: next run at " + utc_text(slot));
+  }
+  return last_exit;
 }
 
 }  // namespace etl::host

@@ -1,8 +1,21 @@
 -- The hello-birthday API's table and its one function; idempotent (run it on every start).
+-- "Today" is the UTC date, for the table's check, the greeting and the API's own rules alike
+-- (validate's today: UTC), whatever time zone the server or etl-host runs in.
 CREATE TABLE IF NOT EXISTS hello_users (
   username      text PRIMARY KEY CHECK (username ~ '^[A-Za-z]+$'),
-  date_of_birth date NOT NULL CHECK (date_of_birth < current_date)
+  date_of_birth date NOT NULL CONSTRAINT hello_users_date_of_birth_check
+                CHECK (date_of_birth < (now() AT TIME ZONE 'UTC')::date)
 );
+-- A table made before "today" was UTC gets the check that says so.
+DO $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'hello_users_date_of_birth_check'
+             AND pg_get_constraintdef(oid) NOT LIKE '%UTC%') THEN
+    ALTER TABLE hello_users DROP CONSTRAINT hello_users_date_of_birth_check;
+    ALTER TABLE hello_users ADD CONSTRAINT hello_users_date_of_birth_check
+      CHECK (date_of_birth < (now() AT TIME ZONE 'UTC')::date) NOT VALID;
+  END IF;
+END $$;
 
 -- The birthday in year `y`. Someone born on 29 February has it on 28 February in years that
 -- have no 29th (the common legal convention).

@@ -13,7 +13,20 @@ CREATE TABLE IF NOT EXISTS meetperry.task (
     updated_date timestamp with time zone DEFAULT CURRENT_TIMESTAMP
 );
 
--- The report query reads a window of each of the three dates.
-CREATE INDEX IF NOT EXISTS task_created_date ON meetperry.task (created_date);
-CREATE INDEX IF NOT EXISTS task_completed_date ON meetperry.task (completed_date) WHERE completed_date IS NOT NULL;
-CREATE INDEX IF NOT EXISTS task_deleted_date ON meetperry.task (deleted_date) WHERE deleted_date IS NOT NULL;
+-- When each event arrived (the server's clock at the write). A report lists an event in the window
+-- of its own timestamp or of its arrival, whichever is later: an event sent late, with a
+-- timestamp whose window's report is written already, is in the next report, never in none.
+ALTER TABLE meetperry.task ADD COLUMN IF NOT EXISTS created_arrived timestamp with time zone;
+ALTER TABLE meetperry.task ADD COLUMN IF NOT EXISTS completed_arrived timestamp with time zone;
+ALTER TABLE meetperry.task ADD COLUMN IF NOT EXISTS deleted_arrived timestamp with time zone;
+
+-- The report query reads a window of each of the three dates as reported (greatest() of the
+-- event's timestamp and its arrival).
+DROP INDEX IF EXISTS meetperry.task_created_date;
+DROP INDEX IF EXISTS meetperry.task_completed_date;
+DROP INDEX IF EXISTS meetperry.task_deleted_date;
+CREATE INDEX IF NOT EXISTS task_created_reported ON meetperry.task ((greatest(created_date, created_arrived)));
+CREATE INDEX IF NOT EXISTS task_completed_reported ON meetperry.task ((greatest(completed_date, completed_arrived)))
+  WHERE completed_date IS NOT NULL;
+CREATE INDEX IF NOT EXISTS task_deleted_reported ON meetperry.task ((greatest(deleted_date, deleted_arrived)))
+  WHERE deleted_date IS NOT NULL;

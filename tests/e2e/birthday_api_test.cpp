@@ -22,16 +22,16 @@ using namespace std::chrono_literals;
 
 using Reply = HttpReply;
 
-/// YYYY-MM-DD of today + `days`, `years_back` years ago (local time, as the API's checks).
+/// YYYY-MM-DD of today + `days`, `years_back` years ago (UTC, the API's one clock).
 std::string date_from_today(int days, int years_back) {
   std::time_t now = std::time(nullptr);
-  std::tm local{};
-  localtime_r(&now, &local);
-  local.tm_mday += days;
-  local.tm_year -= years_back;
-  std::mktime(&local);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  utc.tm_mday += days;
+  utc.tm_year -= years_back;
+  timegm(&utc);
   char text[16];
-  std::strftime(text, sizeof text, "%Y-%m-%d", &local);
+  std::strftime(text, sizeof text, "%Y-%m-%d", &utc);
   return text;
 }
 
@@ -105,6 +105,12 @@ TEST_F(BirthdayApi, UnknownUsersInvalidNamesAndDatesAndBadBodies) {
   EXPECT_EQ(request("GET", "/hello/ann1").status, 400);
   EXPECT_EQ(save("ann", "2001-02-29").status, 400);  // not a real date
   EXPECT_EQ(save("ann", "01/02/2000").status, 400);
+  // Exactly YYYY-MM-DD, refused by the pipeline's own rule (never the database's 22008 text).
+  for (const char* loose : {"1990-5-7", "\t1990-05-17", "990-05-17", "90-05-17", "1990-05-17T00:00:00Z"}) {
+    const Reply refused = save("ann", loose);
+    EXPECT_EQ(refused.status, 400) << loose;
+    if (refused.status == 400) EXPECT_EQ(json::parse(refused.body).at("code"), "validate.date") << loose << refused.body;
+  }
   const Reply future = save("ann", date_from_today(1, 0));
   EXPECT_EQ(future.status, 400);
   EXPECT_EQ(json::parse(future.body).at("code"), "validate.before") << future.body;

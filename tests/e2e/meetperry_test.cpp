@@ -151,7 +151,12 @@ TEST_F(Meetperry, BadBodiesAreAnsweredWithTheReasonNeverA500) {
       {wrong_flag.dump(), "validate.type"},
       {no_metadata.dump(), "validate.required"},
       {metadata_text.dump(), "validate.type"},
-      {event("created", "next tuesday", "u1", "t5").dump(), "22007"},
+      // Timestamps are RFC 3339 with an offset: the pipeline's own rule, never the database's 22007.
+      {event("created", "next tuesday", "u1", "t5").dump(), "validate.timestamp"},
+      {event("created", "now", "u1", "t5").dump(), "validate.timestamp"},
+      {event("created", "epoch", "u1", "t5").dump(), "validate.timestamp"},
+      {event("created", "infinity", "u1", "t5").dump(), "validate.timestamp"},
+      {event("created", "2026-12-01T10:00:00", "u1", "t5").dump(), "validate.timestamp"},
       {std::string(R"({"event": "created", "timestamp": "2026-12-01T10:00:00Z", "metadata": {"userId": "u)") + "\xff" +
            R"(", "id": "t6", "content": "x", "isCompleted": false}})",
        "invalid_utf8"},
@@ -211,21 +216,31 @@ TEST_F(Meetperry, AThousandConcurrentWebhooksLoseNothing) {
 }
 
 // `etl-host schedule ... --every 2s`: one report per user and window, the windows back to back,
-// each task in the lists of the windows its own timestamps fall in (custom timestamps, some in
-// windows still to come when they are sent).
+// each event in the list of the window its timestamp or its arrival falls in, whichever is later
+// (custom timestamps, some in windows still to come when they are sent, one an hour old: that
+// one is in the report of the window it arrived in, not in none).
 TEST_F(Meetperry, ReportsOnTheCadenceWithTasksInTheirWindows) {
   const std::time_t base = std::time(nullptr);
   struct Sent {
     std::string kind, user, id;
     std::time_t at;
+    double reported = 0;  // greatest(timestamp, arrival), as the report query reads it
   };
-  const std::vector<Sent> events = {
+  std::vector<Sent> events = {
       {"created", "ann", "a1", base - 1}, {"created", "ann", "a2", base + 1}, {"updated", "ann", "a2", base + 3},
       {"created", "bob", "b1", base + 2}, {"deleted", "bob", "b1", base + 5}, {"created", "old", "o1", base - 3600},
   };
-  for (const auto& sent : events) {
+  for (auto& sent : events) {
     ASSERT_EQ(post(event(sent.kind, utc(sent.at), sent.user, sent.id, sent.kind == "updated").dump()).status, 200)
         << sent.kind << " " << sent.id;
+    const std::string column = sent.kind == "created" ? "created" : sent.kind == "updated" ? "completed" : "deleted";
+    const std::string arrived = database_->query("SELECT extract(epoch FROM greatest(" + column + "_date, " + column +
+                                                 "_arrived))::text FROM meetperry.task WHERE external_id = '" + sent.id + "'",
+                                                 "tokens")
+                                    .at(0)
+                                    .at(0);
+    sent.reported = std::stod(arrived);
+    EXPECT_GE(sent.reported, static_cast<double>(sent.at));
   }
   const auto schedule = run_process({etl_host_binary(), "schedule", "pipelines/meetperry-reports.json", "--every", "2s",
                                      "--max-runs", "4"},
@@ -254,17 +269,17 @@ TEST_F(Meetperry, ReportsOnTheCadenceWithTasksInTheirWindows) {
   for (const auto& [start, end] : windows) {
     for (const std::string user : {"ann", "bob", "old"}) {
       std::map<std::string, int> expected = {{"created", 0}, {"completed", 0}, {"deleted", 0}};
-      std::time_t first_created = 0;
-      std::optional<std::time_t> deleted;
+      double first_created = 0;
+      std::optional<double> deleted;
       for (const auto& sent : events) {
         if (sent.user != user) continue;
-        if (sent.kind == "created" && (first_created == 0 || sent.at < first_created)) first_created = sent.at;
-        if (sent.kind == "deleted") deleted = sent.at;
+        if (sent.kind == "created" && (first_created == 0 || sent.reported < first_created)) first_created = sent.reported;
+        if (sent.kind == "deleted") deleted = sent.reported;
         const std::string list = sent.kind == "updated" ? "completed" : sent.kind;
-        if (sent.at >= start && sent.at < end) ++expected[list];
+        if (sent.reported >= static_cast<double>(start) && sent.reported < static_cast<double>(end)) ++expected[list];
       }
       const std::string name = "task_report_" + user + "_" + stamp(start) + "_" + stamp(end) + ".json";
-      const bool wanted = first_created < end && (!deleted || *deleted >= start);
+      const bool wanted = first_created < static_cast<double>(end) && (!deleted || *deleted >= static_cast<double>(start));
       ASSERT_EQ(std::filesystem::exists(reports_.file(name)), wanted) << name;
       if (!wanted) continue;
       ++expected_files;

@@ -94,3 +94,102 @@ TEST(Duration, OverflowingDurationsAreScheduleErrors) {
 
 }  // namespace
 }  // namespace etl::host
+
+namespace etl::host {
+namespace {
+
+/// A clock that jumps: sleeping moves it to the wake-up time; each run takes `run_seconds`.
+class FakeClock final : public ScheduleClock {
+ public:
+  explicit FakeClock(TimePoint start) : now_(start) {}
+  TimePoint now() override { return now_; }
+  bool sleep_until(TimePoint until) override {
+    if (until > now_) now_ = until;
+    return true;
+  }
+  void advance(std::chrono::milliseconds by) { now_ += by; }
+
+ private:
+  TimePoint now_;
+};
+
+std::chrono::system_clock::time_point at(int seconds) {
+  return std::chrono::system_clock::from_time_t(utc(2026, 12, 1, 10, 0)) + std::chrono::seconds(seconds);
+}
+
+TEST(Scheduler, WindowsTileTimeAndAFailedRunsWindowIsCoveredByTheNext) {
+  FakeClock clock(at(0));
+  Scheduler::Options options;
+  options.interval = std::chrono::seconds(15);
+  options.max_runs = 5;
+  Scheduler scheduler(options, clock);
+  std::vector<ScheduledRun> runs;
+  const int exit = scheduler.loop(
+      [&](const ScheduledRun& run) {
+        runs.push_back(run);
+        clock.advance(std::chrono::milliseconds(1200));
+        return run.number == 2 || run.number == 3 ? 6 : 0;  // runs 2 and 3 fail (the database is down)
+      },
+      [] { return false; });
+  EXPECT_EQ(exit, 0);
+  ASSERT_EQ(runs.size(), 5u);
+  EXPECT_EQ(runs[0].window_start, at(-15));  // the first: one interval back
+  EXPECT_EQ(runs[0].window_end, at(0));
+  EXPECT_EQ(runs[1].window_start, at(0));
+  EXPECT_EQ(runs[1].window_end, at(15));
+  EXPECT_EQ(runs[2].window_start, at(0));  // run 2 failed: its window is run 3's too
+  EXPECT_EQ(runs[2].window_end, at(30));
+  EXPECT_EQ(runs[3].window_start, at(0));  // and run 3's, run 4's
+  EXPECT_EQ(runs[3].window_end, at(45));
+  EXPECT_EQ(runs[4].window_start, at(45));  // run 4 succeeded
+  EXPECT_EQ(runs[4].window_end, at(60));
+}
+
+TEST(Scheduler, ARunThatOverrunsItsSlotDelaysTheNextWithoutAGap) {
+  FakeClock clock(at(0));
+  Scheduler::Options options;
+  options.interval = std::chrono::seconds(10);
+  options.max_runs = 3;
+  Scheduler scheduler(options, clock);
+  std::vector<ScheduledRun> runs;
+  scheduler.loop(
+      [&](const ScheduledRun& run) {
+        runs.push_back(run);
+        clock.advance(run.number == 1 ? std::chrono::seconds(25) : std::chrono::seconds(1));
+        return 0;
+      },
+      [] { return false; });
+  ASSERT_EQ(runs.size(), 3u);
+  EXPECT_EQ(runs[1].window_start, runs[0].window_end);
+  EXPECT_EQ(runs[1].window_end, at(25));  // started when the first run ended
+  EXPECT_EQ(runs[2].window_start, at(25));
+  EXPECT_EQ(runs[2].window_end, at(35));
+}
+
+TEST(Scheduler, AStopDuringARunEndsTheScheduleWithThatRunsCode) {
+  FakeClock clock(at(0));
+  Scheduler::Options options;
+  options.interval = std::chrono::seconds(10);
+  Scheduler scheduler(options, clock);
+  int runs = 0;
+  const int exit = scheduler.loop([&](const ScheduledRun&) { return ++runs == 2 ? 143 : 0; }, [&] { return runs == 2; });
+  EXPECT_EQ(runs, 2);
+  EXPECT_EQ(exit, 143);
+}
+
+TEST(Scheduler, ACronScheduleWaitsForItsMinuteAndItsFirstWindowIsOnePeriod) {
+  FakeClock clock(at(7 * 60 + 30));  // 10:07:30
+  Scheduler::Options options;
+  options.cron.emplace("*/15 * * * *");
+  options.max_runs = 2;
+  Scheduler scheduler(options, clock);
+  std::vector<ScheduledRun> runs;
+  scheduler.loop([&](const ScheduledRun& run) { runs.push_back(run); return 0; }, [] { return false; });
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0].window_start, at(0));        // 10:00
+  EXPECT_EQ(runs[0].window_end, at(15 * 60));     // 10:15
+  EXPECT_EQ(runs[1].window_end, at(30 * 60));
+}
+
+}  // namespace
+}  // namespace etl::host

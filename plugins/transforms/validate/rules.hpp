@@ -21,71 +21,38 @@ namespace etl::plugins::validate {
 /// A calendar day as yyyymmdd, so that days compare as integers.
 using Day = int;
 
-/// Today's date in the local time zone (TZ), as yyyymmdd; worked out again only when the
-/// clock has moved to another second (a validate transform asks once per record).
+/// Today's date, as yyyymmdd, in UTC (the default: one clock whatever TZ the host runs in, and
+/// the one a database's `now() AT TIME ZONE 'UTC'` agrees with) or in the local time zone (TZ);
+/// worked out again only when the clock has moved to another second (a validate transform asks
+/// once per record). `now` is a seam for tests.
 class CachedToday {
  public:
-  Day get() {
-    const std::time_t now = std::time(nullptr);
-    if (now != second_) {
-      second_ = now;
-      std::tm parts{};
-      localtime_r(&now, &parts);
-      day_ = (parts.tm_year + 1900) * 10000 + (parts.tm_mon + 1) * 100 + parts.tm_mday;
-    }
-    return day_;
-  }
+  explicit CachedToday(bool utc = true, std::time_t (*now)() = nullptr) : utc_(utc), now_(now) {}
+  Day get();
 
  private:
+  bool utc_;
+  std::time_t (*now_)();
   std::time_t second_ = -1;
   Day day_ = 0;
 };
 
 /// Parses `text` as a date in strptime `format`; nullopt unless all of it is a real date
-/// (2023-02-30 is refused: the day must survive normalization unchanged).
-inline std::optional<Day> parse_day(const std::string& text, const std::string& format) {
-  std::tm parts{};
-  parts.tm_mday = 1;
-  const char* end = strptime(text.c_str(), format.c_str(), &parts);
-  if (end == nullptr || *end != '\0') return std::nullopt;
-  std::tm normalized = parts;
-  normalized.tm_isdst = 0;
-  if (timegm(&normalized) == static_cast<std::time_t>(-1) && parts.tm_year != 69) return std::nullopt;
-  if (normalized.tm_mday != parts.tm_mday || normalized.tm_mon != parts.tm_mon || normalized.tm_year != parts.tm_year) {
-    return std::nullopt;
-  }
-  return (parts.tm_year + 1900) * 10000 + (parts.tm_mon + 1) * 100 + parts.tm_mday;
-}
+/// written exactly as the format writes it: 2023-02-30 is refused (the day must survive
+/// normalization unchanged), and so are 1990-5-7, " 1990-05-07" and 990-05-17 (the text must be
+/// what the date prints as, with four-digit years for %Y).
+std::optional<Day> parse_day(const std::string& text, const std::string& format);
+
+/// Whether `text` is an RFC 3339 date-time with its offset: 2026-12-01T17:45:00Z,
+/// 2026-12-01T17:45:00.123+01:00 (a real date, hours 00-23, a leap second 60 allowed). Not: a
+/// time without offset, "now", "epoch", "infinity", or a space instead of T.
+bool is_rfc3339_timestamp(std::string_view text);
 
 /// A bound on a date: "today", "yesterday", "tomorrow", or a date in the rule's format.
 class DayBound {
  public:
-  static DayBound parse(const std::string& text, const std::string& format) {
-    DayBound bound;
-    bound.text_ = text;
-    if (text == "today") {
-      bound.offset_ = 0;
-    } else if (text == "yesterday") {
-      bound.offset_ = -1;
-    } else if (text == "tomorrow") {
-      bound.offset_ = 1;
-    } else if (auto day = parse_day(text, format)) {
-      bound.fixed_ = *day;
-    } else {
-      throw std::invalid_argument("\"" + text + "\" is not today, yesterday, tomorrow or a date in the format " + format);
-    }
-    return bound;
-  }
-  [[nodiscard]] Day resolve(Day today) const {
-    if (fixed_) return *fixed_;
-    if (*offset_ == 0) return today;
-    std::tm parts{};
-    parts.tm_year = today / 10000 - 1900;
-    parts.tm_mon = today / 100 % 100 - 1;
-    parts.tm_mday = today % 100 + *offset_;
-    timegm(&parts);
-    return (parts.tm_year + 1900) * 10000 + (parts.tm_mon + 1) * 100 + parts.tm_mday;
-  }
+  static DayBound parse(const std::string& text, const std::string& format);
+  [[nodiscard]] Day resolve(Day today) const;
   [[nodiscard]] const std::string& text() const noexcept { return text_; }
 
  private:
@@ -105,94 +72,13 @@ class FieldRules {
  public:
   /// From the field's rule object (already checked against the schema); throws
   /// std::invalid_argument naming the rule for a bad regex or date.
-  static FieldRules parse(std::string field, const nlohmann::json& rules) {
-    FieldRules parsed;
-    parsed.field_ = std::move(field);
-    parsed.required_ = rules.value("required", false);
-    if (rules.contains("type")) parsed.type_ = rules.at("type").get<std::string>();
-    if (rules.contains("regex")) {
-      parsed.regex_text_ = rules.at("regex").get<std::string>();
-      try {
-        parsed.regex_.emplace(parsed.regex_text_, std::regex::ECMAScript);
-      } catch (const std::regex_error& e) {
-        throw std::invalid_argument("regex: " + std::string(e.what()));
-      }
-    }
-    if (rules.contains("min")) parsed.min_ = rules.at("min").get<double>();
-    if (rules.contains("max")) parsed.max_ = rules.at("max").get<double>();
-    if (rules.contains("min_length")) parsed.min_length_ = rules.at("min_length").get<std::size_t>();
-    if (rules.contains("max_length")) parsed.max_length_ = rules.at("max_length").get<std::size_t>();
-    if (rules.contains("enum")) {
-      parsed.has_enum_ = true;
-      for (const auto& value : rules.at("enum")) {
-        parsed.enum_.push_back(value.is_string() ? value.get<std::string>() : value.dump());
-      }
-    }
-    if (rules.contains("date")) parsed.date_format_ = rules.at("date").get<std::string>();
-    for (const char* name : {"before", "after"}) {
-      if (!rules.contains(name)) continue;
-      if (!parsed.date_format_) parsed.date_format_ = "%Y-%m-%d";
-      try {
-        (std::string(name) == "before" ? parsed.before_ : parsed.after_) =
-            DayBound::parse(rules.at(name).get<std::string>(), *parsed.date_format_);
-      } catch (const std::invalid_argument& e) {
-        throw std::invalid_argument(std::string(name) + ": " + e.what());
-      }
-    }
-    return parsed;
-  }
+  static FieldRules parse(std::string field, const nlohmann::json& rules);
 
   [[nodiscard]] const std::string& field() const noexcept { return field_; }
 
   /// Every rule the record's field breaks, in a fixed order (required, type, length, regex,
   /// enum, min/max, date, before/after). A missing or null field breaks only `required`.
-  void check(const sdk::Record& record, Day today, std::vector<Failure>& failures) const {
-    const sdk::Value* value = record.get(field_);
-    if (value == nullptr || value->is_null()) {
-      if (required_) failures.push_back({"validate.required", name() + " is required"});
-      return;
-    }
-    const std::optional<std::string> text = value->text();
-    if (type_ && !has_type(*value, *text)) {
-      failures.push_back({"validate.type", name() + " is not of type " + *type_ + ": " + shown(*text)});
-      return;
-    }
-    const std::size_t length = sdk::utf8_length(*text);
-    if (min_length_ && length < *min_length_) {
-      failures.push_back({"validate.min_length", name() + " is shorter than " + std::to_string(*min_length_) +
-                                                     " characters: " + shown(*text)});
-    }
-    if (max_length_ && length > *max_length_) {
-      failures.push_back({"validate.max_length", name() + " is longer than " + std::to_string(*max_length_) +
-                                                     " characters"});
-    }
-    if (regex_ && !std::regex_search(*text, *regex_)) {
-      failures.push_back({"validate.regex", name() + " does not match " + regex_text_ + ": " + shown(*text)});
-    }
-    if (has_enum_ && std::find(enum_.begin(), enum_.end(), *text) == enum_.end()) {
-      failures.push_back({"validate.enum", name() + " is not one of the allowed values: " + shown(*text)});
-    }
-    if (min_ || max_) {
-      const std::optional<double> number = number_of(*value, *text);
-      if (!number) {
-        failures.push_back({"validate.type", name() + " is not a number: " + shown(*text)});
-      } else if (min_ && *number < *min_) {
-        failures.push_back({"validate.min", name() + " is less than " + sdk::Value::real_text(*min_) + ": " + *text});
-      } else if (max_ && *number > *max_) {
-        failures.push_back({"validate.max", name() + " is more than " + sdk::Value::real_text(*max_) + ": " + *text});
-      }
-    }
-    if (date_format_) {
-      const std::optional<Day> day = parse_day(*text, *date_format_);
-      if (!day) {
-        failures.push_back({"validate.date", name() + " is not a date in the format " + *date_format_ + ": " + shown(*text)});
-      } else if (before_ && *day >= before_->resolve(today)) {
-        failures.push_back({"validate.before", name() + " is not before " + before_->text() + ": " + *text});
-      } else if (after_ && *day <= after_->resolve(today)) {
-        failures.push_back({"validate.after", name() + " is not after " + after_->text() + ": " + *text});
-      }
-    }
-  }
+  void check(const sdk::Record& record, Day today, std::vector<Failure>& failures) const;
 
  private:
   [[nodiscard]] std::string name() const { return "field \"" + field_ + "\""; }
@@ -200,34 +86,10 @@ class FieldRules {
     return "\"" + (text.size() > 80 ? text.substr(0, 80) + "..." : text) + "\"";
   }
 
-  static std::optional<double> number_of(const sdk::Value& value, const std::string& text) {
-    if (value.type() == sdk::ValueType::integer) return static_cast<double>(value.as_int());
-    if (value.type() == sdk::ValueType::real) return value.as_real();
-    if (value.type() != sdk::ValueType::string || text.empty()) return std::nullopt;
-    double number = 0;
-    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), number);
-    if (error != std::errc() || end != text.data() + text.size()) return std::nullopt;
-    return number;
-  }
+  static std::optional<double> number_of(const sdk::Value& value, const std::string& text);
 
   /// A typed value has its type; a string (from a text source) has it when its text parses so.
-  [[nodiscard]] bool has_type(const sdk::Value& value, const std::string& text) const {
-    const std::string& type = *type_;
-    const sdk::ValueType actual = value.type();
-    if (type == "string") return actual == sdk::ValueType::string;
-    if (type == "boolean") return actual == sdk::ValueType::boolean || (actual == sdk::ValueType::string && (text == "true" || text == "false"));
-    if (type == "integer") {
-      if (actual == sdk::ValueType::integer) return true;
-      if (actual != sdk::ValueType::string || text.empty()) return false;
-      std::int64_t number = 0;
-      const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), number);
-      return error == std::errc() && end == text.data() + text.size();
-    }
-    if (type == "number") return number_of(value, text).has_value();
-    if (type == "json") return actual == sdk::ValueType::json;
-    if (type == "bytes") return actual == sdk::ValueType::bytes;
-    return false;
-  }
+  [[nodiscard]] bool has_type(const sdk::Value& value, const std::string& text) const;
 
   std::string field_;
   bool required_ = false;
@@ -239,29 +101,11 @@ class FieldRules {
   bool has_enum_ = false;
   std::vector<std::string> enum_;
   std::optional<std::string> date_format_;
+  bool timestamp_ = false;
   std::optional<DayBound> before_, after_;
 };
 
 /// The rule object's schema (one field's rules).
-inline nlohmann::json field_rules_schema() {
-  return nlohmann::json::parse(R"({
-    "type": "object",
-    "additionalProperties": false,
-    "properties": {
-      "required": {"type": "boolean", "description": "The field must be present and not null."},
-      "type": {"type": "string", "enum": ["string", "integer", "number", "boolean", "json", "bytes"],
-               "description": "A string passes integer, number or boolean when its text parses as one."},
-      "regex": {"type": "string", "description": "ECMAScript regular expression the text form must contain a match of (anchor it with ^...$)."},
-      "min": {"type": "number"},
-      "max": {"type": "number"},
-      "min_length": {"type": "integer", "minimum": 0, "description": "In characters (code points)."},
-      "max_length": {"type": "integer", "minimum": 0},
-      "enum": {"type": "array", "minItems": 1, "description": "Allowed values, compared by text form."},
-      "date": {"type": "string", "description": "strptime format the value must be a real date in, e.g. %Y-%m-%d."},
-      "before": {"type": "string", "description": "today, yesterday, tomorrow or a date: the value must be earlier (default format %Y-%m-%d)."},
-      "after": {"type": "string", "description": "today, yesterday, tomorrow or a date: the value must be later."}
-    }
-  })");
-}
+nlohmann::json field_rules_schema();
 
 }  // namespace etl::plugins::validate

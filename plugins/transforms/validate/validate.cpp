@@ -9,6 +9,7 @@ namespace {
 
 struct Config {
   std::vector<FieldRules> rules;
+  std::string today = "UTC";
 };
 
 class ValidateTransform final : public sdk::Transform {
@@ -29,10 +30,14 @@ class ValidateTransform final : public sdk::Transform {
                      }
                    })
         .required();
+    map.key("today", &Config::today,
+            "The clock \"today\" (before/after) is read from: UTC, whatever TZ the host runs in (a database's "
+            "now() AT TIME ZONE 'UTC' agrees with it), or local (TZ).")
+        .one_of({"UTC", "local"});
     return map;
   }
 
-  ValidateTransform(Config config, sdk::Context&) : rules_(std::move(config.rules)) {}
+  ValidateTransform(Config config, sdk::Context&) : rules_(std::move(config.rules)), today_(config.today == "UTC") {}
 
   sdk::TransformResult apply(sdk::Record& record, sdk::Batch&) override {
     failures_.clear();

@@ -1,6 +1,9 @@
 // Each validate rule on its own: what passes, what fails, and the code and message it gives.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <ctime>
+
 #include "rules.hpp"
 
 namespace etl::plugins::validate {
@@ -86,6 +89,46 @@ TEST(ValidateRules, DatesAndRelativeBounds) {
   const auto at_new_year = check({{"before", "tomorrow"}}, sdk::Value("2027-01-01"), 20261231);
   ASSERT_EQ(at_new_year.size(), 1u);
   EXPECT_EQ(at_new_year[0].code, "validate.before");
+}
+
+TEST(ValidateRules, ADateMustBeWrittenExactlyAsItsFormatWritesIt) {
+  for (const char* loose : {"1990-5-7", "1990-05-7", " 1990-05-17", "\t1990-05-17", "990-05-17", "0990-05-17",
+                            "+1990-05-17", "1990-05-17 ", "90-05-17", "19900517"}) {
+    EXPECT_EQ(code_of({{"date", "%Y-%m-%d"}}, sdk::Value(loose)), "validate.date") << "\"" << loose << "\"";
+  }
+  EXPECT_EQ(code_of({{"date", "%Y-%m-%d"}}, sdk::Value("1990-05-07")), "pass");
+  EXPECT_EQ(code_of({{"before", "today"}}, sdk::Value("1990-5-7")), "validate.date");  // before implies the date rule
+}
+
+TEST(ValidateRules, TimestampsAreRfc3339WithAnOffset) {
+  for (const char* good : {"2026-12-01T17:45:00Z", "2026-12-01T17:45:00.123456+01:00", "2024-02-29T00:00:00-12:00",
+                           "2026-12-31T23:59:60Z", "2026-12-01t17:45:00z"}) {
+    EXPECT_EQ(code_of({{"timestamp", "rfc3339"}}, sdk::Value(good)), "pass") << good;
+  }
+  for (const char* bad : {"now", "epoch", "infinity", "-infinity", "2026-12-01T17:45:00", "2026-12-01 17:45:00Z",
+                          "2026-12-01", "2026-02-30T00:00:00Z", "2023-02-29T00:00:00Z", "2026-12-01T24:00:00Z",
+                          "2026-12-01T17:45:00+1:00", "2026-12-01T17:45:00.Z", "2026-12-01T17:45:00Z junk", ""}) {
+    EXPECT_EQ(code_of({{"timestamp", "rfc3339"}}, sdk::Value(bad)), "validate.timestamp") << "\"" << bad << "\"";
+  }
+}
+
+TEST(ValidateRules, TodayIsUtcWhateverTheHostsTimeZone) {
+  // 2026-12-01T10:30:00Z: in Kiritimati (UTC+14) already 2 December, in UTC-12 still 30 November.
+  static constexpr std::time_t kMorning = 1796121000;
+  CachedToday utc(/*utc=*/true, [] { return kMorning; });
+  for (const char* zone : {"Pacific/Kiritimati", "Etc/GMT+12", "UTC"}) {
+    setenv("TZ", zone, 1);
+    tzset();
+    CachedToday fresh(true, [] { return kMorning; });
+    EXPECT_EQ(fresh.get(), 20261201) << zone;
+  }
+  setenv("TZ", "Pacific/Kiritimati", 1);
+  tzset();
+  CachedToday local(/*utc=*/false, [] { return kMorning; });
+  EXPECT_EQ(local.get(), 20261202);
+  unsetenv("TZ");
+  tzset();
+  EXPECT_EQ(utc.get(), 20261201);
 }
 
 TEST(ValidateRules, EveryBrokenRuleIsListed) {
