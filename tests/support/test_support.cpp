@@ -20,6 +20,7 @@
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/StreamCopier.h>
+#include <Poco/String.h>
 
 extern char** environ;
 
@@ -317,6 +318,15 @@ std::vector<std::vector<std::string>> PostgresServer::query(const std::string& s
   return rows;
 }
 
+bool PostgresServer::reachable() const {
+  try {
+    query("SELECT 1");
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 std::vector<std::string> PostgresServer::tokens_in_table() const {
   std::vector<std::string> tokens;
   for (auto& row : query("SELECT data FROM secret_tokens ORDER BY id")) tokens.push_back(row.at(0));
@@ -341,6 +351,22 @@ void PostgresServer::control(const std::string& arguments) const {
   }
   const auto result = run_process(argv);
   if (result.exit_code != 0) throw std::runtime_error("pg_ctl " + arguments + " failed: " + result.err + result.out);
+}
+
+void PostgresServer::stop() const { control("stop -m fast"); }
+
+void PostgresServer::start() const {
+  // postmaster.opts holds the command line of the last start: the binary, then its options.
+  std::string options = read_file(dir_ + "/data/postmaster.opts");
+  while (!options.empty() && (options.back() == '\n' || options.back() == ' ')) options.pop_back();
+  const auto first = options.find(' ');
+  if (first == std::string::npos) throw std::runtime_error("postmaster.opts has no options: " + options);
+  std::vector<std::string> argv;
+  if (geteuid() == 0) argv = {"/usr/sbin/runuser", "-u", "postgres", "--"};
+  argv.insert(argv.end(), {env_.at("PG_BIN_DIR") + "/pg_ctl", "-D", dir_ + "/data", "-w", "-l", dir_ + "/postgres.log", "-o",
+                           options.substr(first + 1), "start"});
+  const auto result = run_process(argv);
+  if (result.exit_code != 0) throw std::runtime_error("pg_ctl start failed: " + result.err + result.out);
 }
 
 TokenSource::TokenSource(bool tls, const std::vector<std::string>& extra_arguments) : tls_(tls) {
@@ -370,9 +396,14 @@ int free_port() {
 }
 
 HttpReply http_request(int port, const std::string& method, const std::string& path, const std::string& body) {
+  return http_request(port, method, path, body, std::chrono::seconds(10));
+}
+
+HttpReply http_request(int port, const std::string& method, const std::string& path, const std::string& body,
+                       std::chrono::milliseconds timeout) {
   try {
     Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port));
-    session.setTimeout(Poco::Timespan(10, 0));
+    session.setTimeout(Poco::Timespan(static_cast<long>(timeout.count() / 1000), static_cast<long>(timeout.count() % 1000) * 1000));
     Poco::Net::HTTPRequest request(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
     if (!body.empty()) {
       request.setContentType("application/json");
@@ -383,6 +414,7 @@ HttpReply http_request(int port, const std::string& method, const std::string& p
     HttpReply reply;
     Poco::StreamCopier::copyToString(session.receiveResponse(response), reply.body);
     reply.status = static_cast<int>(response.getStatus());
+    for (const auto& [name, value] : response) reply.headers[Poco::toLower(name)] = value;
     return reply;
   } catch (const std::exception& e) {
     return {-1, e.what()};

@@ -120,12 +120,18 @@ class PostgresServer {
   /// Runs SQL as the superuser over the server's socket; returns rows of text values.
   std::vector<std::vector<std::string>> query(const std::string& sql,
                                               const std::string& dbname = "tokens") const;
+  /// Whether the server answers a query now.
+  [[nodiscard]] bool reachable() const;
   /// The `data` column of secret_tokens.
   std::vector<std::string> tokens_in_table() const;
   void truncate_tokens() const;
 
-  /// pg_ctl on this server ("stop", "start", "restart -m immediate", ...).
+  /// pg_ctl on this server ("stop", "restart -m immediate", ...).
   void control(const std::string& arguments) const;
+  /// Stops the server (fast shutdown: sessions are ended), and starts it again with the
+  /// options it had (pg_ctl start alone would forget its port, TLS and fsync settings).
+  void stop() const;
+  void start() const;
 
  private:
   std::string dir_;
@@ -170,9 +176,13 @@ int free_port();
 struct HttpReply {
   int status = 0;    ///< -1: no answer (the reason is in body)
   std::string body;
+  std::map<std::string, std::string> headers;  ///< names lower-cased
 };
 
 /// One request on a new connection to 127.0.0.1:port (JSON body when not empty), 10 s timeout.
 HttpReply http_request(int port, const std::string& method, const std::string& path, const std::string& body = "");
+/// The same, waiting at most `timeout` for each part of the answer.
+HttpReply http_request(int port, const std::string& method, const std::string& path, const std::string& body,
+                       std::chrono::milliseconds timeout);
 
 }  // namespace etl::testing

@@ -5,7 +5,8 @@
 // received is countable by ID even across a kill and a restart. A request with an
 // Idempotency-Key it has seen before is answered 200 again without being stored twice, as a
 // real API would, and counted as a replay (a ledger line with "replay": true). --unavailable SECONDS answers 503 (with
-// Retry-After: 1) for that long after start: "the API is down". GET /stats counts.
+// Retry-After: 1) for that long after start: "the API is down". --hang-after N receives requests
+// after N accepted customers and never answers them (in the ledger as "hung"). GET /stats counts.
 //   customer-api [--bind ADDR] [--port N] [--ledger FILE] [--unavailable SECONDS]
 // Prints the port it listens on; SIGTERM or SIGINT end it.
 
@@ -19,6 +20,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
@@ -40,7 +42,12 @@ struct Options {
   Poco::UInt16 port = 0;
   std::string ledger;
   double unavailable_seconds = 0;
+  /// After this many accepted customers, requests are received (counted, in the ledger as
+  /// "hung") and never answered: an API that hangs. Negative: never.
+  long hang_after = -1;
 };
+
+std::atomic<bool> g_stopping{false};
 
 /// What the API has accepted: kept in memory and, when a ledger file is given, on disk.
 class Store {
@@ -76,9 +83,24 @@ class Store {
     return true;
   }
 
+  /// A request received and left unanswered (--hang-after).
+  void hang(const json& customer, const std::string& key) {
+    std::lock_guard lock(mutex_);
+    ++requests_;
+    ++hung_;
+    if (ledger_.is_open()) {
+      ledger_ << json{{"key", key}, {"hung", true}, {"customer", customer}}.dump() << "\n";
+      ledger_.flush();
+    }
+  }
+  [[nodiscard]] std::uint64_t accepted() {
+    std::lock_guard lock(mutex_);
+    return accepted_;
+  }
+
   json stats() {
     std::lock_guard lock(mutex_);
-    return {{"requests", requests_}, {"accepted", accepted_}, {"replays", replays_}, {"unavailable", unavailable_}};
+    return {{"requests", requests_}, {"accepted", accepted_}, {"replays", replays_}, {"unavailable", unavailable_}, {"hung", hung_}};
   }
   void count_unavailable() {
     std::lock_guard lock(mutex_);
@@ -89,7 +111,7 @@ class Store {
   std::mutex mutex_;
   std::set<std::string> keys_;
   std::ofstream ledger_;
-  std::uint64_t requests_ = 0, accepted_ = 0, replays_ = 0, unavailable_ = 0;
+  std::uint64_t requests_ = 0, accepted_ = 0, replays_ = 0, unavailable_ = 0, hung_ = 0;
 };
 
 void answer(Poco::Net::HTTPServerResponse& response, int status, const json& body) {
@@ -119,6 +141,11 @@ class Handler final : public Poco::Net::HTTPRequestHandler {
       return answer(response, 503, {{"error", "unavailable"}});
     }
     const json customer = json::parse(body, nullptr, false);
+    if (options_.hang_after >= 0 && store_.accepted() >= static_cast<std::uint64_t>(options_.hang_after)) {
+      store_.hang(customer, request.get("Idempotency-Key", ""));
+      while (!g_stopping) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      return;  // never answered
+    }
     for (const char* key : {"id", "name", "email", "phone"}) {
       if (!customer.is_object() || !customer.contains(key) || !customer.at(key).is_string()) {
         return answer(response, 422, {{"error", std::string("the body needs a string \"") + key + "\""}});
@@ -148,7 +175,7 @@ class Factory final : public Poco::Net::HTTPRequestHandlerFactory {
 };
 
 void usage() {
-  std::cerr << "usage: customer-api [--bind ADDR] [--port N] [--ledger FILE] [--unavailable SECONDS]\n";
+  std::cerr << "usage: customer-api [--bind ADDR] [--port N] [--ledger FILE] [--unavailable SECONDS] [--hang-after N]\n";
 }
 
 }  // namespace
@@ -171,6 +198,7 @@ int main(int argc, char** argv) {
       else if (arg == "--port") options.port = static_cast<Poco::UInt16>(std::stoul(value));
       else if (arg == "--ledger") options.ledger = value;
       else if (arg == "--unavailable") options.unavailable_seconds = std::stod(value);
+      else if (arg == "--hang-after") options.hang_after = std::stol(value);
       else {
         std::cerr << "customer-api: unknown argument " << arg << "\n";
         usage();
@@ -201,6 +229,7 @@ int main(int argc, char** argv) {
     std::cout << socket.address().port() << std::endl;
     int received = 0;
     sigwait(&signals, &received);
+    g_stopping = true;
     server.stopAll(true);
   } catch (const Poco::Exception& e) {
     std::cerr << "customer-api: " << e.displayText() << "\n";

@@ -46,7 +46,7 @@ namespace {
 constexpr std::chrono::milliseconds kIdleCheck{200};
 /// In a service, how long rows in flight on a lost connection wait for the server to be back
 /// (a restart) before they are reported commit outcome unknown and the connection is down.
-constexpr std::chrono::duration<double> kOutageAfter{5.0};
+constexpr std::chrono::duration<double> kOutageAfter{1.5};
 
 struct Config : PgConnection, WriteTarget {
   std::string commit = "per_row";
@@ -417,17 +417,25 @@ class PostgresRowByRowSink final : public sdk::Sink {
     unsent.clear();
   }
 
-  /// A service whose connection cannot reach the database: nothing waits on it. Rows in flight
-  /// whose fate cannot be asked are reported commit outcome unknown, rows not sent are refused
-  /// (unavailable), and the connection takes no rows until it is back.
-  void go_down(Worker& worker, const std::string& reason, std::deque<SentRow>& in_flight, std::deque<Row>& unsent) {
+  /// A service's connection that lost its session: nothing new waits on it. It takes no rows
+  /// until it is back, and the rows queued for it or not sent are refused at once (unavailable);
+  /// the rows in flight wait for the server to come back (see kOutageAfter).
+  void go_down(Worker& worker, const std::string& reason, std::deque<Row>& unsent) {
     state_.connection_down(worker.index, connection_count_, reason);
     const std::string refused = state_.unreachable_reason();
-    for (auto& sent : in_flight) decide(worker, sent.row, sdk::Outcome::commit_unknown(reason + "; the database is unreachable"));
     for (auto& row : unsent) decide(worker, row, unavailable("not attempted: " + refused));
     for (auto& row : dispatcher_->down(worker.index, refused)) outcomes_->deliver(row.sequence, unavailable("not attempted: " + refused));
-    in_flight.clear();
     unsent.clear();
+  }
+
+  /// Rows in flight whose server has not come back within kOutageAfter: their fate cannot be
+  /// asked, and the requests behind them do not wait longer.
+  void give_up_in_flight(Worker& worker, const std::string& reason, std::deque<SentRow>& in_flight) {
+    for (auto& sent : in_flight) {
+      decide(worker, sent.row, sdk::Outcome::commit_unknown(reason + "; the database did not come back within " +
+                                                            sdk::seconds_text(kOutageAfter.count())));
+    }
+    in_flight.clear();
   }
 
   void work(Worker& worker) {
@@ -458,7 +466,6 @@ class PostgresRowByRowSink final : public sdk::Sink {
         return;
       } catch (const ConnectionLost& e) {
         if (!lost && !in_flight.empty()) lost = worker.session.backend();
-        const bool reconnecting = !worker.session;  // the connect itself failed, not a session in use
         worker.session = PgSession{};
         const auto delay = backoff.failed();
         if (state_.stopping()) {
@@ -475,13 +482,21 @@ class PostgresRowByRowSink final : public sdk::Sink {
           give_up(worker, std::string(e.what()) + " (database unreachable " + backoff.spent_text() + ")", in_flight, unsent);
           return;
         }
-        if (connector_.service() && reconnecting && !down &&
-            (in_flight.empty() || backoff.outage_seconds() >= kOutageAfter.count())) {
-          // The session was lost and a new one cannot be had: an outage, not a blink (a restart
-          // is given kOutageAfter to come back while rows in flight wait to be decided).
-          go_down(worker, e.what(), in_flight, unsent);
-          lost.reset();
-          down = true;
+        if (connector_.service() && !down && backoff.failures() == 1) {
+          // The first failure in a row: a session the server ended (a restart that is over, an
+          // administrator) is usually replaced at once; only when that fails is it an outage.
+          continue;
+        }
+        if (connector_.service()) {
+          if (!down) {
+            // Nothing new waits on a lost session: the other connections, or a 503, answer it.
+            go_down(worker, e.what(), unsent);
+            down = true;
+          }
+          if (lost && backoff.outage_seconds() >= kOutageAfter.count()) {
+            give_up_in_flight(worker, e.what(), in_flight);
+            lost.reset();
+          }
         }
         if (!down) {
           context_.log(sdk::LogLevel::warning, "connection " + std::to_string(worker.index + 1) + " to PostgreSQL at " +
