@@ -54,8 +54,11 @@ struct RequestParser::Callbacks {
   }
   static int header_field(http_parser* parser, const char* at, std::size_t length) {
     RequestParser& p = self(parser);
+    // A field can arrive in several pieces when the socket cuts it: ": " and CRLF are
+    // counted once per header, not once per piece.
+    const bool new_field = p.in_value_ || p.field_.empty();
     if (p.in_value_) p.header_done();
-    p.head_bytes_ += length + 4;  // ": " and CRLF
+    p.head_bytes_ += length + (new_field ? 4 : 0);
     if (p.head_bytes_ > p.limits_.max_head_bytes) return p.fail(431, "the request line and headers are longer than " + std::to_string(p.limits_.max_head_bytes) + " bytes"), 1;
     p.field_.append(at, length);
     return 0;
