@@ -1,4 +1,5 @@
-// etl-host: runs pipelines made of source, sink and reporter plugins.
+// etl-host: runs pipelines made of a source, transforms, a sink and reporters, each a plugin;
+// the command line (run, validate, plugins, schema), scheduled runs and signals.
 
 #include <csignal>
 #include <map>
@@ -22,9 +23,11 @@
 #include "logging.hpp"
 #include "metrics.hpp"
 #include "pipeline.hpp"
+#include "pipeline_schema.hpp"
 #include "plugin_registry.hpp"
 #include "runner.hpp"
 #include "schedule.hpp"
+#include "schema_markdown.hpp"
 
 #ifndef ETL_HOST_VERSION
 #define ETL_HOST_VERSION "0.0.0"
@@ -478,48 +481,9 @@ class EtlHostApplication : public Poco::Util::Application {
       std::cerr << "etl-host schema: takes no arguments\n";
       return exit_code::usage;
     }
-    json schema = pipeline_document_schema();
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema";
-    schema["title"] = "etl-host pipeline";
-    // In a pipeline file any value may be written as "${VAR}", whatever type it ends up as.
-    const json placeholder = {{"type", "string"}, {"pattern", "\\$\\{"}};
-    auto accepting_placeholders = [&](json config) {
-      if (!config.contains("properties")) return config;
-      for (auto& [key, property] : config["properties"].items()) {
-        const bool any_string = property.value("type", json()) == "string" && !property.contains("enum") &&
-                                !property.contains("pattern") && !property.contains("const");
-        if (!any_string) property = json{{"anyOf", json::array({property, placeholder})}};
-      }
-      return config;
-    };
-    auto variants_of = [&](etl::sdk::PluginKind kind) {
-      json variants = json::array();
-      for (const auto& info : registry().plugins()) {
-        if (info.kind != kind) continue;
-        json names = json::array({info.name});
-        for (const auto& alias : info.aliases) names.push_back(alias);
-        variants.push_back(json{{"type", "object"},
-                                {"additionalProperties", false},
-                                {"required", json::array({"plugin"})},
-                                {"properties",
-                                 {{"plugin", {{"enum", names}}},
-                                  {"config", accepting_placeholders(info.schema)}}}});
-      }
-      return json{{"oneOf", variants}};
-    };
-    schema["$defs"]["source"] = variants_of(etl::sdk::PluginKind::source);
-    schema["$defs"]["sink"] = variants_of(etl::sdk::PluginKind::sink);
-    schema["$defs"]["reporter"] = variants_of(etl::sdk::PluginKind::reporter);
-    json transform = variants_of(etl::sdk::PluginKind::transform);
-    const json when = pipeline_document_schema().at("$defs").at("transform").at("properties").at("when");
-    for (auto& variant : transform["oneOf"]) variant["properties"]["when"] = when;
-    schema["$defs"]["transform_stage"] = transform;
-    schema["properties"]["transforms"]["items"] = {{"$ref", "#/$defs/transform_stage"}};
-    schema["$defs"].erase("transform");
-    schema["$defs"].erase("stage");
-    schema["properties"]["source"] = {{"$ref", "#/$defs/source"}};
-    schema["properties"]["sink"] = {{"$ref", "#/$defs/sink"}};
-    schema["properties"]["reporters"]["items"] = {{"$ref", "#/$defs/reporter"}};
+    std::vector<PluginSchemaEntry> plugins;
+    for (const auto& info : registry().plugins()) plugins.push_back({info.kind, info.name, info.aliases, info.schema});
+    const json schema = editor_schema(plugins);
     std::cout << schema.dump(2) << "\n";
     return exit_code::ok;
   }

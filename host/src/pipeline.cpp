@@ -1,4 +1,5 @@
 #include "pipeline.hpp"
+#include "pipeline_schema.hpp"
 
 #include <charconv>
 #include <filesystem>
@@ -25,88 +26,9 @@ Override parse_override(const std::string& text) {
   return Override{text.substr(0, eq), text.substr(eq + 1)};
 }
 
-const json& pipeline_document_schema() {
-  static const json schema = json::parse(R"({
-    "type": "object",
-    "additionalProperties": false,
-    "required": ["source", "sink", "reporters"],
-    "properties": {
-      "$schema": {"type": "string"},
-      "name": {"type": "string", "description": "Name used in logs and reports; defaults to the file name."},
-      "description": {"type": "string"},
-      "source": {"$ref": "#/$defs/stage"},
-      "transforms": {"type": "array", "default": [], "items": {"$ref": "#/$defs/transform"},
-                     "description": "Stages between source and sink, applied in order."},
-      "sink": {"$ref": "#/$defs/stage"},
-      "reporters": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/stage"}},
-      "settings": {
-        "type": "object",
-        "additionalProperties": false,
-        "default": {},
-        "properties": {
-          "batch_size": {"type": "integer", "minimum": 1, "maximum": 100000, "default": 1000,
-                         "description": "Records read from the source per call."},
-          "progress_interval": {"type": "number", "minimum": 0, "default": 5,
-                                "description": "Seconds between progress log lines; 0 turns them off."},
-          "drain_timeout": {"type": "number", "minimum": 0, "default": 10,
-                            "description": "After a stop (SIGTERM), seconds every stage shares to settle what is in flight (answers the source owes, rows and requests the sink sent); what is left then is reported failed, saying so."},
-          "max_rejected": {"anyOf": [{"type": "integer", "minimum": 0},
-                                     {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?%$"}],
-                           "description": "Error budget: stop the run (exit code 8) once more records than this are rejected; a count, or a percentage of the records settled (checked from 100 records on, and at the end). Unlimited when absent."}
-        }
-      }
-    },
-    "$defs": {
-      "stage": {
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["plugin"],
-        "properties": {
-          "plugin": {"type": "string", "minLength": 1},
-          "config": {"type": "object", "default": {}}
-        }
-      },
-      "transform": {
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["plugin"],
-        "properties": {
-          "plugin": {"type": "string", "minLength": 1},
-          "config": {"type": "object", "default": {}},
-          "when": {
-            "type": "object",
-            "additionalProperties": false,
-            "required": ["field"],
-            "minProperties": 2,
-            "maxProperties": 2,
-            "description": "Apply the transform only to records whose field matches; the others pass unchanged.",
-            "properties": {
-              "field": {"type": "string", "minLength": 1},
-              "equals": {"description": "The field's value equals this (compared by text form; null matches a null or missing field)."},
-              "in": {"type": "array", "minItems": 1, "description": "The field's value equals one of these."},
-              "exists": {"type": "boolean", "description": "true: the field is present and not null; false: it is missing or null."}
-            }
-          }
-        }
-      }
-    }
-  })");
-  return schema;
-}
 
 namespace {
 
-/// The pipeline schema with its $refs expanded (our validator has no $ref support).
-json expanded_document_schema() {
-  json schema = pipeline_document_schema();
-  const json stage = schema.at("$defs").at("stage");
-  schema["properties"]["source"] = stage;
-  schema["properties"]["transforms"]["items"] = schema.at("$defs").at("transform");
-  schema["properties"]["sink"] = stage;
-  schema["properties"]["reporters"]["items"] = stage;
-  schema.erase("$defs");
-  return schema;
-}
 
 std::string line_and_column(const std::string& text, std::size_t byte) {
   std::size_t line = 1;
@@ -261,7 +183,7 @@ PipelineSpec parse_pipeline(const std::string& path, const std::string& text,
   if (!problems.empty()) throw PipelineError(problems);
 
   ValidationResult structure;
-  static const json document_schema = expanded_document_schema();
+  static const json document_schema = pipeline_validation_schema();
   validate_against_schema(document_schema, document, "", origins, structure);
   for (const auto& d : structure.diagnostics) problems.push_back(format(path, d));
   if (!problems.empty()) throw PipelineError(problems);

@@ -78,9 +78,6 @@ struct Override {
 /// Parses "path=value"; throws std::invalid_argument naming the text when there is no '='.
 Override parse_override(const std::string& text);
 
-/// The JSON Schema of a pipeline file itself (without plugin configs).
-const nlohmann::json& pipeline_document_schema();
-
 /// Given a plugin name and the stage it is used in ("source", "sink", "reporter"), returns the
 /// plugin's config schema, or an error message (unknown plugin, wrong kind).
 struct SchemaLookupResult {

@@ -57,11 +57,3 @@ std::vector<std::string> check_schema(const nlohmann::json& schema);
 nlohmann::json redact_secrets(const nlohmann::json& schema, const nlohmann::json& value);
 
 }  // namespace etl::host
-
-namespace etl::host {
-
-/// A plugin config schema's keys as the Markdown table plugin READMEs carry (`etl-host plugins
-/// NAME`): key, type with bounds, default, description. One line per key, in schema order.
-std::string config_table_markdown(const nlohmann::json& schema);
-
-}  // namespace etl::host

@@ -109,7 +109,7 @@ TEST_F(BirthdayApi, UnknownUsersInvalidNamesAndDatesAndBadBodies) {
   for (const char* loose : {"1990-5-7", "\t1990-05-17", "990-05-17", "90-05-17", "1990-05-17T00:00:00Z"}) {
     const Reply refused = save("ann", loose);
     EXPECT_EQ(refused.status, 400) << loose;
-    if (refused.status == 400) EXPECT_EQ(json::parse(refused.body).at("code"), "validate.date") << loose << refused.body;
+    if (refused.status == 400) { EXPECT_EQ(json::parse(refused.body).at("code"), "validate.date") << loose << refused.body; }
   }
   const Reply future = save("ann", date_from_today(1, 0));
   EXPECT_EQ(future.status, 400);

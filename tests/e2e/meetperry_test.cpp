@@ -88,8 +88,8 @@ class Meetperry : public ::testing::Test {
                                      "Content-Type: application/json", "--data-binary", body,
                                      "http://127.0.0.1:" + std::to_string(port_) + "/webhook"});
     const auto newline = result.out.rfind('\n');
-    if (result.exit_code != 0 || newline == std::string::npos) return {-1, result.err};
-    return {std::stoi(result.out.substr(newline + 1)), result.out.substr(0, newline)};
+    if (result.exit_code != 0 || newline == std::string::npos) return {-1, result.err, {}};
+    return {std::stoi(result.out.substr(newline + 1)), result.out.substr(0, newline), {}};
   }
   HttpReply post(const std::string& body) { return http_request(port_, "POST", "/webhook", body); }
   std::string task_value(const std::string& column, const std::string& id) {
@@ -164,7 +164,7 @@ TEST_F(Meetperry, BadBodiesAreAnsweredWithTheReasonNeverA500) {
   for (const auto& [body, code] : cases) {
     const HttpReply reply = post(body);
     EXPECT_EQ(reply.status, 400) << body << " -> " << reply.body;
-    if (reply.status == 400) EXPECT_EQ(json::parse(reply.body).at("code"), code) << body;
+    if (reply.status == 400) { EXPECT_EQ(json::parse(reply.body).at("code"), code) << body; }
   }
   const HttpReply huge = post(std::string(10 * 1024 * 1024, ' ') + event("created", "2026-12-01T10:00:00Z", "u1", "t7").dump());
   EXPECT_EQ(huge.status, 413) << huge.body;
@@ -256,7 +256,7 @@ TEST_F(Meetperry, ReportsOnTheCadenceWithTasksInTheirWindows) {
   ASSERT_EQ(windows.size(), 4u) << schedule.err;
   for (std::size_t i = 0; i < windows.size(); ++i) {
     EXPECT_EQ(windows[i].second - windows[i].first, 2) << i;
-    if (i > 0) EXPECT_EQ(windows[i].first, windows[i - 1].second) << i;
+    if (i > 0) { EXPECT_EQ(windows[i].first, windows[i - 1].second) << i; }
   }
 
   auto stamp = [](std::time_t at) {

@@ -249,7 +249,7 @@ class ServiceApis : public ::testing::Test {
     // Served again within 10 s of the return, and ready again.
     const auto served = [&] { return traffic.first_success_after(up).has_value(); };
     EXPECT_TRUE(eventually(served, 15s)) << service_->err();
-    if (served()) EXPECT_LT(*traffic.first_success_after(up) - up, 10s);
+    if (served()) { EXPECT_LT(*traffic.first_success_after(up) - up, 10s); }
     EXPECT_TRUE(eventually(
         [&] {
           std::lock_guard lock(readiness_mutex);
@@ -275,7 +275,7 @@ class ServiceApis : public ::testing::Test {
       if (answer.status == 503) {
         ++unavailable;
         EXPECT_TRUE(answer.retry_after);
-        if (answer.at > down + 10s && answer.at < up) EXPECT_LT(answer.seconds, 1.0);
+        if (answer.at > down + 10s && answer.at < up) { EXPECT_LT(answer.seconds, 1.0); }
       }
       if (answer.status == write_status && !answer.name.empty()) written.insert(answer.name);
     }
@@ -335,6 +335,33 @@ TEST_F(ServiceApis, AfterARestartWithNoTrafficTheNextWritesAreStored) {
     EXPECT_NE(reply.body.find("\"created\""), std::string::npos) << i << ": " << reply.status << " " << reply.body;
   }
   EXPECT_EQ(database_->query("SELECT count(*) FROM meetperry.task").at(0).at(0), "21");
+}
+
+TEST_F(ServiceApis, AReadOnlyDatabaseIsWaitedOutNotFatal) {
+  // What a failover looks like from a session that stays up (a primary being demoted, or
+  // default_transaction_read_only for maintenance): writes refused 25006. A service answers
+  // 503 and goes on; writes are stored again once the database takes them.
+  start("pipelines/birthday-api.json");
+  ASSERT_EQ(put_birthday("before").status, 204);
+  struct Writable {
+    PostgresServer& database;
+    ~Writable() {
+      database.query("ALTER SYSTEM RESET default_transaction_read_only");
+      database.query("SELECT pg_reload_conf()");
+    }
+  } writable_again{*database_};
+  database_->query("ALTER SYSTEM SET default_transaction_read_only = on");
+  database_->query("SELECT pg_reload_conf()");
+  HttpReply refused;
+  EXPECT_TRUE(eventually([&] { return (refused = put_birthday("during")).status == 503; }, 10s)) << refused.status << " " << refused.body;
+  EXPECT_EQ(refused.body.find("read-only transaction"), std::string::npos) << "the database's own text reached the client: " << refused.body;
+  EXPECT_EQ(http_request(port_, "GET", "/hello/before").status, 200);
+  ASSERT_TRUE(service_->running()) << service_->err();
+  database_->query("ALTER SYSTEM RESET default_transaction_read_only");
+  database_->query("SELECT pg_reload_conf()");
+  EXPECT_TRUE(eventually([&] { return put_birthday("after").status == 204; }, 10s)) << service_->err();
+  EXPECT_TRUE(service_->running()) << service_->err();
+  EXPECT_EQ(database_->query("SELECT string_agg(username, ',' ORDER BY username) FROM hello_users").at(0).at(0), "after,before");
 }
 
 TEST_F(ServiceApis, FiveHundredSlowAndIdleClientsDoNotHoldUpANormalOne) {

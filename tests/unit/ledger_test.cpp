@@ -231,19 +231,5 @@ TEST(OutcomeLedger, AFullQueueMakesDeliveryWaitForTheReporter) {
   EXPECT_EQ(h.reporter->seen.size(), 10u);
 }
 
-TEST(ConfigTable, MarkdownFromASchema) {
-  const json schema = json::parse(R"({"type": "object", "required": ["url"], "properties": {
-    "url": {"type": "string", "minLength": 1, "description": "Where | to go."},
-    "mode": {"type": "string", "enum": ["a", "b"], "default": "a", "description": "How."},
-    "retries": {"type": "integer", "minimum": 0, "maximum": 9, "default": 3},
-    "token": {"type": "string", "secret": true, "default": ""}}})");
-  EXPECT_EQ(config_table_markdown(schema),
-            "| Key | Type | Default | Description |\n|---|---|---|---|\n"
-            "| `mode` | string, one of `a`, `b` | `\"a\"` | How. |\n"
-            "| `retries` | integer, ≥ 0, ≤ 9 | `3` |  |\n"
-            "| `token` | string, secret | `\"\"` |  |\n"
-            "| `url` | string, required, min length 1 |  | Where \\| to go. |\n");
-}
-
 }  // namespace
 }  // namespace etl::host

@@ -35,6 +35,7 @@ std::map<std::string, std::string> connection_parameters(const PgConnection& con
   };
   if (!config.password.empty()) parameters["password"] = config.password;
   if (!config.sslrootcert.empty()) parameters["sslrootcert"] = config.sslrootcert;
+  if (config.target_session_attrs != "any") parameters["target_session_attrs"] = config.target_session_attrs;
   return parameters;
 }
 

@@ -24,6 +24,9 @@ struct PgConnection {
   std::string sslrootcert;
   int connect_timeout = 10;
   std::string application_name = "etl-host";
+  /// libpq's target_session_attrs: with several hosts ("a,b"), which server a connection
+  /// takes; read-write skips standbys, so every reconnect after a failover finds the primary.
+  std::string target_session_attrs = "any";
   /// false: the server is reached through a transaction pooler (PgBouncer's pool_mode =
   /// transaction), which moves transactions between server connections: no named prepared
   /// statements, no session state (see session.hpp).
@@ -41,6 +44,9 @@ void declare_connection(sdk::ConfigMap<Config>& map) {
       .one_of({"disable", "allow", "prefer", "require", "verify-ca", "verify-full"});
   map.key("sslrootcert", &PgConnection::sslrootcert, "CA file for verify-ca / verify-full.");
   map.key("connect_timeout", &PgConnection::connect_timeout, "Seconds.").minimum(1);
+  map.key("target_session_attrs", &PgConnection::target_session_attrs,
+          "With several hosts (host: \"db1,db2\"), which server to take: read-write (or primary) skips standbys, so a reconnect after a failover finds the new primary.")
+      .one_of({"any", "read-write", "read-only", "primary", "standby", "prefer-standby"});
   map.key("application_name", &PgConnection::application_name, "Shown in pg_stat_activity.");
   map.key("prepared_statements", &PgConnection::prepared_statements,
           "Use named prepared statements and session state. false when the server is reached through a transaction "

@@ -47,7 +47,8 @@ struct Config {
   std::string order_key;
   int concurrency = 4;
   double timeout = 30;
-  double max_outage = 300;
+  /// Unset: 300 s in a batch run, no bound in a service (a service waits out any outage).
+  std::optional<double> max_outage;
   double initial_delay = 0.5;
   double max_delay = 30;
   bool tls_verify = true;
@@ -117,7 +118,7 @@ class HttpPostSink final : public sdk::Sink {
     map.key("timeout", &Config::timeout, "Seconds to connect, and to wait for each part of the answer.").exclusive_minimum(0);
     map.key("max_outage", &Config::max_outage,
             "Seconds the API may stay down (connection errors, 408, 429, 5xx) while a record is retried; then the "
-            "record is failed. 0: wait forever.")
+            "record is failed. 0: wait forever. Unset: 300 in a run that ends, 0 in a service (a long-running source).")
         .minimum(0);
     map.key("initial_delay", &Config::initial_delay, "Seconds before the first retry; doubled each time.").exclusive_minimum(0);
     map.key("max_delay", &Config::max_delay, "Cap on the delay between retries (also on a Retry-After).").exclusive_minimum(0);
@@ -369,7 +370,7 @@ class HttpPostSink final : public sdk::Sink {
     sdk::RetryPolicy policy;
     policy.initial_delay = config_.initial_delay;
     policy.max_delay = config_.max_delay;
-    policy.max_outage = config_.max_outage;
+    policy.max_outage = config_.max_outage.value_or(sdk::is_service(context_) ? 0.0 : 300.0);
     // Attempts do not count: an API is waited for until max_outage (0: for as long as the run goes on).
     sdk::Backoff outage(policy, /*service=*/true);
     http::RequestWatchdog watchdog([this] { return drain_spent(); });

@@ -354,6 +354,13 @@ class PostgresRowByRowSink final : public sdk::Sink {
       } else if (answer.retry) {
         answer.outcome.message += " (gave up after " + std::to_string(row.attempts) + " attempts)";
       }
+      if (answer.fatal && connector_.service() && answer.outcome.code == "25006") {
+        // A read-only server is a state a service waits out (a failover under way, a primary
+        // being demoted restarts and is reconnected, default_transaction_read_only for
+        // maintenance): the row is failed (its client is answered 503) and the service goes on.
+        answer.fatal = false;
+        answer.outcome = sdk::Outcome::failed(answer.outcome.message + " (the database is read-only: a standby, or a failover under way)", "25006");
+      }
       if (answer.fatal) state_.declare_fatal(answer.outcome.code + ": " + answer.outcome.message);
       const bool stored = answer.outcome.status == sdk::Status::ok && !answer.at_commit;
       decide(worker, row, std::move(answer.outcome), stored ? answer.xid : std::nullopt);

@@ -249,11 +249,14 @@ void EventServer::accept_all() {
     const int fd = accept4(listener_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;  // EAGAIN, or a connection reset before it was taken, or no descriptors left
     if (open_.load() >= options_.max_connections) {
+      {
+        // Counted before the answer: whoever has seen the 503 sees it counted.
+        std::lock_guard lock(stats_mutex_);
+        ++stats_.refused;
+      }
       [[maybe_unused]] const auto sent = ::send(fd, kRefused, sizeof kRefused - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
       ::shutdown(fd, SHUT_WR);
       ::close(fd);
-      std::lock_guard lock(stats_mutex_);
-      ++stats_.refused;
       continue;
     }
     const int yes = 1;

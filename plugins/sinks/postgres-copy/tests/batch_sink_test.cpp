@@ -150,9 +150,9 @@ class BatchSink : public ::testing::Test {
       ++rejected;
       EXPECT_EQ(outcome.status, sdk::Status::rejected) << i;
       EXPECT_EQ(outcome.code, code) << i << ": " << outcome.message;
-      if (code == "23514") EXPECT_NE(outcome.message.find("people_score_check"), std::string::npos) << outcome.message;
-      if (code == "22008") EXPECT_NE(outcome.message.find("1990-02-30"), std::string::npos) << outcome.message;
-      if (code == "22P02") EXPECT_NE(outcome.message.find("\"abc\""), std::string::npos) << outcome.message;
+      if (code == "23514") { EXPECT_NE(outcome.message.find("people_score_check"), std::string::npos) << outcome.message; }
+      if (code == "22008") { EXPECT_NE(outcome.message.find("1990-02-30"), std::string::npos) << outcome.message; }
+      if (code == "22P02") { EXPECT_NE(outcome.message.find("\"abc\""), std::string::npos) << outcome.message; }
     }
     EXPECT_GT(rejected, 150u);
     expect_table_matches_outcomes(batch, written);
@@ -276,7 +276,7 @@ TEST_F(BatchSink, NoticesCuttingPiecesShortInARunLoseAndReorderNothing) {
     const std::string code = expected_code(i);
     const auto& outcome = written.outcomes.at(i);
     EXPECT_EQ(outcome.status, code.empty() ? sdk::Status::ok : sdk::Status::rejected) << i << ": " << outcome.message;
-    if (!code.empty()) EXPECT_EQ(outcome.code, code) << i << ": " << outcome.message;
+    if (!code.empty()) { EXPECT_EQ(outcome.code, code) << i << ": " << outcome.message; }
   }
   expect_table_matches_outcomes(batch, written);
 }
@@ -292,7 +292,7 @@ TEST_F(BatchSink, SeveralConnectionsSettleEveryRowOnce) {
     // A duplicate pair may be split over two connections: then either may be the stored one.
     if (code == "23505" || ((i + 50) % 101 == 0 && expected_code(i + 50) == "23505")) continue;
     EXPECT_EQ(outcome.status, code.empty() ? sdk::Status::ok : sdk::Status::rejected) << i << ": " << outcome.message;
-    if (!code.empty()) EXPECT_EQ(outcome.code, code) << i;
+    if (!code.empty()) { EXPECT_EQ(outcome.code, code) << i; }
     ok += outcome.status == sdk::Status::ok;
   }
   EXPECT_GT(ok, 18000u);
@@ -315,7 +315,7 @@ TEST_F(BatchSink, ErrorsWithoutALineAreFoundByBisection) {
   for (std::size_t i = 1; i <= batch.size(); ++i) {
     const auto& outcome = written.outcomes.at(i);
     EXPECT_EQ(outcome.status, i % 37 == 0 ? sdk::Status::rejected : sdk::Status::ok) << i << ": " << outcome.message;
-    if (i % 37 == 0) EXPECT_EQ(outcome.code, "23505");
+    if (i % 37 == 0) { EXPECT_EQ(outcome.code, "23505"); }
   }
   expect_table_matches_outcomes(batch, written);
 }

@@ -136,7 +136,7 @@ TEST_F(EventServerTest, FiveHundredSlowAndIdleConnectionsDoNotDelayANormalClient
     slow.push_back(std::make_unique<Client>(port_));
     ASSERT_TRUE(slow.back()->connected());
     // Half send the start of a request and stop; half send nothing.
-    if (i % 2 == 0) ASSERT_TRUE(slow.back()->send_text("GET /now HTTP/1.1\r\nHost: x\r\nX-Slow: "));
+    if (i % 2 == 0) { ASSERT_TRUE(slow.back()->send_text("GET /now HTTP/1.1\r\nHost: x\r\nX-Slow: ")); }
   }
   for (int round = 0; round < 5; ++round) {
     const auto began = Clock::now();

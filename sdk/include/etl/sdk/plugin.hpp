@@ -307,7 +307,7 @@ inline constexpr const char* kAliasesSymbol = "etl_plugin_aliases";
 
 #define ETL_SDK_ABI_SECTION_PASTE(v) "etl_abi_v" #v
 #define ETL_SDK_ABI_SECTION_NAME(v) ETL_SDK_ABI_SECTION_PASTE(v)
-/// Name of the ELF section that carries the ABI version in its name ("etl_abi_v1"). Section
+/// Name of the ELF section that carries the ABI version in its name ("etl_abi_v2"). Section
 /// names survive `strip`, and the host reads them from the file before loading it, so a plugin
 /// built for another ABI is refused before any of its code (static initializers included) runs.
 #define ETL_SDK_ABI_SECTION ETL_SDK_ABI_SECTION_NAME(ETL_SDK_ABI_VERSION)
