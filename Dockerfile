@@ -9,7 +9,7 @@ FROM ${BASE} AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build libpoco-dev libboost-dev nlohmann-json3-dev libvalijson-dev libpq-dev prometheus-cpp-dev \
-      libcsv-dev libhttp-parser-dev libssl-dev \
+      libcsv-dev libhttp-parser-dev libssl-dev ccache \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -21,9 +21,18 @@ COPY pipelines pipelines
 # Installed for plugin authors: share/etl-host/plugin-template, share/doc/etl-host/plugin-guide.md.
 COPY examples/plugin-template examples/plugin-template
 COPY docs/plugin-guide.md docs/plugin-guide.md
-RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DETL_BUILD_TESTS=OFF \
- && cmake --build /build -j "$(nproc)" \
- && cmake --install /build --prefix /opt/etl-host --strip
+# Built as scripts/test builds (RelWithDebInfo with line tables, stripped on install; the build
+# directory inside the source tree), so that a compiler cache mounted at /ccache is reused across
+# checkouts: scripts/check-container mounts the host's (podman build -v), and the objects
+# scripts/test compiled are not compiled again. Without a mount, no cache is used.
+RUN if [ -d /ccache ]; then \
+      export CCACHE_DIR=/ccache CCACHE_BASEDIR=/src CCACHE_NOHASHDIR=true; \
+      launcher=-DCMAKE_CXX_COMPILER_LAUNCHER=ccache; \
+    fi \
+ && cmake -S . -B /src/build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DETL_DEBUG_INFO=lines \
+      -DETL_BUILD_TESTS=OFF ${launcher:-} \
+ && cmake --build /src/build -j "$(nproc)" \
+ && cmake --install /src/build --prefix /opt/etl-host --strip
 
 FROM ${BASE}
 RUN apt-get update \
