@@ -136,8 +136,13 @@ void OutcomeLedger::deliver(std::uint64_t sequence, sdk::Outcome outcome) noexce
       std::lock_guard lock(mutex_);
       const auto it = pending_.find(sequence);
       if (it == pending_.end()) {
-        logger_.error("the sink delivered an outcome for record " + std::to_string(sequence) +
-                      ", which is not awaiting one (ignored: each record is reported once)");
+        // Logged for the first few only: a sink that doubles every outcome would flood the log.
+        if (++stray_outcomes_ <= 5) {
+          logger_.error("the sink delivered an outcome for record " + std::to_string(sequence) +
+                        ", which is not awaiting one (ignored: each record is reported once, with its first "
+                        "outcome; the run will end with exit code 6)" +
+                        (stray_outcomes_ == 5 ? "; further ones are counted, not logged" : ""));
+        }
         return;
       }
       RecordRef record = std::move(it->second);
@@ -149,6 +154,11 @@ void OutcomeLedger::deliver(std::uint64_t sequence, sdk::Outcome outcome) noexce
   } catch (const std::exception& e) {
     logger_.error(std::string("cannot report an outcome: ") + e.what());
   }
+}
+
+std::uint64_t OutcomeLedger::stray_outcomes() const {
+  std::lock_guard lock(mutex_);
+  return stray_outcomes_;
 }
 
 void OutcomeLedger::settle_now(sdk::Record record, sdk::Outcome outcome) {

@@ -81,6 +81,10 @@ class OutcomeLedger final : public sdk::OutcomeReceiver {
   /// Why acknowledging the source failed (it threw), or empty: a source that cannot be told
   /// its records' outcomes (an outbox not marked) has failed its run.
   [[nodiscard]] std::string acknowledge_error() const;
+  /// Outcomes the sink delivered for records not awaiting one (a second outcome for a record,
+  /// or an unknown sequence): a bug in the sink, which the run's exit code reports. The first
+  /// outcome of each record stands.
+  [[nodiscard]] std::uint64_t stray_outcomes() const;
   /// Waits until every outcome queued so far has been reported and acknowledged.
   void wait_for_reports();
   /// Why the error budget stopped the run, or empty. Checked at every outcome, so a run stops
@@ -128,6 +132,7 @@ class OutcomeLedger final : public sdk::OutcomeReceiver {
   std::unordered_map<std::uint64_t, std::uint64_t> root_of_;
   std::unordered_map<std::uint64_t, Group> groups_;
   Counts counts_;
+  std::uint64_t stray_outcomes_ = 0;
   std::string budget_error_;
 
   const std::size_t queue_limit_;

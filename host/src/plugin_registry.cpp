@@ -2,7 +2,9 @@
 
 #include <fstream>
 
+#include <pwd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -51,26 +53,62 @@ std::vector<std::string> PluginRegistry::search_path(const std::vector<std::stri
 
 namespace {
 
-/// A library anyone can replace would run their code inside our process. Every folder on the
-/// way to it counts, as for ssh and sudo: whoever can write to an ancestor can rename the
-/// folders below it and put their own library in place. A sticky folder (/tmp) lets no one
-/// rename what others own, so it passes.
-void refuse_if_world_writable(const std::string& path) {
-  struct stat info {};
-  if (::stat(path.c_str(), &info) == 0 && (info.st_mode & S_IWOTH) != 0) {
-    throw PluginLoadError(path + ": refusing to load a plugin file that anyone can write to (chmod o-w)");
+/// "uid 65534 (nobody)", or "uid 65534" when the user has no name here.
+std::string describe_owner(uid_t uid) {
+  std::string text = "uid " + std::to_string(uid);
+  if (const passwd* user = ::getpwuid(uid); user != nullptr && user->pw_name != nullptr) {
+    text += std::string(" (") + user->pw_name + ")";
   }
-  std::error_code ec;
-  fs::path dir = fs::absolute(path, ec).parent_path();
-  if (ec) dir = fs::path(path).parent_path();
-  while (!dir.empty()) {
-    if (::stat(dir.c_str(), &info) == 0 && (info.st_mode & S_IWOTH) != 0 && (info.st_mode & S_ISVTX) == 0) {
-      throw PluginLoadError(path + ": refusing to load a plugin from under folder " + dir.string() +
-                            ", which anyone can write to (chmod o-w)");
+  return text;
+}
+
+/// Whoever may write a plugin or a folder above it can run their code inside our process.
+void refuse_if_others_can_replace(const std::string& shown, const fs::path& file) {
+  const uid_t self = ::geteuid();
+  auto trusted_owner = [self](uid_t owner) { return owner == 0 || owner == self; };
+  struct stat info {};
+  if (::stat(file.c_str(), &info) != 0) throw PluginLoadError(shown + ": cannot read the plugin file's permissions");
+  if ((info.st_mode & S_IWOTH) != 0) {
+    throw PluginLoadError(shown + ": refusing to load a plugin file that anyone can write to (chmod o-w)");
+  }
+  if (!trusted_owner(info.st_uid)) {
+    throw PluginLoadError(shown + ": refusing to load a plugin file owned by " + describe_owner(info.st_uid) +
+                          ": plugins and their folders must belong to root or to the user running etl-host (" +
+                          describe_owner(self) + ")");
+  }
+  for (fs::path dir = file.parent_path(); !dir.empty(); dir = dir.parent_path()) {
+    if (::stat(dir.c_str(), &info) == 0) {
+      // A sticky folder (/tmp) lets no one rename what others own: it passes when its owner,
+      // who could, is trusted.
+      if ((info.st_mode & S_IWOTH) != 0 && (info.st_mode & S_ISVTX) == 0) {
+        throw PluginLoadError(shown + ": refusing to load a plugin from under folder " + dir.string() +
+                              ", which anyone can write to (chmod o-w)");
+      }
+      if (!trusted_owner(info.st_uid)) {
+        throw PluginLoadError(shown + ": refusing to load a plugin from under folder " + dir.string() + ", owned by " +
+                              describe_owner(info.st_uid) +
+                              ": plugins and their folders must belong to root or to the user running etl-host (" +
+                              describe_owner(self) + ")");
+      }
     }
     if (dir == dir.root_path()) break;
-    dir = dir.parent_path();
   }
+}
+
+/// A library anyone can replace would run their code inside our process. Every folder on the
+/// way to it counts, as for ssh and sudo: whoever can write to an ancestor can rename the
+/// folders below it and put their own library in place. Both ways to the file are checked, the
+/// path as given (its symlinks' folders) and the real path (where a symlink leads), and the
+/// real path is what is loaded, so that a symlink changed after the check changes nothing.
+fs::path trusted_real_path(const std::string& path) {
+  std::error_code ec;
+  fs::path given = fs::absolute(path, ec);
+  if (ec) given = fs::path(path);
+  refuse_if_others_can_replace(path, given.lexically_normal());
+  const fs::path real = fs::canonical(given, ec);
+  if (ec) throw PluginLoadError(path + ": cannot resolve the plugin's real path: " + ec.message());
+  if (real != given.lexically_normal()) refuse_if_others_can_replace(path + " (really " + real.string() + ")", real);
+  return real;
 }
 
 /// Whether the file starts like an ELF object; anything else (a README, a script) gets a
@@ -117,15 +155,15 @@ void check_abi_marker(const std::string& path) {
 
 PluginInfo PluginRegistry::load_file(const std::string& path) {
   if (!fs::exists(path)) throw PluginLoadError(path + ": no such plugin file");
-  refuse_if_world_writable(path);
+  const std::string real = trusted_real_path(path).string();
 
-  check_abi_marker(path);
+  check_abi_marker(real);
 
   boost::dll::shared_library library;
   try {
     // RTLD_LOCAL keeps each plugin's symbols to itself, so two plugins can bundle different
     // helpers with the same names.
-    library.load(path, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
+    library.load(real, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
   } catch (const std::exception& e) {
     throw PluginLoadError(path + ": not a loadable shared library: " + e.what());
   }

@@ -530,6 +530,14 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
     summary.stop_reason = std::to_string(summary.failed) + " record(s) could not be written (status failed; the report says why)";
     logger.error(summary.stop_reason);
   }
+  if (result.exit_code == exit_code::ok && ledger.stray_outcomes() != 0) {
+    result.exit_code = exit_code::sink_failed;
+    summary.stop_reason = "sink '" + sink_name + "' broke the outcome protocol: it delivered " +
+                          std::to_string(ledger.stray_outcomes()) +
+                          " outcome(s) for records not awaiting one (a second outcome for a record, or an unknown "
+                          "record); each record was reported once, with its first outcome";
+    logger.error(summary.stop_reason);
+  }
   summary.exit_code = result.exit_code;
 
   // Only a run that went to the source's end "went on with what came"; after a stop or a

@@ -74,12 +74,22 @@ TEST_F(HostRun, EveryRecordIsReportedOnceInEveryReport) {
   EXPECT_EQ(result.stdout_records[0], "ERR 1  rejected 23514: odd value");
 }
 
-TEST_F(HostRun, DuplicateOutcomesFromASinkAreReportedOnce) {
+TEST_F(HostRun, DuplicateOutcomesFromASinkAreReportedOnceAndFailTheRun) {
   write_pipeline({{"count", 10}}, {{"mode", "duplicate"}});
   const auto result = run();
-  EXPECT_EQ(result.process.exit_code, 0);
+  // A protocol error of the plugin: the exit code says so, each record keeps its first outcome.
+  EXPECT_EQ(result.process.exit_code, 6) << result.process.err;
   EXPECT_EQ(result.stdout_records.size(), 10u);
+  ASSERT_EQ(result.report.at("records").size(), 10u);
+  for (const auto& record : result.report.at("records")) EXPECT_EQ(record.at("status"), "ok");
   EXPECT_NE(result.process.err.find("not awaiting one"), std::string::npos);
+  EXPECT_NE(result.process.err.find("sink 'test-sink' broke the outcome protocol: it delivered 10 outcome(s)"),
+            std::string::npos)
+      << result.process.err;
+  // Logged for the first five, then counted.
+  std::size_t logged = 0;
+  for (std::size_t at = 0; (at = result.process.err.find("which is not awaiting one", at)) != std::string::npos; ++at) ++logged;
+  EXPECT_EQ(logged, 5u) << result.process.err;
 }
 
 TEST_F(HostRun, RecordsASinkForgetsAreReportedFailedAndTheRunFails) {

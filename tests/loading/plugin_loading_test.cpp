@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 
@@ -138,6 +139,52 @@ TEST(PluginLoading, WorldWritablePluginIsRefused) {
   EXPECT_NE(error.find("anyone can write"), std::string::npos) << error;
   ::chmod(copy.c_str(), 0644);
   EXPECT_EQ(load_error(copy), "");
+}
+
+TEST(PluginLoading, ASymlinkToAPluginInAWorldWritableFolderIsRefused) {
+  TempDir dir;
+  const fs::path open = fs::path(dir.file("open"));
+  const fs::path safe = fs::path(dir.file("safe"));
+  fs::create_directories(open);
+  fs::create_directories(safe);
+  fs::copy_file(test_plugins("good") + "/etl-test-counter.so", open / "etl-test-counter.so");
+  fs::create_symlink(open / "etl-test-counter.so", safe / "etl-test-counter.so");
+  ::chmod(open.c_str(), 0777);
+  const auto error = load_error((safe / "etl-test-counter.so").string());
+  EXPECT_NE(error.find("anyone can write"), std::string::npos) << error;
+  EXPECT_NE(error.find(open.string()), std::string::npos) << error;
+  ::chmod(open.c_str(), 0755);
+  EXPECT_EQ(load_error((safe / "etl-test-counter.so").string()), "");
+}
+
+constexpr uid_t kNobody = 65534;
+
+TEST(PluginLoading, APluginFileOwnedBySomeoneElseIsRefused) {
+  if (::geteuid() != 0) GTEST_SKIP() << "giving a file to another user needs root";
+  TempDir dir;
+  const auto copy = dir.file("etl-test-counter.so");
+  fs::copy_file(test_plugins("good") + "/etl-test-counter.so", copy);
+  ASSERT_EQ(::chown(copy.c_str(), kNobody, static_cast<gid_t>(-1)), 0);
+  const auto error = load_error(copy);
+  EXPECT_NE(error.find("a plugin file owned by uid 65534"), std::string::npos) << error;
+  EXPECT_NE(error.find("must belong to root or to the user running etl-host"), std::string::npos) << error;
+  ASSERT_EQ(::chown(copy.c_str(), 0, static_cast<gid_t>(-1)), 0);
+  EXPECT_EQ(load_error(copy), "");
+}
+
+TEST(PluginLoading, AStickyFolderOwnedBySomeoneElseIsRefused) {
+  if (::geteuid() != 0) GTEST_SKIP() << "giving a folder to another user needs root";
+  TempDir dir;
+  const fs::path sticky = fs::path(dir.file("shared"));
+  fs::create_directories(sticky);
+  fs::copy_file(test_plugins("good") + "/etl-test-counter.so", sticky / "etl-test-counter.so");
+  ::chmod(sticky.c_str(), 01777);
+  ASSERT_EQ(::chown(sticky.c_str(), kNobody, static_cast<gid_t>(-1)), 0);
+  const auto error = load_error((sticky / "etl-test-counter.so").string());
+  EXPECT_NE(error.find("from under folder " + sticky.string() + ", owned by uid 65534"), std::string::npos) << error;
+  // The same sticky folder owned by root, like /tmp, passes.
+  ASSERT_EQ(::chown(sticky.c_str(), 0, static_cast<gid_t>(-1)), 0);
+  EXPECT_EQ(load_error((sticky / "etl-test-counter.so").string()), "");
 }
 
 TEST(PluginLoading, PluginObjectKeepsItsLibraryLoaded) {

@@ -417,7 +417,7 @@ HttpReply http_request(int port, const std::string& method, const std::string& p
     for (const auto& [name, value] : response) reply.headers[Poco::toLower(name)] = value;
     return reply;
   } catch (const std::exception& e) {
-    return {-1, e.what()};
+    return {-1, e.what(), {}};
   }
 }
 
