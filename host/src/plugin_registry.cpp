@@ -66,15 +66,15 @@ std::string describe_owner(uid_t uid) {
 void refuse_if_others_can_replace(const std::string& shown, const fs::path& file) {
   const uid_t self = ::geteuid();
   auto trusted_owner = [self](uid_t owner) { return owner == 0 || owner == self; };
+  const std::string rule =
+      ": plugins and their folders must belong to root or to the user running etl-host (" + describe_owner(self) + ")";
   struct stat info {};
   if (::stat(file.c_str(), &info) != 0) throw PluginLoadError(shown + ": cannot read the plugin file's permissions");
   if ((info.st_mode & S_IWOTH) != 0) {
     throw PluginLoadError(shown + ": refusing to load a plugin file that anyone can write to (chmod o-w)");
   }
   if (!trusted_owner(info.st_uid)) {
-    throw PluginLoadError(shown + ": refusing to load a plugin file owned by " + describe_owner(info.st_uid) +
-                          ": plugins and their folders must belong to root or to the user running etl-host (" +
-                          describe_owner(self) + ")");
+    throw PluginLoadError(shown + ": refusing to load a plugin file owned by " + describe_owner(info.st_uid) + rule);
   }
   for (fs::path dir = file.parent_path(); !dir.empty(); dir = dir.parent_path()) {
     if (::stat(dir.c_str(), &info) == 0) {
@@ -86,9 +86,7 @@ void refuse_if_others_can_replace(const std::string& shown, const fs::path& file
       }
       if (!trusted_owner(info.st_uid)) {
         throw PluginLoadError(shown + ": refusing to load a plugin from under folder " + dir.string() + ", owned by " +
-                              describe_owner(info.st_uid) +
-                              ": plugins and their folders must belong to root or to the user running etl-host (" +
-                              describe_owner(self) + ")");
+                              describe_owner(info.st_uid) + rule);
       }
     }
     if (dir == dir.root_path()) break;

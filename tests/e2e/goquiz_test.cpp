@@ -81,7 +81,8 @@ class Goquiz : public ::testing::Test {
     // The API appends to the file while we read it: a last line without its newline is still
     // being written, and is read next time.
     std::string text = read_file(work_.file("ledger.jsonl"));
-    text.erase(text.find_last_of('\n') == std::string::npos ? 0 : text.find_last_of('\n') + 1);
+    const std::size_t last_newline = text.rfind('\n');
+    text.erase(last_newline == std::string::npos ? 0 : last_newline + 1);
     for (const auto& line : lines_of(text)) {
       if (line.empty()) continue;
       const json entry = json::parse(line);
