@@ -13,6 +13,7 @@ inline constexpr int reporter_failed = 7;  ///< a report could not be written
 inline constexpr int error_budget = 8;     ///< more records were rejected than settings.max_rejected allows
 inline constexpr int killed_by_second_signal = 9;  ///< a second SIGINT/SIGTERM: exited at once, reports left .partial
 inline constexpr int transform_failed = 10;  ///< a transform threw; records not yet past it reported failed
+inline constexpr int state_failed = 11;  ///< the state store (settings.state) cannot be used, or another run holds it
 inline constexpr int interrupted = 130;    ///< stopped by SIGINT (128 + 2)
 inline constexpr int terminated = 143;     ///< stopped by SIGTERM (128 + 15)
 
@@ -34,6 +35,7 @@ inline constexpr Described kAll[] = {
     {error_budget, "error budget exceeded"},
     {killed_by_second_signal, "second signal"},
     {transform_failed, "transform failed"},
+    {state_failed, "state failed"},
     {interrupted, "SIGINT"},
     {terminated, "SIGTERM"},
 };

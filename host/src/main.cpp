@@ -28,6 +28,7 @@
 #include "runner.hpp"
 #include "schedule.hpp"
 #include "schema_markdown.hpp"
+#include "state_store.hpp"
 
 #ifndef ETL_HOST_VERSION
 #define ETL_HOST_VERSION "0.0.0"
@@ -108,6 +109,8 @@ class EtlHostApplication : public Poco::Util::Application {
     options.addOption(Option("cron", "", "schedule: run at the minutes a five-field cron expression names (UTC unless TZ is set)")
                           .argument("EXPRESSION"));
     options.addOption(Option("max-runs", "", "schedule: stop after N runs").argument("N"));
+    options.addOption(Option("from-start", "", "run: read the source from its beginning this once, ignoring the committed state "
+                                               "(settings.state); the run commits its own positions as usual"));
   }
 
   void handleOption(const std::string& name, const std::string& value) override {
@@ -134,6 +137,8 @@ class EtlHostApplication : public Poco::Util::Application {
       cron_ = value;
     } else if (name == "max-runs") {
       max_runs_ = value;
+    } else if (name == "from-start") {
+      from_start_ = true;
     }
   }
 
@@ -166,8 +171,9 @@ class EtlHostApplication : public Poco::Util::Application {
       if (command == "plugins") return plugins_command(rest);
       if (command == "schema") return schema_command(rest);
       if (command == "schedule") return schedule_command(rest);
+      if (command == "state") return state_command(rest);
       std::cerr << "etl-host: unknown command '" << command
-                << "'; commands: run, validate, schedule, plugins, schema (see --help)\n";
+                << "'; commands: run, validate, schedule, state, plugins, schema (see --help)\n";
       return exit_code::usage;
     } catch (const std::exception& e) {
       host_logger().fatal(std::string("internal error: ") + e.what());
@@ -192,6 +198,8 @@ class EtlHostApplication : public Poco::Util::Application {
         "  run PIPELINE        run a pipeline file (e.g. pipelines/tokens.json)\n"
         "  schedule PIPELINE   run it --every DURATION or on a --cron schedule, never overlapping\n"
         "  validate PIPELINE   check a pipeline without moving data (exit 0 when valid)\n"
+        "  state show PIPELINE   the position a pipeline with settings.state resumes from (--json)\n"
+        "  state reset PIPELINE  forget it: the next run reads the source from its beginning\n"
         "  plugins             list the plugins found (--json: descriptors with schemas)\n"
         "  schema              print a JSON Schema for pipeline files, plugin configs included\n\n"
         "Options:");
@@ -247,7 +255,7 @@ class EtlHostApplication : public Poco::Util::Application {
       // The schedule's window comes first: a scheduled run must report the window it was
       // started for, whatever the environment says.
       const VariableLookup variables = [this](const std::string& name) -> std::optional<std::string> {
-        if (const auto found = schedule_variables_.find(name); found != schedule_variables_.end()) return found->second;
+        if (const auto found = host_variables_.find(name); found != host_variables_.end()) return found->second;
         return environment_variable(name);
       };
       return load_pipeline(path, overrides_, variables, schemas);
@@ -315,6 +323,11 @@ class EtlHostApplication : public Poco::Util::Application {
     const RunStop stop;
     auto plugins = create(*spec, failure, stop);
     if (!plugins) return json_ ? invalid_json(args.front(), failure) : failure;
+    if (const auto problem = state_problem(*spec, *plugins)) {
+      problems_ = {*problem};
+      host_logger().error(*problem);
+      return json_ ? invalid_json(args.front(), exit_code::invalid_pipeline) : exit_code::invalid_pipeline;
+    }
     if (json_) {
       json described = describe(*spec);
       described["valid"] = true;
@@ -328,6 +341,12 @@ class EtlHostApplication : public Poco::Util::Application {
                 << spec->sink.plugin << ", reporters " << reporters << ")\n";
     }
     return exit_code::ok;
+  }
+
+  /// Settings with the state store's password replaced by ***.
+  static json redacted_settings(json settings) {
+    if (settings.contains("state") && settings["state"].contains("password")) settings["state"]["password"] = "***";
+    return settings;
   }
 
   /// The resolved pipeline, secrets replaced by ***.
@@ -346,7 +365,7 @@ class EtlHostApplication : public Poco::Util::Application {
                 {"transforms", transforms},
                 {"sink", stage(spec.sink)},
                 {"reporters", reporters},
-                {"settings", spec.settings}};
+                {"settings", redacted_settings(spec.settings)}};
   }
 
   int run_command(const ArgVec& args) {
@@ -355,8 +374,87 @@ class EtlHostApplication : public Poco::Util::Application {
     return run_once(args.front());
   }
 
+  /// Why settings.state cannot work for this pipeline, if it cannot.
+  static std::optional<std::string> state_problem(const PipelineSpec& spec, const PipelinePlugins& plugins) {
+    const auto settings = spec.settings.find("state");
+    if (settings == spec.settings.end()) return std::nullopt;
+    if (dynamic_cast<const etl::sdk::Resumable*>(plugins.source.object.get()) == nullptr) {
+      return spec.path + ": /settings/state: source '" + plugins.source.name +
+             "' keeps no position between runs, so the pipeline cannot keep state; remove settings.state";
+    }
+    if (settings->value("store", std::string()) == "postgres") {
+      for (const char* key : {"host", "user", "dbname"}) {
+        if (!settings->contains(key)) {
+          return spec.path + ": /settings/state: the postgres store needs \"" + key + "\"";
+        }
+      }
+    }
+    return std::nullopt;
+  }
+
+  /// A name for this run, unique on the machine: when it started, and the process.
+  std::string new_run_id() {
+    char text[32];
+    const std::time_t now = std::time(nullptr);
+    std::tm parts{};
+    gmtime_r(&now, &parts);
+    std::strftime(text, sizeof text, "%Y%m%dT%H%M%SZ", &parts);
+    return std::string(text) + "-" + std::to_string(::getpid()) + "-" + std::to_string(++runs_started_);
+  }
+
+  /// `etl-host state show|reset PIPELINE`.
+  int state_command(const ArgVec& args) {
+    if (args.size() != 2 || (args[0] != "show" && args[0] != "reset")) {
+      std::cerr << "etl-host state: expected `state show PIPELINE` or `state reset PIPELINE`\n";
+      return exit_code::usage;
+    }
+    int failure = 0;
+    host_variables_["ETL_RUN_ID"] = new_run_id();
+    auto spec = load(args[1], failure);
+    if (!spec) return failure;
+    const auto settings = spec->settings.find("state");
+    if (settings == spec->settings.end()) {
+      std::cerr << "etl-host state: " << spec->path << " keeps no state (it has no settings.state)\n";
+      return exit_code::invalid_pipeline;
+    }
+    try {
+      if (const auto password = settings->find("password"); password != settings->end() && password->is_string()) {
+        Redactor::instance().add(password->get<std::string>());
+      }
+      auto store = make_state_store(*settings, spec->name);
+      if (args[0] == "reset") {
+        store->acquire(host_variables_["ETL_RUN_ID"]);
+        store->reset();
+        store->release();
+        std::cout << "pipeline " << spec->name << ": state forgotten (" << store->describe()
+                  << "); the next run reads the source from its beginning\n";
+        return exit_code::ok;
+      }
+      const auto saved = store->load();
+      if (json_) {
+        std::cout << (saved ? saved->to_json_text()
+                            : json{{"pipeline", spec->name}, {"position", nullptr}}.dump(2) + "\n");
+        return exit_code::ok;
+      }
+      std::cout << "pipeline " << spec->name << " (" << store->describe() << ")\n";
+      if (!saved) {
+        std::cout << "  no position committed: the next run reads the source from its beginning\n";
+        return exit_code::ok;
+      }
+      std::cout << "  source     " << saved->source << "\n"
+                << "  position   " << saved->position << "\n"
+                << "  committed  " << saved->committed_at << " by run " << saved->run << " (" << saved->settled
+                << " records of that run settled up to it)\n";
+      return exit_code::ok;
+    } catch (const StateError& e) {
+      host_logger().error(Redactor::instance().redact(e.what()));
+      return exit_code::state_failed;
+    }
+  }
+
   /// Loads, checks and runs the pipeline once; the run's exit code.
   int run_once(const std::string& path) {
+    host_variables_["ETL_RUN_ID"] = new_run_id();
     int failure = 0;
     auto spec = load(path, failure);
     if (!spec) return failure;
@@ -364,9 +462,44 @@ class EtlHostApplication : public Poco::Util::Application {
     RunStop stop(&g_signal_code);
     auto plugins = create(*spec, failure, stop);
     if (!plugins) return failure;
-    host_logger().information("running " + spec->path + ": " + spec->source.plugin + " -> " +
-                              spec->sink.plugin);
-    const RunResult result = run_pipeline(*spec, *plugins, RunOptions{&stop});
+    if (const auto problem = state_problem(*spec, *plugins)) {
+      host_logger().error(*problem);
+      return exit_code::invalid_pipeline;
+    }
+    std::string stages = spec->source.plugin;
+    for (const auto& transform : spec->transforms) stages += " -> " + transform.plugin;
+    host_logger().information("running " + spec->path + ": " + stages + " -> " + spec->sink.plugin);
+    // State: taken for this run (a second run of the pipeline is refused), the position loaded.
+    std::unique_ptr<StateStore> store;
+    StateRun state;
+    if (const auto settings = spec->settings.find("state"); settings != spec->settings.end()) {
+      try {
+        if (const auto password = settings->find("password"); password != settings->end() && password->is_string()) {
+          Redactor::instance().add(password->get<std::string>());
+        }
+        store = make_state_store(*settings, spec->name);
+        store->acquire(host_variables_["ETL_RUN_ID"]);
+        state.store = store.get();
+        state.run_id = host_variables_["ETL_RUN_ID"];
+        state.commit_interval = std::chrono::milliseconds(static_cast<long>(settings->value("commit_interval", 1.0) * 1000));
+        state.commit_past_failed = settings->value("commit_past_failed", false);
+        if (from_start_) {
+          host_logger().information("state: --from-start: the committed position is ignored for this run");
+        } else {
+          state.resume = store->load();
+        }
+        if (state.resume && state.resume->source != plugins->source.name) {
+          throw StateError(store->describe() + ": the position was committed by source '" + state.resume->source +
+                           "', and this pipeline's source is '" + plugins->source.name +
+                           "': `etl-host state reset " + spec->path + "` to start over");
+        }
+      } catch (const StateError& e) {
+        host_logger().error(Redactor::instance().redact(e.what()));
+        return exit_code::state_failed;
+      }
+    }
+    const RunResult result = run_pipeline(*spec, *plugins, RunOptions{&stop, store ? &state : nullptr});
+    if (store) store->release();
     if (!summary_json_.empty()) write_summary_json(*spec, result);
     std::string pushgateway = metrics_push_;
     if (const char* env = std::getenv("ETL_PUSHGATEWAY_URL"); pushgateway.empty() && env != nullptr) pushgateway = env;
@@ -420,8 +553,8 @@ class EtlHostApplication : public Poco::Util::Application {
         [&](const ScheduledRun& scheduled) {
           // The schedule's window comes first: a scheduled run must report the window it was
           // started for, whatever the environment says.
-          schedule_variables_["ETL_WINDOW_START"] = utc_text(scheduled.window_start);
-          schedule_variables_["ETL_WINDOW_END"] = utc_text(scheduled.window_end);
+          host_variables_["ETL_WINDOW_START"] = utc_text(scheduled.window_start);
+          host_variables_["ETL_WINDOW_END"] = utc_text(scheduled.window_end);
           return run_once(args.front());
         },
         [] { return g_signal_code.load() != 0; });
@@ -488,6 +621,8 @@ class EtlHostApplication : public Poco::Util::Application {
     return exit_code::ok;
   }
 
+  bool from_start_ = false;
+  std::uint64_t runs_started_ = 0;
   bool help_ = false;
   bool version_ = false;
   bool json_ = false;
@@ -498,8 +633,8 @@ class EtlHostApplication : public Poco::Util::Application {
   std::string max_runs_;
   std::string summary_json_;
   std::vector<Override> overrides_;
-  /// ETL_WINDOW_START and ETL_WINDOW_END of the scheduled run being loaded.
-  std::map<std::string, std::string> schedule_variables_;
+  /// ETL_RUN_ID, and ETL_WINDOW_START and ETL_WINDOW_END of the scheduled run being loaded.
+  std::map<std::string, std::string> host_variables_;
   std::vector<std::string> plugin_paths_;
   PluginRegistry registry_;
   bool registry_scanned_ = false;

@@ -67,6 +67,36 @@ void OutcomeLedger::acknowledge_with(std::function<void(std::uint64_t, const sdk
   acknowledge_ = std::move(acknowledge);
 }
 
+void OutcomeLedger::checkpoint_with(std::function<void()> checkpoint, std::chrono::milliseconds period) {
+  checkpoint_ = std::move(checkpoint);
+  checkpoint_period_ = std::max(period, std::chrono::milliseconds(10));
+}
+
+bool OutcomeLedger::flush_reporters() {
+  bool flushed = true;
+  for (std::size_t i = 0; i < reporters_.size(); ++i) {
+    if (!alive_[i]) {
+      flushed = false;
+      continue;
+    }
+    auto* buffering = dynamic_cast<sdk::FlushesReports*>(reporters_[i].object.get());
+    if (buffering == nullptr) continue;
+    try {
+      call_plugin(reporters_[i].name, "flush", [&] { buffering->flush(); });
+    } catch (const StageError& e) {
+      alive_[i] = false;
+      flushed = false;
+      {
+        std::lock_guard lock(queue_mutex_);
+        if (reporter_error_.empty()) reporter_error_ = e.what();
+      }
+      logger_.error(e.what());
+      stop_.request();
+    }
+  }
+  return flushed;
+}
+
 void OutcomeLedger::add(const sdk::Record& record) {
   auto copy = std::make_shared<const sdk::Record>(record);
   std::lock_guard lock(mutex_);
@@ -247,7 +277,17 @@ void OutcomeLedger::reporter_loop() {
   std::unique_lock lock(queue_mutex_);
   std::deque<Report> taken;
   for (;;) {
-    queue_not_empty_.wait(lock, [&] { return !queue_.empty() || closing_; });
+    if (checkpoint_) {
+      // Woken at least every period, so that a quiet pipeline still commits what settled.
+      if (!queue_not_empty_.wait_for(lock, checkpoint_period_, [&] { return !queue_.empty() || closing_; })) {
+        lock.unlock();
+        checkpoint_();
+        lock.lock();
+        continue;
+      }
+    } else {
+      queue_not_empty_.wait(lock, [&] { return !queue_.empty() || closing_; });
+    }
     if (queue_.empty()) break;
     // Everything queued at once: one lock round per batch, not per record.
     taken.swap(queue_);
@@ -271,6 +311,7 @@ void OutcomeLedger::reporter_loop() {
       }
     }
     taken.clear();
+    if (checkpoint_) checkpoint_();
     lock.lock();
     busy_ = false;
     if (queue_.empty()) queue_drained_.notify_all();

@@ -2,6 +2,7 @@
 // The outcome ledger: every record in flight, its one outcome, the counts, the error budget, and
 // the reporter thread that hands outcomes to the reporters and acknowledgements to the source.
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -55,6 +56,13 @@ class OutcomeLedger final : public sdk::OutcomeReceiver {
   void open_reporters(const sdk::RunInfo& run);
   /// Acknowledgements to the source from now on (call before the first record).
   void acknowledge_with(std::function<void(std::uint64_t, const sdk::Outcome&)> acknowledge);
+  /// `checkpoint` is called on the reporter thread after each round of reports it has written and
+  /// acknowledged, and at least every `period` while none come (call before open_reporters()).
+  /// It may call flush_reporters(). It must not throw.
+  void checkpoint_with(std::function<void()> checkpoint, std::chrono::milliseconds period);
+  /// Makes every reporter that buffers (sdk::FlushesReports) write out what it was given. Only
+  /// from the checkpoint hook, or after finish_reporters(). False when a reporter failed.
+  bool flush_reporters();
 
   /// A record handed to the sink: it awaits an outcome from deliver().
   void add(const sdk::Record& record);
@@ -126,6 +134,8 @@ class OutcomeLedger final : public sdk::OutcomeReceiver {
   ErrorBudget budget_;
   Poco::Logger& logger_;
   std::function<void(std::uint64_t, const sdk::Outcome&)> acknowledge_;
+  std::function<void()> checkpoint_;
+  std::chrono::milliseconds checkpoint_period_{1000};
 
   mutable std::mutex mutex_;  // pending_, groups_, counts_, budget_error_
   std::unordered_map<std::uint64_t, RecordRef> pending_;

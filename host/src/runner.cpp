@@ -12,6 +12,7 @@
 
 #include <Poco/Logger.h>
 
+#include "checkpoint.hpp"
 #include "error_budget.hpp"
 #include "outcome_ledger.hpp"
 #include "transform_chain.hpp"
@@ -318,20 +319,89 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
   bool source_open = false;
   bool sink_open = false;
   bool wants_acknowledgements = false;
+
+  // State: the source resumes from the committed position, and positions behind settled records
+  // are committed as the run goes (on the reporter thread, after the reports have them).
+  StateRun* const state = options.state;
+  sdk::Resumable* const resumable = state != nullptr ? dynamic_cast<sdk::Resumable*>(&source) : nullptr;
+  Checkpoints checkpoints(state != nullptr && state->commit_past_failed);
+  std::string state_error;
+  std::mutex commit_mutex;  // the reporter thread's checkpoints and the final one
+  std::optional<SourcePosition> uncommitted;  // settled, not yet in the store (a commit failed)
+  std::optional<SavedState> last_committed;
+  Clock::time_point next_commit = Clock::now();
+  bool commit_failure_logged = false;
+  const auto commit_settled = [&](bool final) {
+    std::lock_guard lock(commit_mutex);
+    const auto now = Clock::now();
+    if ((!final && now < next_commit) || !state_error.empty()) return;
+    next_commit = now + state->commit_interval;
+    if (auto newer = checkpoints.committable()) uncommitted = std::move(newer);
+    try {
+      if (!uncommitted) {
+        state->store->renew();
+        return;
+      }
+      // A record behind the position must be in every report before the position is durable.
+      if (!ledger.flush_reporters()) return;
+      SavedState saved{spec.name, source_name, uncommitted->text, utc_now_millis(), state->run_id,
+                       uncommitted->after_sequence};
+      state->store->commit(saved);
+      if (commit_failure_logged) logger.information("state: committing again to " + state->store->describe());
+      commit_failure_logged = false;
+      resumable->committed(saved.position);
+      logger.debug("state: committed " + saved.position + " (" + std::to_string(saved.settled) + " records settled)");
+      uncommitted.reset();
+      last_committed = std::move(saved);
+    } catch (const StateLeaseLost& e) {
+      state_error = e.what();
+      stop.request();
+      logger.error(state_error);
+    } catch (const std::exception& e) {
+      // The store is away (a database restarting): what settled stays to commit next time.
+      if (final) {
+        state_error = std::string("the final state could not be committed: ") + e.what();
+      } else if (!commit_failure_logged) {
+        commit_failure_logged = true;
+        logger.warning(std::string("state: cannot commit (") + e.what() + "); retrying every " +
+                       std::to_string(state->commit_interval.count()) + " ms");
+      }
+    }
+  };
+  if (state != nullptr) {
+    if (resumable == nullptr) {
+      source_error = "source '" + source_name + "' keeps no position, so settings.state does not apply to it";
+    } else {
+      const std::string from = state->resume ? state->resume->position : std::string();
+      try {
+        call_plugin(source_name, "resume", [&] { resumable->resume_from(from); });
+        checkpoints.resumed_from(from);
+        logger.information(state->resume ? "state: resuming after " + from + " (committed " + state->resume->committed_at +
+                                               " by run " + state->resume->run + ")"
+                                         : std::string("state: no position committed: reading from the start"));
+      } catch (const StageError& e) {
+        source_error = e.what();
+      }
+    }
+  }
   try {
+    if (!source_error.empty()) throw StageError(source_name, "resume", "not opened");
     call_plugin(source_name, "open", [&] { source.open(); });
     source_open = true;
     // A source may learn its fields from its input (a CSV header), so they are asked after open().
     run_info.fields = call_plugin(source_name, "fields", [&] { return source.fields(); });
     wants_acknowledgements = call_plugin(source_name, "wants_acknowledgements", [&] { return source.wants_acknowledgements(); });
   } catch (const StageError& e) {
-    source_error = e.what();
+    if (source_error.empty()) source_error = e.what();
   }
-  if (wants_acknowledgements) {
-    ledger.acknowledge_with([&source, &source_name](std::uint64_t sequence, const sdk::Outcome& outcome) {
-      call_plugin(source_name, "acknowledge", [&] { source.acknowledge(sequence, outcome); });
+  const bool tracks_positions = resumable != nullptr && source_error.empty();
+  if (wants_acknowledgements || tracks_positions) {
+    ledger.acknowledge_with([&, wants_acknowledgements, tracks_positions](std::uint64_t sequence, const sdk::Outcome& outcome) {
+      if (tracks_positions) checkpoints.settled(sequence, outcome.status);
+      if (wants_acknowledgements) call_plugin(source_name, "acknowledge", [&] { source.acknowledge(sequence, outcome); });
     });
   }
+  if (tracks_positions) ledger.checkpoint_with([&] { commit_settled(false); }, state->commit_interval);
   ledger.open_reporters(run_info);
 
   if (source_error.empty() && ledger.reporter_error().empty()) {
@@ -403,6 +473,14 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
           record.sequence = ++next_sequence;
           if (record.refusal) plain = false;
         }
+        if (tracks_positions) {
+          try {
+            checkpoints.yielded(next_sequence, call_plugin(source_name, "position", [&] { return resumable->position(); }));
+          } catch (const StageError& e) {
+            if (source_error.empty()) source_error = e.what();
+            more = false;
+          }
+        }
         received += batch.size();
         received_so_far.store(received);
         if (batch.empty()) continue;
@@ -471,6 +549,16 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
   }
   // The source's last acknowledgements (an outbox marked) belong to the run's outcome.
   ledger.wait_for_reports();
+  // What settled is committed, after a stop or a failure too. The reporter thread is idle now
+  // (everything is reported), and commit_mutex keeps its own checkpoint out.
+  if (tracks_positions && ledger.reporter_error().empty()) {
+    commit_settled(true);
+    if (const auto held = checkpoints.held_at()) {
+      logger.warning("state: record " + std::to_string(*held) +
+                     " of this run failed: the committed position stays before it, so the next run reads it again "
+                     "(settings.state.commit_past_failed: true commits past failed records)");
+    }
+  }
   if (const std::string acknowledged = ledger.acknowledge_error(); !acknowledged.empty() && source_error.empty()) {
     source_error = acknowledged;
   }
@@ -521,6 +609,9 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
   } else if (!ledger.reporter_error().empty()) {
     result.exit_code = exit_code::reporter_failed;
     summary.stop_reason = ledger.reporter_error();
+  } else if (!state_error.empty()) {
+    result.exit_code = exit_code::state_failed;
+    summary.stop_reason = state_error;
   }
   summary.completed = result.exit_code == exit_code::ok;
   if (result.exit_code == exit_code::ok && summary.failed != 0) {
@@ -539,6 +630,8 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
     logger.error(summary.stop_reason);
   }
   summary.exit_code = result.exit_code;
+  if (!state_error.empty()) logger.error(state_error);
+  result.committed = last_committed;
 
   // Only a run that went to the source's end "went on with what came"; after a stop or a
   // failure the shortfall is explained by the stop reason instead.

@@ -12,6 +12,7 @@
 #include "pipeline.hpp"
 #include "plugin_registry.hpp"
 #include "services.hpp"
+#include "state_store.hpp"
 
 namespace Poco {
 class Logger;
@@ -156,14 +157,29 @@ struct PipelinePlugins {
 /// `stop` must outlive the plugins.
 PipelinePlugins create_plugins(const PipelineSpec& spec, PluginRegistry& registry, const RunStop& stop);
 
+/// A run of a pipeline that keeps state (settings.state), its store already acquired.
+struct StateRun {
+  StateStore* store = nullptr;
+  /// The position the source resumes from; nothing: from the beginning.
+  std::optional<SavedState> resume;
+  std::string run_id;
+  std::chrono::milliseconds commit_interval{1000};
+  /// Commit past failed records (settings.state.commit_past_failed; see Checkpoints).
+  bool commit_past_failed = false;
+};
+
 struct RunOptions {
   /// The stop the plugins were created with; run_pipeline requests it for internal reasons.
   RunStop* stop = nullptr;
+  /// Set when the pipeline keeps state: the source must be sdk::Resumable.
+  StateRun* state = nullptr;
 };
 
 struct RunResult {
   int exit_code = 0;
   sdk::Summary summary;
+  /// The state committed last in this run, if one was.
+  std::optional<SavedState> committed;
 };
 
 /// Runs the pipeline to the end (or until it fails or is stopped). Never throws for plugin

@@ -87,6 +87,12 @@ class Output {
     buffer_.clear();
   }
 
+  /// Flushes, and syncs a file to disk (sdk::FlushesReports: what is reported survives a crash).
+  void sync() {
+    flush();
+    if (!partial_.empty() && ::fdatasync(fd_) != 0) fail();
+  }
+
   /// Flushes, closes and gives the file its name; throws on error.
   void close() {
     flush();

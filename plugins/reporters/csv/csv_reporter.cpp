@@ -19,7 +19,7 @@ struct Config {
   std::vector<std::string> statuses{"ok", "rejected", "failed"};
 };
 
-class CsvReporter final : public sdk::Reporter {
+class CsvReporter final : public sdk::Reporter, public sdk::FlushesReports {
  public:
   static sdk::ConfigMap<Config> config_map() {
     sdk::ConfigMap<Config> map;
@@ -87,6 +87,8 @@ class CsvReporter final : public sdk::Reporter {
     line_ += "\r\n";
     output_->write(line_);
   }
+
+  void flush() override { if (output_) output_->sync(); }
 
   void finish(const sdk::Summary&) override {
     if (output_) output_->close();

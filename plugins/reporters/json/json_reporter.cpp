@@ -19,7 +19,7 @@ struct Config {
   std::vector<std::string> statuses{"ok", "rejected", "failed"};
 };
 
-class JsonReporter final : public sdk::Reporter {
+class JsonReporter final : public sdk::Reporter, public sdk::FlushesReports {
  public:
   static sdk::ConfigMap<Config> config_map() {
     sdk::ConfigMap<Config> map;
@@ -62,6 +62,8 @@ class JsonReporter final : public sdk::Reporter {
     first_ = false;
     output_->write(text);
   }
+
+  void flush() override { if (output_) output_->sync(); }
 
   void finish(const sdk::Summary& summary) override {
     if (!output_) return;

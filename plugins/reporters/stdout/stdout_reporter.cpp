@@ -19,7 +19,7 @@ struct Config {
   std::vector<std::string> statuses{"ok", "rejected", "failed"};
 };
 
-class StdoutReporter final : public sdk::Reporter {
+class StdoutReporter final : public sdk::Reporter, public sdk::FlushesReports {
  public:
   static sdk::ConfigMap<Config> config_map() {
     sdk::ConfigMap<Config> map;
@@ -64,6 +64,8 @@ class StdoutReporter final : public sdk::Reporter {
     line_ += '\n';
     output_.write(line_);
   }
+
+  void flush() override { output_.sync(); }
 
   void finish(const sdk::Summary& s) override {
     if (summary_) {

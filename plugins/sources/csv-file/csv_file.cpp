@@ -22,6 +22,7 @@
 #include "column_types.hpp"
 #include "csv_reader.hpp"
 #include "etl/sdk.hpp"
+#include "files/file_position.hpp"
 
 namespace etl::plugins::csv_file {
 namespace {
@@ -37,6 +38,7 @@ struct Config {
   bool trim = false;
   bool check_utf8 = true;
   std::uint64_t max_record_bytes = 1048576;
+  std::string on_changed = "error";
 };
 
 /// {"additionalProperties": {"enum": [every column type's name]}}
@@ -46,7 +48,7 @@ std::string types_schema() {
   return R"({"additionalProperties": {"enum": [)" + names + "]}}";
 }
 
-class CsvFileSource final : public sdk::Source {
+class CsvFileSource final : public sdk::Source, public sdk::Resumable {
  public:
   static sdk::ConfigMap<Config> config_map() {
     sdk::ConfigMap<Config> map;
@@ -72,6 +74,11 @@ class CsvFileSource final : public sdk::Source {
             "A row longer than this is taken for an unterminated quote: its first line is refused and the lines "
             "after it are read again. Memory stays bounded by this.")
         .minimum(16);
+    map.key("on_changed", &Config::on_changed,
+            "With settings.state: what to do when the file to resume is not the one the position was taken in "
+            "(smaller, or its first bytes differ): error (the run does not start) or restart (read it from its "
+            "beginning).")
+        .one_of({"error", "restart"});
     return map;
   }
 
@@ -103,6 +110,12 @@ class CsvFileSource final : public sdk::Source {
       file_ = std::make_unique<std::ifstream>(config_.path, std::ios::binary);
     }
     if (!*file_) throw sdk::PluginError(shown_ + ": cannot open: " + std::strerror(errno));
+    // Only a regular file can be resumed: a pipe or stdin cannot be read again.
+    if (config_.path != "-" && files::is_regular_file(config_.path)) identity_ = files::FileIdentity::of(config_.path);
+    if (resume_ && !identity_) {
+      context_.log(sdk::LogLevel::warning, shown_ + " is not a regular file and cannot be resumed: read from its beginning");
+      resume_.reset();
+    }
     std::istream* in = file_.get();
     // gzip by its magic bytes, not its name: a .csv that is compressed, or stdin, works too.
     if (file_->peek() == 0x1f) {
@@ -118,6 +131,7 @@ class CsvFileSource final : public sdk::Source {
         *in, CsvOptions{config_.delimiter[0], config_.quote[0], config_.trim, static_cast<std::size_t>(config_.max_record_bytes)});
     names_ = config_.columns;
     if (config_.header) read_header();
+    if (resume_) skip_to_resume_position(*in);
     for (const auto& [column, type] : config_.types) {
       if (std::find(names_.begin(), names_.end(), column) == names_.end()) {
         throw sdk::PluginError(shown_ + ": types names column \"" + column + "\", which the header does not have");
@@ -136,6 +150,25 @@ class CsvFileSource final : public sdk::Source {
 
   [[nodiscard]] std::vector<std::string> fields() const override { return names_; }
 
+  void resume_from(std::string_view position) override {
+    if (position.empty()) return;
+    if (config_.path == "-") {
+      context_.log(sdk::LogLevel::warning, "stdin cannot be resumed: it is read from its beginning");
+      return;
+    }
+    resume_ = files::FilePosition::from_json_text(std::string(position), shown_);
+  }
+
+  [[nodiscard]] std::string position() const override {
+    std::lock_guard lock(ahead_mutex_);
+    if (!identity_ || (last_end_.offset == 0 && !resume_)) return {};
+    files::FilePosition position;
+    position.offset = last_end_.offset;
+    position.line = last_end_.line;
+    position.identity = *identity_;
+    return position.to_json_text();
+  }
+
   bool read(sdk::Batch& batch, std::size_t max_records) override {
     std::unique_lock lock(ahead_mutex_);
     while (batch.size() < max_records) {
@@ -149,12 +182,13 @@ class CsvFileSource final : public sdk::Source {
         ahead_changed_.wait_for(lock, std::chrono::milliseconds(100));
         continue;
       }
-      sdk::Batch& front = ahead_.front();
-      while (front_taken_ < front.size() && batch.size() < max_records) {
-        batch.push_back(std::move(front[front_taken_++]));
+      Ahead& front = ahead_.front();
+      while (front_taken_ < front.records.size() && batch.size() < max_records) {
+        last_end_ = front.ends[front_taken_];
+        batch.push_back(std::move(front.records[front_taken_++]));
         ++received_;
       }
-      if (front_taken_ == front.size()) {
+      if (front_taken_ == front.records.size()) {
         ahead_.pop_front();
         front_taken_ = 0;
         ahead_changed_.notify_all();  // room for the reader thread
@@ -186,16 +220,18 @@ class CsvFileSource final : public sdk::Source {
   void read_ahead() {
     bool more = true;
     while (more) {
-      sdk::Batch ready;
-      ready.reserve(kAheadBatchSize);
+      Ahead ready;
+      ready.records.reserve(kAheadBatchSize);
+      ready.ends.reserve(kAheadBatchSize);
       std::exception_ptr error;
       try {
-        while (ready.size() < kAheadBatchSize) {
+        while (ready.records.size() < kAheadBatchSize) {
           if (!next_row(row_)) {
             more = false;
             break;
           }
-          ready.push_back(to_record(row_));
+          ready.ends.push_back(End{row_.end_offset, row_.end_line});
+          ready.records.push_back(to_record(row_));
           // A long row's buffers are not kept for the next: memory stays bounded by the rows in flight.
           if (row_.raw.capacity() > kKeptRowBytes) row_ = CsvRecord{};
         }
@@ -206,13 +242,48 @@ class CsvFileSource final : public sdk::Source {
       std::unique_lock lock(ahead_mutex_);
       ahead_changed_.wait(lock, [&] { return ahead_.size() < kAheadBatches || ahead_stopping_; });
       if (ahead_stopping_) return;
-      if (!ready.empty()) ahead_.push_back(std::move(ready));
+      if (!ready.records.empty()) ahead_.push_back(std::move(ready));
       if (!more) {
         ahead_error_ = error;
         ahead_done_ = true;
       }
       ahead_changed_.notify_all();
     }
+  }
+
+  /// The file's identity for positions, and the committed position's check and skip: the file must
+  /// be the one the position was taken in (unless on_changed is restart); a plain file is sought
+  /// to the offset, a gzip file read up to it (its offsets are in the decompressed text).
+  void skip_to_resume_position(std::istream& in) {
+    if (const auto changed = files::changed_since(config_.path, *resume_)) {
+      if (config_.on_changed != "restart") {
+        throw sdk::PluginError(shown_ + ": the file changed since the committed position (" + *changed +
+                               "): it is not resumed. Set on_changed: restart to read a changed file from its "
+                               "beginning, or `etl-host state reset PIPELINE`");
+      }
+      context_.log(sdk::LogLevel::warning, shown_ + ": the file changed since the committed position (" + *changed +
+                                               "): read from its beginning (on_changed: restart)");
+      resume_.reset();
+      return;
+    }
+    const std::uint64_t here = reader_->offset();
+    if (resume_->offset > here) {
+      if (inflated_) {
+        in.ignore(static_cast<std::streamsize>(resume_->offset - here));
+        if (static_cast<std::uint64_t>(in.gcount()) != resume_->offset - here) {
+          throw sdk::PluginError(shown_ + ": the gzip text ends before the committed offset " +
+                                 std::to_string(resume_->offset));
+        }
+      } else {
+        file_->clear();
+        file_->seekg(static_cast<std::streamoff>(resume_->offset));
+        if (!*file_) throw sdk::PluginError(shown_ + ": cannot seek to the committed offset " + std::to_string(resume_->offset));
+      }
+      reader_->resume_at(resume_->offset, resume_->line);
+    }
+    last_end_ = End{resume_->offset, resume_->line};
+    context_.log(sdk::LogLevel::info, shown_ + ": resuming after line " + std::to_string(resume_->line) + " (byte " +
+                                          std::to_string(resume_->offset) + (inflated_ ? " of the gzip text, re-read to it" : "") + ")");
   }
 
   bool next_row(CsvRecord& row) {
@@ -298,6 +369,17 @@ class CsvFileSource final : public sdk::Source {
   std::unique_ptr<CsvReader> reader_;
   std::vector<std::string> names_;
   std::vector<ColumnType> types_;
+  struct End {
+    std::uint64_t offset = 0;
+    std::uint64_t line = 0;
+  };
+  /// Rows parsed ahead of read(), with where each ends in the input.
+  struct Ahead {
+    sdk::Batch records;
+    std::vector<End> ends;
+  };
+  std::optional<files::FilePosition> resume_;
+  std::optional<files::FileIdentity> identity_;  // of a file (not stdin): positions are kept
   CsvRecord row_;  // the reader thread's row: its buffers serve every row (no allocation per row to parse it)
 
   static constexpr std::size_t kAheadBatchSize = 512;
@@ -306,7 +388,8 @@ class CsvFileSource final : public sdk::Source {
   std::thread reader_thread_;
   mutable std::mutex ahead_mutex_;  // everything below
   std::condition_variable ahead_changed_;
-  std::deque<sdk::Batch> ahead_;
+  std::deque<Ahead> ahead_;
+  End last_end_;  // where the last record handed to read() ends
   std::size_t front_taken_ = 0;  // records of ahead_.front() already handed to read()
   bool ahead_done_ = false;
   bool ahead_stopping_ = false;

@@ -37,6 +37,8 @@ struct CsvRecord {
   std::vector<std::optional<std::string>> fields;  // an empty unquoted field is nullopt, "" quoted is ""
   std::string code;                                // malformed: csv.quote or csv.unterminated_quote
   std::string error;                               // malformed: why (fields are then not given)
+  std::uint64_t end_offset = 0;                    // bytes of the input consumed up to the record's end
+  std::uint64_t end_line = 0;                      // the record's last physical line
 };
 
 class CsvReader {
@@ -81,14 +83,27 @@ class CsvReader {
   /// Physical lines read from the stream so far.
   std::uint64_t lines_read() const { return lines_read_; }
 
+  /// The stream has been moved to `offset`, the end of line `line` (a resumed run): counting goes
+  /// on from there. Only between records (what next() returned is complete).
+  void resume_at(std::uint64_t offset, std::uint64_t line) {
+    offset_ = offset;
+    lines_read_ = line;
+    replay_.clear();
+    reset_parser();
+  }
+  /// Bytes read from the stream so far.
+  std::uint64_t offset() const { return offset_; }
+
  private:
   struct Line {
     std::uint64_t number = 0;
     std::string text;  // with its line break, as read
+    std::uint64_t end = 0;  // input offset after it
   };
   struct LineStart {
     std::uint64_t number = 0;
     std::size_t offset = 0;  // in the record's raw text
+    std::uint64_t end = 0;   // input offset after the line
   };
 
   static int no_space(unsigned char) { return 0; }
@@ -113,6 +128,7 @@ class CsvReader {
     if (!replay_.empty()) {
       line_ = std::move(replay_.front().text);
       line_number_ = replay_.front().number;
+      line_end_ = replay_.front().end;
       replay_.pop_front();
       return true;
     }
@@ -122,6 +138,8 @@ class CsvReader {
     }
     line_number_ = ++lines_read_;
     if (!in_.eof()) line_ += '\n';
+    offset_ += line_.size();
+    line_end_ = offset_;
     return true;
   }
 
@@ -158,6 +176,7 @@ class CsvReader {
     }
     out_->raw.assign(body);
     complete(line_number_);
+    ends_at(line_end_, line_number_);
     return true;
   }
   static void on_record(int, void* self) { static_cast<CsvReader*>(self)->record_ended_ = true; }
@@ -167,7 +186,7 @@ class CsvReader {
     if (without_line_break(line_).empty() && pending_lines_.empty()) return;  // a blank line between records
     if (pending_lines_.empty() && options_.split_unquoted_lines && !options_.trim && split_unquoted_line()) return;
     std::string& raw = out_->raw;
-    pending_lines_.push_back(LineStart{line_number_, raw.size()});
+    pending_lines_.push_back(LineStart{line_number_, raw.size(), line_end_});
     raw += line_;
     record_ended_ = false;
     const std::size_t parsed = csv_parse(&parser_, line_.data(), line_.size(), on_field, on_record, this);
@@ -186,7 +205,13 @@ class CsvReader {
   void emit() {
     strip_line_break(out_->raw);
     complete(pending_lines_.front().number);
+    ends_at(pending_lines_.back().end, pending_lines_.back().number);
     pending_lines_.clear();
+  }
+
+  void ends_at(std::uint64_t offset, std::uint64_t line) {
+    out_->end_offset = offset;
+    out_->end_line = line;
   }
 
   /// The well-formed record starting on `line` has all its fields.
@@ -204,6 +229,7 @@ class CsvReader {
     out_->fields.clear();
     out_->code = "csv.quote";
     out_->error = why;
+    ends_at(pending_lines_.back().end, pending_lines_.back().number);
     reset_parser();
     produced_ = true;
   }
@@ -214,12 +240,14 @@ class CsvReader {
     std::string& raw = out_->raw;
     for (std::size_t i = pending_lines_.size(); i-- > 1;) {
       const std::size_t end = i + 1 < pending_lines_.size() ? pending_lines_[i + 1].offset : raw.size();
-      replay_.push_front(Line{pending_lines_[i].number, raw.substr(pending_lines_[i].offset, end - pending_lines_[i].offset)});
+      replay_.push_front(Line{pending_lines_[i].number, raw.substr(pending_lines_[i].offset, end - pending_lines_[i].offset),
+                              pending_lines_[i].end});
     }
     if (pending_lines_.size() > 1) raw.resize(pending_lines_[1].offset);
     out_->line = pending_lines_.front().number;
     strip_line_break(raw);
     out_->fields.clear();
+    ends_at(pending_lines_.front().end, pending_lines_.front().number);
     out_->code = "csv.unterminated_quote";
     out_->error = "a quoted field does not end: " + why;
     reset_parser();
@@ -257,6 +285,8 @@ class CsvReader {
   std::vector<LineStart> pending_lines_;  // the lines of the record being parsed
   std::string line_;                      // the physical line being fed
   std::uint64_t line_number_ = 0;
+  std::uint64_t line_end_ = 0;  // input offset after line_
+  std::uint64_t offset_ = 0;    // input bytes read so far
   std::deque<Line> replay_;  // lines to read again after an unterminated quote
   bool record_ended_ = false;
   std::uint64_t lines_read_ = 0;

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "etl/sdk.hpp"
+#include "files/file_position.hpp"
 #include "line_reader.hpp"
 
 namespace etl::plugins::file_lines {
@@ -20,9 +21,10 @@ struct Config {
   std::uint64_t max_line_bytes = 1048576;
   bool skip_empty = false;
   bool check_utf8 = true;
+  std::string on_changed = "error";
 };
 
-class FileLinesSource final : public sdk::Source {
+class FileLinesSource final : public sdk::Source, public sdk::Resumable {
  public:
   static sdk::ConfigMap<Config> config_map() {
     sdk::ConfigMap<Config> map;
@@ -33,6 +35,11 @@ class FileLinesSource final : public sdk::Source {
         .minimum(1);
     map.key("skip_empty", &Config::skip_empty, "Skip empty lines instead of yielding empty records.");
     map.key("check_utf8", &Config::check_utf8, "Refuse lines that are not well-formed UTF-8 (code invalid_utf8).");
+    map.key("on_changed", &Config::on_changed,
+            "With settings.state: what to do when the file to resume is not the one the position was taken in "
+            "(smaller, or its first bytes differ): error (the run does not start) or restart (read it from its "
+            "beginning).")
+        .one_of({"error", "restart"});
     return map;
   }
 
@@ -49,8 +56,55 @@ class FileLinesSource final : public sdk::Source {
     } else {
       fd_ = ::open(config_.path.c_str(), O_RDONLY | O_CLOEXEC);
       if (fd_ < 0) throw sdk::PluginError(config_.path + ": cannot open: " + std::strerror(errno));
+      // Only a regular file can be resumed: a pipe cannot be read again.
+      if (files::is_regular_file(config_.path)) identity_ = files::FileIdentity::of(config_.path);
     }
-    reader_.emplace(fd_, static_cast<std::size_t>(config_.max_line_bytes));
+    if (resume_ && !identity_) {
+      context_.log(sdk::LogLevel::warning, shown_ + " is not a regular file and cannot be resumed: read from its beginning");
+      resume_.reset();
+    }
+    std::uint64_t offset = 0;
+    std::uint64_t line = 0;
+    if (resume_) {
+      if (const auto changed = files::changed_since(config_.path, *resume_)) {
+        if (config_.on_changed != "restart") {
+          throw sdk::PluginError(shown_ + ": the file changed since the committed position (" + *changed +
+                                 "): it is not resumed. Set on_changed: restart to read a changed file from its "
+                                 "beginning, or `etl-host state reset PIPELINE`");
+        }
+        context_.log(sdk::LogLevel::warning, shown_ + ": the file changed since the committed position (" + *changed +
+                                                 "): read from its beginning (on_changed: restart)");
+      } else {
+        if (::lseek(fd_, static_cast<off_t>(resume_->offset), SEEK_SET) < 0) {
+          throw sdk::PluginError(shown_ + ": cannot seek to the committed offset " + std::to_string(resume_->offset) +
+                                 ": " + std::strerror(errno));
+        }
+        offset = resume_->offset;
+        line = resume_->line;
+        context_.log(sdk::LogLevel::info, shown_ + ": resuming after line " + std::to_string(line) + " (byte " +
+                                              std::to_string(offset) + ")");
+      }
+    }
+    end_ = {offset, line};
+    reader_.emplace(fd_, static_cast<std::size_t>(config_.max_line_bytes), offset, line);
+  }
+
+  void resume_from(std::string_view position) override {
+    if (position.empty()) return;
+    if (config_.path == "-") {
+      context_.log(sdk::LogLevel::warning, "stdin cannot be resumed: it is read from its beginning");
+      return;
+    }
+    resume_ = files::FilePosition::from_json_text(std::string(position), shown_);
+  }
+
+  [[nodiscard]] std::string position() const override {
+    if (!identity_ || end_.offset == 0) return {};
+    files::FilePosition position;
+    position.offset = end_.offset;
+    position.line = end_.line;
+    position.identity = *identity_;
+    return position.to_json_text();
   }
 
   [[nodiscard]] std::vector<std::string> fields() const override { return {config_.field}; }
@@ -65,6 +119,7 @@ class FileLinesSource final : public sdk::Source {
         throw sdk::PluginError(shown_ + ": " + e.what());
       }
       if (!line) return false;
+      end_ = {line->end_offset, line->number};
       if (config_.skip_empty && line->bytes == 0) continue;
       ++received_;
       std::string origin = shown_ + ":" + std::to_string(line->number);
@@ -103,6 +158,12 @@ class FileLinesSource final : public sdk::Source {
   std::string shown_;
   int fd_ = -1;
   std::optional<LineReader> reader_;
+  std::optional<files::FilePosition> resume_;
+  std::optional<files::FileIdentity> identity_;  // of a file (not stdin): positions are kept
+  struct {
+    std::uint64_t offset = 0;
+    std::uint64_t line = 0;
+  } end_;  // after the last line read
   std::uint64_t received_ = 0;
 };
 

@@ -22,9 +22,13 @@ class LineReader {
     bool too_long = false;   // the line had more than max_bytes bytes
     std::size_t bytes = 0;   // its length in bytes, line break excluded
     std::uint64_t number = 0;
+    std::uint64_t end_offset = 0;  // bytes of the input consumed up to the end of its line break
   };
 
-  LineReader(int fd, std::size_t max_bytes) : fd_(fd), max_bytes_(max_bytes) {}
+  /// Reads `fd` from where it stands, which is byte `start_offset` of the input, after line
+  /// `start_line` (a resumed run; zeros otherwise).
+  LineReader(int fd, std::size_t max_bytes, std::uint64_t start_offset = 0, std::uint64_t start_line = 0)
+      : fd_(fd), max_bytes_(max_bytes), buffer_offset_(start_offset), lines_(start_line) {}
 
   /// The next line, or nullopt at the end of the input. The last line needs no line break.
   /// Throws std::runtime_error naming errno when reading fails.
@@ -45,10 +49,12 @@ class LineReader {
       begin_ += take;
       if (newline != nullptr) {
         ++begin_;
+        line.end_offset = buffer_offset_ + begin_;
         return finish(line);
       }
     }
     if (!any) return std::nullopt;
+    line.end_offset = buffer_offset_ + end_;
     return finish(line);
   }
 
@@ -74,6 +80,7 @@ class LineReader {
   }
 
   void fill() {
+    buffer_offset_ += end_;
     begin_ = 0;
     end_ = 0;
     for (;;) {
@@ -95,6 +102,7 @@ class LineReader {
   char buffer_[64 * 1024];
   std::size_t begin_ = 0;
   std::size_t end_ = 0;
+  std::uint64_t buffer_offset_ = 0;  // input offset of buffer_[0]
   bool eof_ = false;
   std::uint64_t lines_ = 0;
 };

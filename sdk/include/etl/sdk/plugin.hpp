@@ -154,6 +154,42 @@ class ETL_SDK_API DrainsOnStop {
   virtual ~DrainsOnStop() = default;
 };
 
+/// A source that also derives from Resumable keeps its place across runs when the pipeline keeps
+/// state (`settings.state`). Since SDK 2.1 (a host before 2.1 never calls these).
+///
+/// A position is a small JSON text of the source's own making (a byte offset and line, a cursor's
+/// values, an LSN). The host commits a position only when every record yielded before it has its
+/// final outcome, whatever order the sink settles in, and gives the last committed one back to
+/// resume_from() at the next run: records after it are read again (at-least-once; a keyed sink
+/// makes that exactly-once in effect).
+class ETL_SDK_API Resumable {
+ public:
+  virtual ~Resumable() = default;
+  /// Called once, before open(): the position committed last (a text position() returned), or
+  /// empty when the run starts from the beginning (no state yet, `etl-host state reset`,
+  /// `run --from-start`). open() then goes on after it. Throws PluginError when the input no
+  /// longer matches the position (a file replaced by another), naming what changed.
+  virtual void resume_from(std::string_view position) = 0;
+  /// Where the input stands after every record read() has yielded so far: resuming from it yields
+  /// the next record. Called on the reading thread right after each read(); empty while there is
+  /// no position (nothing read yet, or an input that cannot be resumed, such as stdin).
+  [[nodiscard]] virtual std::string position() const = 0;
+  /// `position` is committed: every record before it is settled and the state store holds it.
+  /// A source that can let go of what lies behind it (a replication slot, a queue's offset) does
+  /// it here. From the reporter thread, concurrently with read(); must not throw.
+  virtual void committed(std::string_view position) noexcept { (void)position; }
+};
+
+/// A reporter that buffers its output also derives from FlushesReports: flush() makes what it was
+/// given so far durable (written, and synced to disk when it is a file). The host calls it before
+/// it commits a position, so a record behind a committed position is in the report even when the
+/// process is killed next. From the reporter thread, between record() calls. Since SDK 2.1.
+class ETL_SDK_API FlushesReports {
+ public:
+  virtual ~FlushesReports() = default;
+  virtual void flush() = 0;
+};
+
 /// What a transform decided for one record.
 struct TransformResult {
   enum class Verdict : std::uint8_t {

@@ -1,0 +1,44 @@
+#pragma once
+// The position a file source commits (sdk::Resumable): the byte offset and line number after the
+// last record it yielded, with what identifies the file, so that a run resumes only in the same
+// file (one that grew is the same file; one that shrank or whose first bytes differ is not).
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace etl::plugins::files {
+
+/// What identifies a file's content: its size, and a hash of its first bytes (at most
+/// kHeadBytes). Both of the file as stored (a gzip file's compressed bytes).
+struct FileIdentity {
+  static constexpr std::uint64_t kHeadBytes = 4096;
+  std::uint64_t size = 0;
+  std::uint64_t head_bytes = 0;  ///< how many first bytes the hash covers: min(size, kHeadBytes)
+  std::string head_hash;         ///< FNV-1a 64 of those bytes, 16 hex digits
+
+  /// The identity of the file at `path` now; throws sdk::PluginError naming it when it cannot be read.
+  static FileIdentity of(const std::string& path);
+  /// The identity of its first `head_bytes` bytes only (to compare with one taken when it was smaller).
+  static FileIdentity of(const std::string& path, std::uint64_t head_bytes);
+};
+
+struct FilePosition {
+  std::uint64_t offset = 0;  ///< bytes of the (decompressed) input consumed
+  std::uint64_t line = 0;    ///< physical lines consumed
+  FileIdentity identity;     ///< the file when the position was taken
+
+  /// {"offset":..,"line":..,"size":..,"head_bytes":..,"head_hash":".."}
+  [[nodiscard]] std::string to_json_text() const;
+  /// Parses to_json_text()'s output; throws sdk::PluginError naming `file` when it does not.
+  static FilePosition from_json_text(const std::string& text, const std::string& file);
+};
+
+/// Whether `path` is a regular file (not a pipe, a device or stdin): only those are resumed.
+bool is_regular_file(const std::string& path);
+
+/// Why the file at `path` is not the one `position` was taken in (it shrank, its first bytes
+/// differ), or nothing when it is the same file, possibly grown.
+std::optional<std::string> changed_since(const std::string& path, const FilePosition& position);
+
+}  // namespace etl::plugins::files

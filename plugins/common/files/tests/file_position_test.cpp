@@ -1,0 +1,92 @@
+// The file sources' position: its text round trip, and the check that a file to resume is the
+// one the position was taken in.
+#include "files/file_position.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "etl/sdk/plugin.hpp"
+
+namespace etl::plugins::files {
+namespace {
+
+class FilePositionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = (std::filesystem::temp_directory_path() /
+             ("file-position-" + std::to_string(::getpid()) + "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name()))
+                .string();
+  }
+  void TearDown() override { std::filesystem::remove(path_); }
+  void write(const std::string& text, bool append = false) {
+    std::ofstream out(path_, append ? std::ios::app | std::ios::binary : std::ios::trunc | std::ios::binary);
+    out << text;
+  }
+  FilePosition taken_now(std::uint64_t offset, std::uint64_t line) {
+    FilePosition position;
+    position.offset = offset;
+    position.line = line;
+    position.identity = FileIdentity::of(path_);
+    return position;
+  }
+  std::string path_;
+};
+
+TEST_F(FilePositionTest, TextRoundTripKeepsEveryMember) {
+  write("id,name\n1,a\n");
+  const FilePosition position = taken_now(12, 2);
+  const FilePosition back = FilePosition::from_json_text(position.to_json_text(), path_);
+  EXPECT_EQ(back.offset, 12u);
+  EXPECT_EQ(back.line, 2u);
+  EXPECT_EQ(back.identity.size, 12u);
+  EXPECT_EQ(back.identity.head_bytes, 12u);
+  EXPECT_EQ(back.identity.head_hash, position.identity.head_hash);
+  EXPECT_EQ(back.identity.head_hash.size(), 16u);
+}
+
+TEST_F(FilePositionTest, AFileThatGrewIsTheSameFile) {
+  write("id,name\n1,a\n");
+  const FilePosition position = taken_now(12, 2);
+  write("2,b\n", true);
+  EXPECT_EQ(changed_since(path_, position), std::nullopt);
+}
+
+TEST_F(FilePositionTest, ALargeFileThatGrewIsTheSameFile) {
+  write(std::string(10000, 'x') + "\n");
+  const FilePosition position = taken_now(10001, 1);
+  EXPECT_EQ(position.identity.head_bytes, FileIdentity::kHeadBytes);
+  write("more\n", true);
+  EXPECT_EQ(changed_since(path_, position), std::nullopt);
+}
+
+TEST_F(FilePositionTest, AFileThatShrankIsRefusedSayingBothSizes) {
+  write("id,name\n1,a\n2,b\n");
+  const FilePosition position = taken_now(16, 3);
+  write("id,name\n1,a\n");
+  const auto changed = changed_since(path_, position);
+  ASSERT_TRUE(changed.has_value());
+  EXPECT_NE(changed->find("12 bytes now, smaller than the 16"), std::string::npos) << *changed;
+}
+
+TEST_F(FilePositionTest, AFileWhoseFirstBytesDifferIsRefused) {
+  write("id,name\n1,a\n");
+  const FilePosition position = taken_now(12, 2);
+  write("id,nAme\n1,a\n2,b\n");
+  const auto changed = changed_since(path_, position);
+  ASSERT_TRUE(changed.has_value());
+  EXPECT_NE(changed->find("first 12 bytes differ"), std::string::npos) << *changed;
+}
+
+TEST_F(FilePositionTest, APositionThatIsNotOneRefusesNamingTheFile) {
+  try {
+    (void)FilePosition::from_json_text(R"({"offset": "x"})", "in.csv");
+    FAIL() << "accepted";
+  } catch (const sdk::PluginError& e) {
+    EXPECT_NE(std::string(e.what()).find("in.csv: the committed position"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace etl::plugins::files
