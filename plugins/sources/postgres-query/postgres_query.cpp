@@ -12,6 +12,7 @@
 
 #include <poll.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <deque>
@@ -20,6 +21,7 @@
 #include <thread>
 
 #include "etl/sdk.hpp"
+#include "etl/sdk/json.hpp"
 #include "postgres/connection.hpp"
 #include "postgres/error_kind.hpp"
 #include "postgres/named_parameters.hpp"
@@ -42,6 +44,7 @@ struct Config : postgres::PgConnection {
   std::string listen;
   double poll_interval = 5;
   std::string key;
+  std::vector<std::string> cursor;
   double timeout = 60;
   sdk::RetryPolicy retry;
 };
@@ -80,7 +83,7 @@ bool lost(PGconn* connection, const PGresult* result) {
   return postgres::classify_sqlstate(postgres::error_field(result, PG_DIAG_SQLSTATE)) == postgres::ErrorKind::connection;
 }
 
-class PostgresQuerySource final : public sdk::Source, public sdk::LongRunning {
+class PostgresQuerySource final : public sdk::Source, public sdk::LongRunning, public sdk::Resumable {
  public:
   static sdk::ConfigMap<Config> config_map() {
     sdk::ConfigMap<Config> map;
@@ -109,6 +112,12 @@ class PostgresQuerySource final : public sdk::Source, public sdk::LongRunning {
     map.key("key", &Config::key,
             "A field that identifies a row: in follow mode, rows still in flight (or settled and not yet marked) are "
             "not yielded again.");
+    map.key("cursor", &Config::cursor,
+            "Incremental mode: result columns (NOT NULL, the query ordered by them) whose values in the last row read "
+            "are bound to the query's parameters of the same names at its next run, e.g. [\"updated_at\", \"id\"] "
+            "with WHERE (updated_at, id) > ($updated_at, $id) ORDER BY updated_at, id; params gives their first "
+            "values. With settings.state the position is those values of the last settled row, so the next run of "
+            "the pipeline goes on after it.");
     map.key("timeout", &Config::timeout, "Seconds without a byte from the server while a query runs before it is given up.")
         .exclusive_minimum(0);
     sdk::RetryPolicy::declare(map, &Config::retry,
@@ -141,8 +150,17 @@ class PostgresQuerySource final : public sdk::Source, public sdk::LongRunning {
     ack(config_.on_ok, "on_ok", sdk::Status::ok);
     ack(config_.on_rejected, "on_rejected", sdk::Status::rejected);
     ack(config_.on_failed, "on_failed", sdk::Status::failed);
-    if (config_.follow && config_.key.empty()) {
-      throw sdk::ConfigError("/key", "follow mode needs key: the field that tells rows apart");
+    if (config_.follow && config_.key.empty() && config_.cursor.empty()) {
+      throw sdk::ConfigError("/key", "follow mode needs key (the field that tells rows apart) or cursor");
+    }
+    for (std::size_t i = 0; i < config_.cursor.size(); ++i) {
+      const auto& name = config_.cursor[i];
+      const auto at = std::find(query_.fields.begin(), query_.fields.end(), name);
+      if (at == query_.fields.end()) {
+        throw sdk::ConfigError("/cursor/" + std::to_string(i), "the query has no parameter $" + name +
+                                                                   " for the cursor's value (e.g. WHERE " + name + " > $" + name + ")");
+      }
+      cursor_parameters_.push_back(static_cast<std::size_t>(at - query_.fields.begin()));
     }
     if (config_.follow && !config_.listen.empty() && !config_.prepared_statements) {
       throw sdk::ConfigError("/listen", "LISTEN needs a session of its own, which a transaction pooler does not keep: "
@@ -181,6 +199,31 @@ class PostgresQuerySource final : public sdk::Source, public sdk::LongRunning {
     sdk::SourceStats stats;
     stats.received = yielded_;
     return stats;
+  }
+
+  void resume_from(std::string_view position) override {
+    if (config_.cursor.empty()) {
+      throw sdk::PluginError("settings.state needs cursor: the columns whose last values say where the query goes on");
+    }
+    if (position.empty()) return;
+    const auto document = nlohmann::json::parse(position, nullptr, false);
+    for (std::size_t i = 0; i < config_.cursor.size(); ++i) {
+      const auto value = document.is_object() ? document.find(config_.cursor[i]) : document.end();
+      if (value == document.end() || !value->is_string()) {
+        throw sdk::PluginError("the committed position " + std::string(position) + " has no value for cursor column \"" +
+                               config_.cursor[i] + "\" (the cursor changed?): `etl-host state reset PIPELINE` to start over");
+      }
+      values_[cursor_parameters_[i]] = value->get<std::string>();
+    }
+    cursor_moved_ = true;
+    context_.log(sdk::LogLevel::info, "resuming after cursor " + std::string(position));
+  }
+
+  [[nodiscard]] std::string position() const override {
+    if (!cursor_moved_) return {};
+    nlohmann::json position = nlohmann::json::object();
+    for (std::size_t i = 0; i < config_.cursor.size(); ++i) position[config_.cursor[i]] = values_[cursor_parameters_[i]];
+    return position.dump();
   }
 
   [[nodiscard]] bool wants_acknowledgements() const override { return !acks_.empty() || !config_.key.empty(); }
@@ -253,6 +296,7 @@ class PostgresQuerySource final : public sdk::Source, public sdk::LongRunning {
         sdk::Record record;
         postgres::set_fields_from_row(result.get(), 0, record);
         if (!yield(record)) continue;
+        advance_cursor(result.get());
         ++rows_in_run_;
         backoff_.succeeded();
         batch.push_back(std::move(record));
@@ -260,7 +304,8 @@ class PostgresQuerySource final : public sdk::Source, public sdk::LongRunning {
         drop_connections();
         // A query run once cannot be resumed (what of it was read is not the query's to say);
         // one that is run again (follow, repeat) says by itself what is still to do.
-        if (!config_.follow && !config_.repeat) throw sdk::PluginError(e.what());
+        // With a cursor it can: the next run starts after the last row read.
+        if (!config_.follow && !config_.repeat && config_.cursor.empty()) throw sdk::PluginError(e.what());
         if (!batch.empty()) return true;  // what came is handed over before waiting
         if (!wait_to_reconnect(e.what())) {
           if (context_.stop_requested()) return false;
@@ -269,6 +314,21 @@ class PostgresQuerySource final : public sdk::Source, public sdk::LongRunning {
       }
     }
     return true;
+  }
+
+  /// The cursor's parameters take the values of the row just yielded (the server's text: no
+  /// precision lost to a conversion), for the next run of the query and for position().
+  void advance_cursor(const PGresult* row) {
+    for (std::size_t i = 0; i < config_.cursor.size(); ++i) {
+      const int column = PQfnumber(row, ("\"" + config_.cursor[i] + "\"").c_str());
+      if (column < 0) throw sdk::PluginError("query: the cursor column \"" + config_.cursor[i] + "\" is not in its result");
+      if (PQgetisnull(row, 0, column)) {
+        throw sdk::PluginError("query: the cursor column \"" + config_.cursor[i] + "\" is null in row " +
+                               std::to_string(yielded_) + ": a cursor's columns must be NOT NULL");
+      }
+      values_[cursor_parameters_[i]].assign(PQgetvalue(row, 0, column), static_cast<std::size_t>(PQgetlength(row, 0, column)));
+    }
+    cursor_moved_ = !config_.cursor.empty();
   }
 
   /// Waits in a service are capped at 2 s: a server that is back is noticed within seconds.
@@ -589,7 +649,9 @@ class PostgresQuerySource final : public sdk::Source, public sdk::LongRunning {
   sdk::Backoff backoff_;
   bool outage_ = false;
   postgres::NamedStatement query_;
-  std::vector<std::string> values_;
+  std::vector<std::string> values_;  // the query's parameters; the cursor's are moved on by each row
+  std::vector<std::size_t> cursor_parameters_;  // of each cursor column, its parameter in values_
+  bool cursor_moved_ = false;  // values_ hold a row's cursor (or a resumed one), not only params
   std::map<sdk::Status, Ack> acks_;
   std::string conninfo_;
   PgConn reader_;

@@ -176,6 +176,87 @@ TEST_F(PostgresQuery, TwoHostsShareOneQueueWithoutTakingARowTwice) {
   EXPECT_GT(count("claimed_by = 'b'"), 0u);
 }
 
+TEST_F(PostgresQuery, IncrementalRunsReadOnlyRowsAfterTheCursorOfTheLastSettledRow) {
+  database_->query(
+      "DROP TABLE IF EXISTS items, items_copy; "
+      "CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL, updated_at timestamptz NOT NULL DEFAULT clock_timestamp()); "
+      "CREATE TABLE items_copy (id int PRIMARY KEY, name text NOT NULL, updated_at timestamptz NOT NULL); "
+      "GRANT ALL ON items, items_copy TO etl; "
+      "INSERT INTO items (id, name) SELECT i, 'v1 ' || i FROM generate_series(1, 100) i;");
+  json sink_config = connection();
+  sink_config.update({{"table", "items_copy"}, {"columns", {{"id", "id"}, {"name", "name"}, {"updated_at", "updated_at"}}},
+                      {"mode", "upsert"}, {"conflict_columns", {"id"}}});
+  const std::string pipeline = write_pipeline(
+      "incremental",
+      {{"query", "SELECT id, name, updated_at FROM items WHERE (updated_at, id) > ($updated_at::timestamptz, $id::int) "
+                 "ORDER BY updated_at, id"},
+       {"params", {{"updated_at", "-infinity"}, {"id", "0"}}},
+       {"cursor", {"updated_at", "id"}}},
+      {{"plugin", "postgres-row-by-row"}, {"config", sink_config}});
+  {
+    json with_state = json::parse(read_file(pipeline));
+    with_state["name"] = "items incremental";
+    with_state["settings"]["state"] = {{"store", "file"}, {"path", dir_.file("state")}, {"commit_interval", 0.1}};
+    write_file(pipeline, with_state.dump(2));
+  }
+  const auto received = [&](const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args{etl_host_binary(), "run", pipeline, "--summary-json", dir_.file("summary.json")};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto run = run_process(args);
+    EXPECT_EQ(run.exit_code, 0) << run.err;
+    return json::parse(read_file(dir_.file("summary.json"))).at("received").get<int>();
+  };
+  const auto copied = [&](const std::string& where) {
+    return std::stoi(database_->query("SELECT count(*) FROM items_copy WHERE " + where).at(0).at(0));
+  };
+  EXPECT_EQ(received(), 100);
+  EXPECT_EQ(copied("true"), 100);
+  EXPECT_EQ(received(), 0);  // nothing after the cursor
+
+  // Rows inserted and rows updated between runs: only those are read.
+  database_->query("INSERT INTO items (id, name) SELECT i, 'v1 ' || i FROM generate_series(101, 120) i; "
+                   "UPDATE items SET name = 'v2 ' || id, updated_at = clock_timestamp() WHERE id <= 5;");
+  EXPECT_EQ(received(), 25);
+  EXPECT_EQ(copied("true"), 120);
+  EXPECT_EQ(copied("name LIKE 'v2 %'"), 5);
+
+  // Followed: new and updated rows as they come, from the committed cursor on.
+  const std::string followed = dir_.file("followed.pipeline.json");
+  {
+    json follow = json::parse(read_file(pipeline));
+    follow["source"]["config"]["follow"] = true;
+    follow["source"]["config"]["poll_interval"] = 0.2;
+    write_file(followed, follow.dump(2));
+  }
+  BackgroundProcess run({etl_host_binary(), "run", followed});
+  ASSERT_TRUE(run.wait_for_err("resuming after cursor")) << run.err();
+  database_->query("INSERT INTO items (id, name) SELECT i, 'v1 ' || i FROM generate_series(121, 130) i;");
+  ASSERT_TRUE(eventually([&] { return copied("true") == 130; })) << run.err();
+  database_->query("UPDATE items SET name = 'v3 ' || id, updated_at = clock_timestamp() WHERE id = 7;");
+  ASSERT_TRUE(eventually([&] { return copied("name = 'v3 7'") == 1; })) << run.err();
+  run.signal(SIGTERM);
+  EXPECT_EQ(run.wait(), 143) << run.err();
+
+  // The followed run committed what it settled: the next run has nothing left, and the state says where.
+  EXPECT_EQ(received(), 0);
+  const auto shown = run_process({etl_host_binary(), "state", "show", pipeline, "--json"});
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  EXPECT_EQ(json::parse(shown.out).at("position").at("id"), "7") << shown.out;
+  // From the start once: everything again, stored once (the sink is keyed).
+  EXPECT_EQ(received({"--from-start"}), 130);
+  EXPECT_EQ(copied("true"), 130);
+}
+
+TEST_F(PostgresQuery, StateWithoutACursorIsRefused) {
+  const std::string pipeline = write_pipeline("no-cursor", {{"query", "SELECT id FROM outbox"}});
+  json with_state = json::parse(read_file(pipeline));
+  with_state["settings"]["state"] = {{"store", "file"}, {"path", dir_.file("state")}};
+  write_file(pipeline, with_state.dump(2));
+  const auto run = run_process({etl_host_binary(), "run", pipeline});
+  EXPECT_EQ(run.exit_code, 5) << run.err;
+  EXPECT_NE(run.err.find("settings.state needs cursor"), std::string::npos) << run.err;
+}
+
 TEST_F(PostgresQuery, ABadQueryFailsBeforeAnyRowWithTheServersReason) {
   const auto result = run_process(run_args(write_pipeline("bad", {{"query", "SELECT nope FROM outbox"}})));
   EXPECT_EQ(result.exit_code, 5) << result.err;
