@@ -200,6 +200,27 @@ TEST_F(CsvResume, AGrownFileIsReadWhereItGrewAChangedOneIsRefusedAndTheCommandsS
   EXPECT_NE(damaged.err.find("items_load.state.json: the state does not parse"), std::string::npos) << damaged.err;
 }
 
+TEST_F(CsvResume, AGzipFileResumesByReadingUpToTheOffsetAgain) {
+  std::string text = "id,name\n";
+  for (int id = 1; id <= 5000; ++id) text += std::to_string(id) + ",item " + std::to_string(id) + "\n";
+  write_file(dir_.file("items.csv"), text);
+  ASSERT_EQ(run_process({"/bin/sh", "-c", "gzip -c '" + dir_.file("items.csv") + "' > '" + dir_.file("items.csv.gz") + "'"}).exit_code, 0);
+  const std::string pipeline =
+      load_pipeline(dir_.file("items.csv.gz"), {{"store", "file"}, {"path", file_state()}, {"commit_interval", 0.1}});
+  const auto first = run_process({etl_host_binary(), "run", pipeline});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_EQ(stored(), 5000);
+  database_->query("TRUNCATE items");
+  // Everything was settled: the next run reads the gzip text up to the committed offset and no row.
+  const auto again = run_process({etl_host_binary(), "run", pipeline});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.err.find("resuming after line 5001 (byte " + std::to_string(text.size()) + " of the gzip text, re-read to it)"),
+            std::string::npos)
+      << again.err;
+  EXPECT_NE(again.err.find("received 0,"), std::string::npos) << again.err;
+  EXPECT_EQ(stored(), 0);
+}
+
 TEST_F(CsvResume, FileLinesResumesAfterItsLastSettledLine) {
   write_file(dir_.file("lines.txt"), "one\ntwo\n");
   const json pipeline = {
