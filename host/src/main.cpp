@@ -225,6 +225,9 @@ class EtlHostApplication : public Poco::Util::Application {
       registry_.scan(PluginRegistry::search_path(plugin_paths_));
       registry_scanned_ = true;
       for (const auto& refused : registry_.refused()) host_logger().debug("skipped " + refused.reason);
+      for (const auto& info : registry_.plugins()) {
+        if (const auto warning = info.newer_sdk_warning()) host_logger().warning(*warning);
+      }
     }
     return registry_;
   }

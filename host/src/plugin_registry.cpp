@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <sstream>
@@ -27,10 +28,20 @@ json PluginInfo::to_json() const {
               {"kind", std::string(sdk::to_string(kind))},
               {"version", version},
               {"abi_version", abi_version},
+              {"sdk_version", sdk_version},
               {"description", description},
               {"aliases", aliases},
               {"file", file},
               {"config_schema", schema}};
+}
+
+std::optional<std::string> PluginInfo::newer_sdk_warning() const {
+  unsigned major = 0, minor = 0;
+  if (std::sscanf(sdk_version.c_str(), "%u.%u", &major, &minor) != 2) return std::nullopt;
+  if (major != ETL_SDK_VERSION_MAJOR || minor <= ETL_SDK_VERSION_MINOR) return std::nullopt;
+  return "plugin '" + name + "' (" + file + ") was built with SDK " + sdk_version + ", newer than this etl-host's " +
+         ETL_SDK_VERSION_STRING + ": it may use what this host does not provide; update etl-host, or rebuild the "
+         "plugin against SDK " + ETL_SDK_VERSION_STRING;
 }
 
 std::string PluginRegistry::bundled_plugin_dir() {
@@ -199,6 +210,7 @@ PluginInfo PluginRegistry::load_file(const std::string& path) {
   info.kind = descriptor->kind;
   info.abi_version = descriptor->abi_version;
   info.version = null_or_empty(descriptor->version) ? "0" : descriptor->version;
+  info.sdk_version = null_or_empty(descriptor->sdk_version) ? "?" : descriptor->sdk_version;
   info.description = null_or_empty(descriptor->description) ? "" : descriptor->description;
   if (library.has(sdk::kAliasesSymbol)) {
     // A null-terminated array of names; bounded, so a missing terminator cannot run away.

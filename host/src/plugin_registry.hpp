@@ -28,7 +28,13 @@ struct PluginInfo {
   /// Other names the plugin answers to (ETL_PLUGIN_ALIASES), e.g. a short form.
   std::vector<std::string> aliases;
   std::uint32_t abi_version = 0;
+  /// ETL_SDK_VERSION_STRING the plugin was built with.
+  std::string sdk_version;
   nlohmann::json schema;
+
+  /// A warning when the plugin was built with an SDK minor version newer than the host's (it
+  /// may read members of host structs this host does not fill in), or nothing.
+  [[nodiscard]] std::optional<std::string> newer_sdk_warning() const;
 
   [[nodiscard]] nlohmann::json to_json() const;
   [[nodiscard]] bool answers_to(const std::string& wanted) const {

@@ -209,10 +209,30 @@ TEST(PluginLoading, EtlHostListsPluginsAsJson) {
     names.insert(plugin.at("name").get<std::string>());
     EXPECT_TRUE(plugin.at("config_schema").is_object());
     EXPECT_EQ(plugin.at("abi_version"), sdk::kAbiVersion);
+    EXPECT_EQ(plugin.at("sdk_version"), ETL_SDK_VERSION_STRING) << plugin.at("name");
   }
   EXPECT_EQ(names, (std::set<std::string>{"test-counter", "test-sink", "test-slow-reporter", "http-newline", "file-lines",
                                           "postgres-query", "validate", "map", "postgres-lookup", "postgres-row-by-row", "postgres-copy",
                                           "null", "stdout", "csv", "json", "csv-file", "json-files", "http-post", "http-server"}));
+}
+
+TEST(PluginLoading, APluginBuiltWithANewerSdkMinorLoadsWithAWarningNamingBothVersions) {
+  const auto result = run_process({etl_host_binary(), "plugins", "--json", "--plugin-path", test_plugins("newer")});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_NE(result.err.find("plugin 'test-newer-sdk' (" + test_plugins("newer")), std::string::npos) << result.err;
+  EXPECT_NE(result.err.find("was built with SDK 2.9.0, newer than this etl-host's " ETL_SDK_VERSION_STRING), std::string::npos)
+      << result.err;
+  bool listed = false;
+  for (const auto& plugin : nlohmann::json::parse(result.out)) {
+    if (plugin.at("name") == "test-newer-sdk") {
+      listed = true;
+      EXPECT_EQ(plugin.at("sdk_version"), "2.9.0");
+    }
+  }
+  EXPECT_TRUE(listed) << result.out;
+  // The bundled plugins alone: no such warning.
+  const auto bundled = run_process({etl_host_binary(), "plugins"});
+  EXPECT_EQ(bundled.err.find("newer than this etl-host"), std::string::npos) << bundled.err;
 }
 
 TEST(PluginLoading, EtlPluginPathEnvironmentVariable) {
