@@ -17,11 +17,14 @@
 #include <thread>
 #include <utility>
 
+#include <glob.h>
+
 #include <Poco/InflatingStream.h>
 
 #include "column_types.hpp"
 #include "csv_reader.hpp"
 #include "etl/sdk.hpp"
+#include "etl/sdk/json.hpp"
 #include "files/file_position.hpp"
 
 namespace etl::plugins::csv_file {
@@ -52,7 +55,11 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
  public:
   static sdk::ConfigMap<Config> config_map() {
     sdk::ConfigMap<Config> map;
-    map.key("path", &Config::path, "CSV file to read (gzip files are recognised by their first bytes); `-` reads stdin.")
+    map.key("path", &Config::path,
+            "CSV file to read (gzip files are recognised by their first bytes); `-` reads stdin. A pattern "
+            "(`incoming/*.csv`, with * ? [...]) reads every matching file in name order, each with the first's "
+            "columns; with settings.state each file's position is kept, so a file read to its end is not read "
+            "again and one that grew is read where it grew.")
         .required()
         .min_length(1);
     map.key("delimiter", &Config::delimiter, "The field separator: one character, e.g. \",\", \";\" or \"\\t\".")
@@ -104,14 +111,80 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
   }
 
   void open() override {
-    if (config_.path == "-") {
-      file_ = std::make_unique<std::ifstream>("/dev/stdin", std::ios::binary);
+    names_ = config_.columns;
+    if (glob_) {
+      paths_ = matching_files(config_.path);
+      handed_.assign(paths_.size(), std::nullopt);
+      identities_.assign(paths_.size(), std::nullopt);
+      context_.log(sdk::LogLevel::info, config_.path + ": " + std::to_string(paths_.size()) + " file(s) match");
     } else {
-      file_ = std::make_unique<std::ifstream>(config_.path, std::ios::binary);
+      paths_ = {config_.path};
     }
+    if (paths_.empty()) {
+      set_types();
+      ahead_done_ = true;
+      return;
+    }
+    open_input(0, true);
+    set_types();
+    context_.log(sdk::LogLevel::info, "reading " + shown_ + (inflated_ ? " (gzip)" : "") + ": " +
+                                          std::to_string(names_.size()) + " columns");
+    reader_thread_ = std::thread([this] { read_ahead(); });
+  }
+
+ private:
+  static bool is_pattern(const std::string& path) { return path.find_first_of("*?[") != std::string::npos; }
+
+  /// The regular files a pattern matches, in name order.
+  static std::vector<std::string> matching_files(const std::string& pattern) {
+    glob_t found{};
+    std::vector<std::string> paths;
+    const int status = ::glob(pattern.c_str(), GLOB_MARK, nullptr, &found);
+    if (status == 0) {
+      for (std::size_t i = 0; i < found.gl_pathc; ++i) {
+        const std::string path = found.gl_pathv[i];
+        if (!path.ends_with('/') && files::is_regular_file(path)) paths.push_back(path);
+      }
+    }
+    ::globfree(&found);
+    if (status != 0 && status != GLOB_NOMATCH) throw sdk::PluginError(pattern + ": cannot list the matching files");
+    return paths;  // glob sorts them
+  }
+
+  void set_types() {
+    for (const auto& [column, type] : config_.types) {
+      if (std::find(names_.begin(), names_.end(), column) == names_.end()) {
+        throw sdk::PluginError(shown_ + ": types names column \"" + column + "\", which the header does not have");
+      }
+    }
+    types_.assign(names_.size(), ColumnType::string);
+    for (std::size_t i = 0; i < names_.size(); ++i) {
+      if (const auto declared = config_.types.find(names_[i]); declared != config_.types.end()) {
+        types_[i] = *parse_column_type(declared->second);
+      }
+    }
+  }
+
+  /// Opens paths_[index] as the input rows come from: gzip detected, the header read (the first
+  /// file's names the columns; a later one's must name the same), the committed position checked
+  /// and skipped to.
+  void open_input(std::size_t index, bool first) {
+    current_ = index;
+    const std::string& path = paths_[index];
+    shown_ = path == "-" ? std::string("stdin") : path;
+    reader_.reset();
+    inflated_.reset();
+    file_ = std::make_unique<std::ifstream>(path == "-" ? std::string("/dev/stdin") : path, std::ios::binary);
     if (!*file_) throw sdk::PluginError(shown_ + ": cannot open: " + std::strerror(errno));
     // Only a regular file can be resumed: a pipe or stdin cannot be read again.
-    if (config_.path != "-" && files::is_regular_file(config_.path)) identity_ = files::FileIdentity::of(config_.path);
+    identity_.reset();
+    if (path != "-" && files::is_regular_file(path)) identity_ = files::FileIdentity::of(path);
+    if (glob_) {
+      resume_.reset();
+      if (const auto known = known_.find(path); known != known_.end()) resume_ = known->second;
+      std::lock_guard lock(ahead_mutex_);
+      identities_[index] = identity_;
+    }
     if (resume_ && !identity_) {
       context_.log(sdk::LogLevel::warning, shown_ + " is not a regular file and cannot be resumed: read from its beginning");
       resume_.reset();
@@ -129,24 +202,22 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
     }
     reader_ = std::make_unique<CsvReader>(
         *in, CsvOptions{config_.delimiter[0], config_.quote[0], config_.trim, static_cast<std::size_t>(config_.max_record_bytes)});
-    names_ = config_.columns;
-    if (config_.header) read_header();
+    if (config_.header) {
+      if (first) {
+        read_header(names_);
+      } else {
+        std::vector<std::string> names = config_.columns;
+        read_header(names);
+        if (names != names_) {
+          throw sdk::PluginError(shown_ + ": its header names other columns than " + paths_.front() +
+                                 "'s; the files a pattern matches must have one layout");
+        }
+      }
+    }
     if (resume_) skip_to_resume_position(*in);
-    for (const auto& [column, type] : config_.types) {
-      if (std::find(names_.begin(), names_.end(), column) == names_.end()) {
-        throw sdk::PluginError(shown_ + ": types names column \"" + column + "\", which the header does not have");
-      }
-    }
-    types_.assign(names_.size(), ColumnType::string);
-    for (std::size_t i = 0; i < names_.size(); ++i) {
-      if (const auto declared = config_.types.find(names_[i]); declared != config_.types.end()) {
-        types_[i] = *parse_column_type(declared->second);
-      }
-    }
-    context_.log(sdk::LogLevel::info, "reading " + shown_ + (inflated_ ? " (gzip)" : "") + ": " +
-                                          std::to_string(names_.size()) + " columns");
-    reader_thread_ = std::thread([this] { read_ahead(); });
   }
+
+ public:
 
   [[nodiscard]] std::vector<std::string> fields() const override { return names_; }
 
@@ -156,11 +227,23 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
       context_.log(sdk::LogLevel::warning, "stdin cannot be resumed: it is read from its beginning");
       return;
     }
+    if (glob_) {
+      const auto document = nlohmann::json::parse(position, nullptr, false);
+      if (!document.is_object() || !document.contains("files") || !document.at("files").is_object()) {
+        throw sdk::PluginError(config_.path + ": the committed position is not one of a pattern's (" + std::string(position) +
+                               "): the path was a single file before? `etl-host state reset PIPELINE` to start over");
+      }
+      for (const auto& [path, at] : document.at("files").items()) {
+        known_[path] = files::FilePosition::from_json_text(at.dump(), path);
+      }
+      return;
+    }
     resume_ = files::FilePosition::from_json_text(std::string(position), shown_);
   }
 
   [[nodiscard]] std::string position() const override {
     std::lock_guard lock(ahead_mutex_);
+    if (glob_) return pattern_position();
     if (!identity_ || (last_end_.offset == 0 && !resume_)) return {};
     files::FilePosition position;
     position.offset = last_end_.offset;
@@ -185,6 +268,7 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
       Ahead& front = ahead_.front();
       while (front_taken_ < front.records.size() && batch.size() < max_records) {
         last_end_ = front.ends[front_taken_];
+        if (glob_) handed_[last_end_.file] = last_end_;
         batch.push_back(std::move(front.records[front_taken_++]));
         ++received_;
       }
@@ -214,6 +298,25 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
   }
 
  private:
+  /// A pattern's position: each matching file's, from this run's records or the committed one.
+  /// Files no longer matching are dropped (the state stays the size of the folder).
+  std::string pattern_position() const {
+    nlohmann::json positions = nlohmann::json::object();
+    for (std::size_t i = 0; i < paths_.size(); ++i) {
+      if (handed_[i] && identities_[i]) {
+        files::FilePosition position;
+        position.offset = handed_[i]->offset;
+        position.line = handed_[i]->line;
+        position.identity = *identities_[i];
+        positions[paths_[i]] = nlohmann::json::parse(position.to_json_text());
+      } else if (const auto known = known_.find(paths_[i]); known != known_.end()) {
+        positions[paths_[i]] = nlohmann::json::parse(known->second.to_json_text());
+      }
+    }
+    if (positions.empty()) return {};
+    return nlohmann::json{{"files", positions}}.dump();
+  }
+
   /// The reader thread: parses and types rows into batches a few ahead of read(), so that on
   /// two cores this work (about half the cost per row) overlaps with the host's. Memory stays
   /// bounded: at most kAheadBatches batches wait.
@@ -227,10 +330,15 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
       try {
         while (ready.records.size() < kAheadBatchSize) {
           if (!next_row(row_)) {
+            // A pattern goes on with its next file.
+            if (current_ + 1 < paths_.size()) {
+              open_input(current_ + 1, false);
+              continue;
+            }
             more = false;
             break;
           }
-          ready.ends.push_back(End{row_.end_offset, row_.end_line});
+          ready.ends.push_back(End{current_, row_.end_offset, row_.end_line});
           ready.records.push_back(to_record(row_));
           // A long row's buffers are not kept for the next: memory stays bounded by the rows in flight.
           if (row_.raw.capacity() > kKeptRowBytes) row_ = CsvRecord{};
@@ -255,7 +363,7 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
   /// be the one the position was taken in (unless on_changed is restart); a plain file is sought
   /// to the offset, a gzip file read up to it (its offsets are in the decompressed text).
   void skip_to_resume_position(std::istream& in) {
-    if (const auto changed = files::changed_since(config_.path, *resume_)) {
+    if (const auto changed = files::changed_since(paths_[current_], *resume_)) {
       if (config_.on_changed != "restart") {
         throw sdk::PluginError(shown_ + ": the file changed since the committed position (" + *changed +
                                "): it is not resumed. Set on_changed: restart to read a changed file from its "
@@ -281,7 +389,11 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
       }
       reader_->resume_at(resume_->offset, resume_->line);
     }
-    last_end_ = End{resume_->offset, resume_->line};
+    last_end_ = End{current_, resume_->offset, resume_->line};
+    if (glob_) {
+      std::lock_guard lock(ahead_mutex_);
+      handed_[current_] = last_end_;
+    }
     context_.log(sdk::LogLevel::info, shown_ + ": resuming after line " + std::to_string(resume_->line) + " (byte " +
                                           std::to_string(resume_->offset) + (inflated_ ? " of the gzip text, re-read to it" : "") + ")");
   }
@@ -294,7 +406,8 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
     }
   }
 
-  void read_header() {
+  /// Reads the header row into `names` (left as they are when columns are configured).
+  void read_header(std::vector<std::string>& names) {
     CsvRecord header;
     if (!next_row(header)) throw sdk::PluginError(shown_ + ": the file is empty: there is no header row");
     if (!header.error.empty()) {
@@ -311,11 +424,11 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
       std::string name = header.fields[i].value_or("");
       if (i == 0 && name.starts_with("\xEF\xBB\xBF")) name.erase(0, 3);  // a byte order mark
       if (name.empty()) name = "column_" + std::to_string(i + 1);
-      if (std::find(names_.begin(), names_.end(), name) != names_.end()) {
+      if (std::find(names.begin(), names.end(), name) != names.end()) {
         throw sdk::PluginError(shown_ + ":" + std::to_string(header.line) + ": the header names column \"" + name +
                                "\" twice");
       }
-      names_.push_back(std::move(name));
+      names.push_back(std::move(name));
     }
   }
 
@@ -370,6 +483,7 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
   std::vector<std::string> names_;
   std::vector<ColumnType> types_;
   struct End {
+    std::size_t file = 0;  // in paths_
     std::uint64_t offset = 0;
     std::uint64_t line = 0;
   };
@@ -378,7 +492,11 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
     sdk::Batch records;
     std::vector<End> ends;
   };
-  std::optional<files::FilePosition> resume_;
+  const bool glob_ = is_pattern(config_.path);
+  std::vector<std::string> paths_;  // the file, or the files a pattern matches in name order
+  std::size_t current_ = 0;         // the one being read (the reader thread's)
+  std::map<std::string, files::FilePosition> known_;  // a pattern's committed positions, per file
+  std::optional<files::FilePosition> resume_;  // of the file being opened
   std::optional<files::FileIdentity> identity_;  // of a file (not stdin): positions are kept
   CsvRecord row_;  // the reader thread's row: its buffers serve every row (no allocation per row to parse it)
 
@@ -390,6 +508,8 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
   std::condition_variable ahead_changed_;
   std::deque<Ahead> ahead_;
   End last_end_;  // where the last record handed to read() ends
+  std::vector<std::optional<End>> handed_;  // a pattern: per file, the end of its last record handed to read()
+  std::vector<std::optional<files::FileIdentity>> identities_;  // a pattern: per file, once opened
   std::size_t front_taken_ = 0;  // records of ahead_.front() already handed to read()
   bool ahead_done_ = false;
   bool ahead_stopping_ = false;

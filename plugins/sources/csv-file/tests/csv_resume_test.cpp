@@ -221,6 +221,47 @@ TEST_F(CsvResume, AGzipFileResumesByReadingUpToTheOffsetAgain) {
   EXPECT_EQ(stored(), 0);
 }
 
+TEST_F(CsvResume, AFolderOfFilesIsReadOnceEachNewFilesAndGrowthOnTheNextRun) {
+  std::filesystem::create_directories(dir_.file("incoming"));
+  int next_id = 1;
+  const auto daily = [&](const std::string& name, int rows) {
+    std::string text = "id,name\n";
+    for (int i = 0; i < rows; ++i, ++next_id) text += std::to_string(next_id) + "," + name + "\n";
+    write_file(dir_.file("incoming/" + name), text);
+  };
+  for (int day = 1; day <= 20; ++day) daily("day-" + std::string(day < 10 ? "0" : "") + std::to_string(day) + ".csv", 50);
+  const std::string pipeline =
+      load_pipeline(dir_.file("incoming/day-*.csv"), {{"store", "file"}, {"path", file_state()}, {"commit_interval", 0.1}});
+  const auto received = [&] {
+    const auto run = run_process({etl_host_binary(), "run", pipeline, "--summary-json", dir_.file("summary.json")});
+    EXPECT_EQ(run.exit_code, 0) << run.err;
+    return json::parse(read_file(dir_.file("summary.json"))).at("received").get<int>();
+  };
+  EXPECT_EQ(received(), 1000);
+  EXPECT_EQ(stored(), 1000);
+  EXPECT_EQ(received(), 0);  // every file read to its end is not read again
+
+  // Two new files (one sorting before the others), and the last day's file grew.
+  daily("day-00.csv", 10);
+  daily("day-21.csv", 30);
+  std::ofstream(dir_.file("incoming/day-20.csv"), std::ios::app) << next_id++ << ",day-20.csv late\n";
+  EXPECT_EQ(received(), 41);
+  EXPECT_EQ(stored(), 1041);
+  EXPECT_EQ(database_->query("SELECT count(*) FROM items WHERE name = 'day-20.csv late'").at(0).at(0), "1");
+
+  const auto shown = run_process({etl_host_binary(), "state", "show", pipeline, "--json"});
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  const json files = json::parse(shown.out).at("position").at("files");
+  EXPECT_EQ(files.size(), 22u);
+  EXPECT_EQ(files.at(dir_.file("incoming/day-20.csv")).at("line"), 52);
+
+  // A file whose layout differs from the first's stops the run, naming it.
+  write_file(dir_.file("incoming/day-22.csv"), "id,other\n1,x\n");
+  const auto mixed = run_process({etl_host_binary(), "run", pipeline});
+  EXPECT_EQ(mixed.exit_code, 5) << mixed.err;
+  EXPECT_NE(mixed.err.find("day-22.csv: its header names other columns than"), std::string::npos) << mixed.err;
+}
+
 TEST_F(CsvResume, FileLinesResumesAfterItsLastSettledLine) {
   write_file(dir_.file("lines.txt"), "one\ntwo\n");
   const json pipeline = {
