@@ -1,6 +1,7 @@
 #include "file_position.hpp"
 
 #include <fcntl.h>
+#include <glob.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -97,6 +98,67 @@ std::optional<std::string> changed_since(const std::string& path, const FilePosi
     return "its first " + std::to_string(position.identity.head_bytes) + " bytes differ from the file's when the position was committed";
   }
   return std::nullopt;
+}
+
+bool is_pattern(const std::string& path) { return path.find_first_of("*?[") != std::string::npos; }
+
+std::vector<std::string> matching_files(const std::string& pattern) {
+  glob_t found{};
+  std::vector<std::string> paths;
+  const int status = ::glob(pattern.c_str(), GLOB_MARK, nullptr, &found);
+  if (status == 0) {
+    for (std::size_t i = 0; i < found.gl_pathc; ++i) {
+      const std::string path = found.gl_pathv[i];
+      if (!path.ends_with('/') && is_regular_file(path)) paths.push_back(path);
+    }
+  }
+  ::globfree(&found);
+  if (status != 0 && status != GLOB_NOMATCH) throw sdk::PluginError(pattern + ": cannot list the files it matches");
+  return paths;  // glob sorts them
+}
+
+void PatternPositions::set_files(std::vector<std::string> paths) {
+  paths_ = std::move(paths);
+  reached_.assign(paths_.size(), std::nullopt);
+  identities_.assign(paths_.size(), std::nullopt);
+}
+
+void PatternPositions::resume_from(const std::string& text, const std::string& pattern) {
+  const auto document = nlohmann::json::parse(text, nullptr, false);
+  if (!document.is_object() || !document.contains("files") || !document.at("files").is_object()) {
+    throw sdk::PluginError(pattern + ": the committed position is not a pattern's (" + text +
+                           "): was the path a single file before? `etl-host state reset PIPELINE` to start over");
+  }
+  for (const auto& [path, at] : document.at("files").items()) committed_[path] = FilePosition::from_json_text(at.dump(), path);
+}
+
+std::optional<FilePosition> PatternPositions::committed(std::size_t index) const {
+  const auto found = committed_.find(paths_.at(index));
+  if (found == committed_.end()) return std::nullopt;
+  return found->second;
+}
+
+void PatternPositions::opened(std::size_t index, std::optional<FileIdentity> identity) { identities_.at(index) = std::move(identity); }
+
+void PatternPositions::reached(std::size_t index, std::uint64_t offset, std::uint64_t line) {
+  reached_.at(index) = Reached{offset, line};
+}
+
+std::string PatternPositions::text() const {
+  nlohmann::json positions = nlohmann::json::object();
+  for (std::size_t i = 0; i < paths_.size(); ++i) {
+    if (reached_[i] && identities_[i]) {
+      FilePosition position;
+      position.offset = reached_[i]->offset;
+      position.line = reached_[i]->line;
+      position.identity = *identities_[i];
+      positions[paths_[i]] = nlohmann::json::parse(position.to_json_text());
+    } else if (const auto found = committed_.find(paths_[i]); found != committed_.end()) {
+      positions[paths_[i]] = nlohmann::json::parse(found->second.to_json_text());
+    }
+  }
+  if (positions.empty()) return {};
+  return nlohmann::json{{"files", positions}}.dump();
 }
 
 }  // namespace etl::plugins::files

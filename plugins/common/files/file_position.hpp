@@ -4,8 +4,10 @@
 // file (one that grew is the same file; one that shrank or whose first bytes differ is not).
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace etl::plugins::files {
 
@@ -40,5 +42,42 @@ bool is_regular_file(const std::string& path);
 /// Why the file at `path` is not the one `position` was taken in (it shrank, its first bytes
 /// differ), or nothing when it is the same file, possibly grown.
 std::optional<std::string> changed_since(const std::string& path, const FilePosition& position);
+
+/// Whether `path` is a pattern (has * ? or [) rather than a file name.
+bool is_pattern(const std::string& path);
+
+/// The regular files `pattern` matches, in name order (none: empty). Throws sdk::PluginError
+/// when the folder cannot be read.
+std::vector<std::string> matching_files(const std::string& pattern);
+
+/// A pattern's position: each matching file's FilePosition, as {"files": {PATH: {...}}}. The
+/// files are read one after the other in name order; what this run reached replaces what was
+/// committed, and files that no longer match drop out. Not thread-safe.
+class PatternPositions {
+ public:
+  /// The files this run reads.
+  void set_files(std::vector<std::string> paths);
+  [[nodiscard]] const std::vector<std::string>& files() const noexcept { return paths_; }
+  /// The committed position (a text() of an earlier run); throws sdk::PluginError naming `pattern`.
+  void resume_from(const std::string& text, const std::string& pattern);
+  /// The committed position of files()[index], if it has one.
+  [[nodiscard]] std::optional<FilePosition> committed(std::size_t index) const;
+  /// files()[index] was opened: its identity (none for a file that cannot be resumed).
+  void opened(std::size_t index, std::optional<FileIdentity> identity);
+  /// The input of files()[index] is consumed up to `offset`, the end of line `line`.
+  void reached(std::size_t index, std::uint64_t offset, std::uint64_t line);
+  /// The position now; empty while no file has one.
+  [[nodiscard]] std::string text() const;
+
+ private:
+  struct Reached {
+    std::uint64_t offset = 0;
+    std::uint64_t line = 0;
+  };
+  std::vector<std::string> paths_;
+  std::map<std::string, FilePosition> committed_;
+  std::vector<std::optional<Reached>> reached_;
+  std::vector<std::optional<FileIdentity>> identities_;
+};
 
 }  // namespace etl::plugins::files

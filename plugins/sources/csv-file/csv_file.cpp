@@ -17,8 +17,6 @@
 #include <thread>
 #include <utility>
 
-#include <glob.h>
-
 #include <Poco/InflatingStream.h>
 
 #include "column_types.hpp"
@@ -113,9 +111,8 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
   void open() override {
     names_ = config_.columns;
     if (glob_) {
-      paths_ = matching_files(config_.path);
-      handed_.assign(paths_.size(), std::nullopt);
-      identities_.assign(paths_.size(), std::nullopt);
+      paths_ = files::matching_files(config_.path);
+      pattern_.set_files(paths_);
       context_.log(sdk::LogLevel::info, config_.path + ": " + std::to_string(paths_.size()) + " file(s) match");
     } else {
       paths_ = {config_.path};
@@ -133,24 +130,6 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
   }
 
  private:
-  static bool is_pattern(const std::string& path) { return path.find_first_of("*?[") != std::string::npos; }
-
-  /// The regular files a pattern matches, in name order.
-  static std::vector<std::string> matching_files(const std::string& pattern) {
-    glob_t found{};
-    std::vector<std::string> paths;
-    const int status = ::glob(pattern.c_str(), GLOB_MARK, nullptr, &found);
-    if (status == 0) {
-      for (std::size_t i = 0; i < found.gl_pathc; ++i) {
-        const std::string path = found.gl_pathv[i];
-        if (!path.ends_with('/') && files::is_regular_file(path)) paths.push_back(path);
-      }
-    }
-    ::globfree(&found);
-    if (status != 0 && status != GLOB_NOMATCH) throw sdk::PluginError(pattern + ": cannot list the matching files");
-    return paths;  // glob sorts them
-  }
-
   void set_types() {
     for (const auto& [column, type] : config_.types) {
       if (std::find(names_.begin(), names_.end(), column) == names_.end()) {
@@ -180,10 +159,9 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
     identity_.reset();
     if (path != "-" && files::is_regular_file(path)) identity_ = files::FileIdentity::of(path);
     if (glob_) {
-      resume_.reset();
-      if (const auto known = known_.find(path); known != known_.end()) resume_ = known->second;
+      resume_ = pattern_.committed(index);
       std::lock_guard lock(ahead_mutex_);
-      identities_[index] = identity_;
+      pattern_.opened(index, identity_);
     }
     if (resume_ && !identity_) {
       context_.log(sdk::LogLevel::warning, shown_ + " is not a regular file and cannot be resumed: read from its beginning");
@@ -228,14 +206,7 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
       return;
     }
     if (glob_) {
-      const auto document = nlohmann::json::parse(position, nullptr, false);
-      if (!document.is_object() || !document.contains("files") || !document.at("files").is_object()) {
-        throw sdk::PluginError(config_.path + ": the committed position is not one of a pattern's (" + std::string(position) +
-                               "): the path was a single file before? `etl-host state reset PIPELINE` to start over");
-      }
-      for (const auto& [path, at] : document.at("files").items()) {
-        known_[path] = files::FilePosition::from_json_text(at.dump(), path);
-      }
+      pattern_.resume_from(std::string(position), config_.path);
       return;
     }
     resume_ = files::FilePosition::from_json_text(std::string(position), shown_);
@@ -243,7 +214,7 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
 
   [[nodiscard]] std::string position() const override {
     std::lock_guard lock(ahead_mutex_);
-    if (glob_) return pattern_position();
+    if (glob_) return pattern_.text();
     if (!identity_ || (last_end_.offset == 0 && !resume_)) return {};
     files::FilePosition position;
     position.offset = last_end_.offset;
@@ -268,7 +239,7 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
       Ahead& front = ahead_.front();
       while (front_taken_ < front.records.size() && batch.size() < max_records) {
         last_end_ = front.ends[front_taken_];
-        if (glob_) handed_[last_end_.file] = last_end_;
+        if (glob_) pattern_.reached(last_end_.file, last_end_.offset, last_end_.line);
         batch.push_back(std::move(front.records[front_taken_++]));
         ++received_;
       }
@@ -298,25 +269,6 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
   }
 
  private:
-  /// A pattern's position: each matching file's, from this run's records or the committed one.
-  /// Files no longer matching are dropped (the state stays the size of the folder).
-  std::string pattern_position() const {
-    nlohmann::json positions = nlohmann::json::object();
-    for (std::size_t i = 0; i < paths_.size(); ++i) {
-      if (handed_[i] && identities_[i]) {
-        files::FilePosition position;
-        position.offset = handed_[i]->offset;
-        position.line = handed_[i]->line;
-        position.identity = *identities_[i];
-        positions[paths_[i]] = nlohmann::json::parse(position.to_json_text());
-      } else if (const auto known = known_.find(paths_[i]); known != known_.end()) {
-        positions[paths_[i]] = nlohmann::json::parse(known->second.to_json_text());
-      }
-    }
-    if (positions.empty()) return {};
-    return nlohmann::json{{"files", positions}}.dump();
-  }
-
   /// The reader thread: parses and types rows into batches a few ahead of read(), so that on
   /// two cores this work (about half the cost per row) overlaps with the host's. Memory stays
   /// bounded: at most kAheadBatches batches wait.
@@ -392,7 +344,7 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
     last_end_ = End{current_, resume_->offset, resume_->line};
     if (glob_) {
       std::lock_guard lock(ahead_mutex_);
-      handed_[current_] = last_end_;
+      pattern_.reached(current_, last_end_.offset, last_end_.line);
     }
     context_.log(sdk::LogLevel::info, shown_ + ": resuming after line " + std::to_string(resume_->line) + " (byte " +
                                           std::to_string(resume_->offset) + (inflated_ ? " of the gzip text, re-read to it" : "") + ")");
@@ -492,10 +444,9 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
     sdk::Batch records;
     std::vector<End> ends;
   };
-  const bool glob_ = is_pattern(config_.path);
+  const bool glob_ = files::is_pattern(config_.path);
   std::vector<std::string> paths_;  // the file, or the files a pattern matches in name order
   std::size_t current_ = 0;         // the one being read (the reader thread's)
-  std::map<std::string, files::FilePosition> known_;  // a pattern's committed positions, per file
   std::optional<files::FilePosition> resume_;  // of the file being opened
   std::optional<files::FileIdentity> identity_;  // of a file (not stdin): positions are kept
   CsvRecord row_;  // the reader thread's row: its buffers serve every row (no allocation per row to parse it)
@@ -508,8 +459,7 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
   std::condition_variable ahead_changed_;
   std::deque<Ahead> ahead_;
   End last_end_;  // where the last record handed to read() ends
-  std::vector<std::optional<End>> handed_;  // a pattern: per file, the end of its last record handed to read()
-  std::vector<std::optional<files::FileIdentity>> identities_;  // a pattern: per file, once opened
+  files::PatternPositions pattern_;  // a pattern's files and where read() has handed each to
   std::size_t front_taken_ = 0;  // records of ahead_.front() already handed to read()
   bool ahead_done_ = false;
   bool ahead_stopping_ = false;

@@ -28,7 +28,12 @@ class FileLinesSource final : public sdk::Source, public sdk::Resumable {
  public:
   static sdk::ConfigMap<Config> config_map() {
     sdk::ConfigMap<Config> map;
-    map.key("path", &Config::path, "File to read; `-` reads standard input.").required().min_length(1);
+    map.key("path", &Config::path,
+            "File to read; `-` reads standard input. A pattern (`logs/*.log`, with * ? [...]) reads every matching "
+            "file in name order; with settings.state each file's position is kept, so a file read to its end is not "
+            "read again and one that grew is read where it grew.")
+        .required()
+        .min_length(1);
     map.key("field", &Config::field, "Name of the field each line goes into.").min_length(1);
     map.key("max_line_bytes", &Config::max_line_bytes,
             "Longer lines are refused input (code line_too_long); memory stays bounded by this.")
@@ -51,13 +56,35 @@ class FileLinesSource final : public sdk::Source, public sdk::Resumable {
   }
 
   void open() override {
-    if (config_.path == "-") {
+    if (pattern_) {
+      pattern_->set_files(files::matching_files(config_.path));
+      context_.log(sdk::LogLevel::info, config_.path + ": " + std::to_string(pattern_->files().size()) + " file(s) match");
+      if (pattern_->files().empty()) return;
+      open_input(0);
+      return;
+    }
+    open_input(std::nullopt);
+  }
+
+ private:
+  /// Opens the file (or a pattern's files()[index]) and goes to its committed position.
+  void open_input(std::optional<std::size_t> index) {
+    const std::string path = index ? pattern_->files()[*index] : config_.path;
+    current_ = index.value_or(0);
+    shown_ = path == "-" ? std::string("stdin") : path;
+    if (fd_ > STDIN_FILENO) ::close(fd_);
+    identity_.reset();
+    if (path == "-") {
       fd_ = STDIN_FILENO;
     } else {
-      fd_ = ::open(config_.path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd_ < 0) throw sdk::PluginError(config_.path + ": cannot open: " + std::strerror(errno));
+      fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd_ < 0) throw sdk::PluginError(path + ": cannot open: " + std::strerror(errno));
       // Only a regular file can be resumed: a pipe cannot be read again.
-      if (files::is_regular_file(config_.path)) identity_ = files::FileIdentity::of(config_.path);
+      if (files::is_regular_file(path)) identity_ = files::FileIdentity::of(path);
+    }
+    if (index) {
+      resume_ = pattern_->committed(*index);
+      pattern_->opened(*index, identity_);
     }
     if (resume_ && !identity_) {
       context_.log(sdk::LogLevel::warning, shown_ + " is not a regular file and cannot be resumed: read from its beginning");
@@ -66,7 +93,7 @@ class FileLinesSource final : public sdk::Source, public sdk::Resumable {
     std::uint64_t offset = 0;
     std::uint64_t line = 0;
     if (resume_) {
-      if (const auto changed = files::changed_since(config_.path, *resume_)) {
+      if (const auto changed = files::changed_since(path, *resume_)) {
         if (config_.on_changed != "restart") {
           throw sdk::PluginError(shown_ + ": the file changed since the committed position (" + *changed +
                                  "): it is not resumed. Set on_changed: restart to read a changed file from its "
@@ -86,8 +113,11 @@ class FileLinesSource final : public sdk::Source, public sdk::Resumable {
       }
     }
     end_ = {offset, line};
+    if (index && resume_) pattern_->reached(*index, offset, line);
     reader_.emplace(fd_, static_cast<std::size_t>(config_.max_line_bytes), offset, line);
   }
+
+ public:
 
   void resume_from(std::string_view position) override {
     if (position.empty()) return;
@@ -95,10 +125,15 @@ class FileLinesSource final : public sdk::Source, public sdk::Resumable {
       context_.log(sdk::LogLevel::warning, "stdin cannot be resumed: it is read from its beginning");
       return;
     }
+    if (pattern_) {
+      pattern_->resume_from(std::string(position), config_.path);
+      return;
+    }
     resume_ = files::FilePosition::from_json_text(std::string(position), shown_);
   }
 
   [[nodiscard]] std::string position() const override {
+    if (pattern_) return pattern_->text();
     if (!identity_ || end_.offset == 0) return {};
     files::FilePosition position;
     position.offset = end_.offset;
@@ -112,14 +147,23 @@ class FileLinesSource final : public sdk::Source, public sdk::Resumable {
   bool read(sdk::Batch& batch, std::size_t max_records) override {
     while (batch.size() < max_records) {
       if (context_.stop_requested()) return false;
+      if (!reader_) return false;  // a pattern that matches nothing
       std::optional<LineReader::Line> line;
       try {
         line = reader_->next();
       } catch (const std::exception& e) {
         throw sdk::PluginError(shown_ + ": " + e.what());
       }
-      if (!line) return false;
+      if (!line) {
+        // A pattern goes on with its next file.
+        if (pattern_ && current_ + 1 < pattern_->files().size()) {
+          open_input(current_ + 1);
+          continue;
+        }
+        return false;
+      }
       end_ = {line->end_offset, line->number};
+      if (pattern_) pattern_->reached(current_, end_.offset, end_.line);
       if (config_.skip_empty && line->bytes == 0) continue;
       ++received_;
       std::string origin = shown_ + ":" + std::to_string(line->number);
@@ -158,7 +202,10 @@ class FileLinesSource final : public sdk::Source, public sdk::Resumable {
   std::string shown_;
   int fd_ = -1;
   std::optional<LineReader> reader_;
-  std::optional<files::FilePosition> resume_;
+  std::optional<files::FilePosition> resume_;  // of the file being opened
+  std::optional<files::PatternPositions> pattern_ =
+      files::is_pattern(config_.path) ? std::make_optional<files::PatternPositions>() : std::nullopt;
+  std::size_t current_ = 0;  // a pattern: the file being read
   std::optional<files::FileIdentity> identity_;  // of a file (not stdin): positions are kept
   struct {
     std::uint64_t offset = 0;

@@ -88,5 +88,41 @@ TEST_F(FilePositionTest, APositionThatIsNotOneRefusesNamingTheFile) {
   }
 }
 
+TEST_F(FilePositionTest, APatternsPositionKeepsEachFileReachedOrCommittedAndDropsFilesGone) {
+  write("1\n");
+  PatternPositions first;
+  first.set_files({path_, "/gone.csv"});
+  EXPECT_EQ(first.text(), "");  // nothing reached yet
+  first.opened(0, FileIdentity::of(path_));
+  first.reached(0, 2, 1);
+  first.opened(1, std::nullopt);  // a file that cannot be resumed has no position
+  first.reached(1, 5, 1);
+  const std::string committed = first.text();
+  ASSERT_NE(committed.find(path_), std::string::npos) << committed;
+  EXPECT_EQ(committed.find("/gone.csv"), std::string::npos) << committed;
+
+  PatternPositions next;
+  next.resume_from(committed, "*.csv");
+  next.set_files({"/new.csv", path_});
+  EXPECT_EQ(next.committed(0), std::nullopt);
+  ASSERT_TRUE(next.committed(1).has_value());
+  EXPECT_EQ(next.committed(1)->offset, 2u);
+  EXPECT_EQ(next.text(), committed);  // carried while this run has not reached it
+  EXPECT_THROW(next.resume_from(R"({"offset": 1})", "*.csv"), sdk::PluginError);
+}
+
+TEST(Patterns, AreToldFromFileNamesAndMatchRegularFilesInNameOrder) {
+  EXPECT_TRUE(is_pattern("in/*.csv"));
+  EXPECT_TRUE(is_pattern("day-?.csv"));
+  EXPECT_FALSE(is_pattern("in/day-1.csv"));
+  const auto dir = std::filesystem::temp_directory_path() / ("patterns-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "sub.csv");
+  for (const char* name : {"b.csv", "a.csv", "c.txt"}) std::ofstream(dir / name) << "x\n";
+  EXPECT_EQ(matching_files((dir / "*.csv").string()),
+            (std::vector<std::string>{(dir / "a.csv").string(), (dir / "b.csv").string()}));
+  EXPECT_TRUE(matching_files((dir / "*.none").string()).empty());
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace etl::plugins::files

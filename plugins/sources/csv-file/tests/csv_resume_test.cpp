@@ -282,6 +282,33 @@ TEST_F(CsvResume, FileLinesResumesAfterItsLastSettledLine) {
   EXPECT_EQ(report.at("records")[1].at("origin"), dir_.file("lines.txt") + ":4");
 }
 
+TEST_F(CsvResume, FileLinesWithAPatternReadsEachFileOnce) {
+  std::filesystem::create_directories(dir_.file("logs"));
+  write_file(dir_.file("logs/a.log"), "a1\na2\n");
+  write_file(dir_.file("logs/b.log"), "b1\n");
+  const json pipeline = {
+      {"name", "logs"},
+      {"source", {{"plugin", "file-lines"}, {"config", {{"path", dir_.file("logs/*.log")}}}}},
+      {"sink", {{"plugin", "null"}}},
+      {"reporters", {{{"plugin", "json"}, {"config", {{"path", dir_.file("report.json")}}}}}},
+      {"settings", {{"state", {{"store", "file"}, {"path", file_state()}}}}}};
+  write_file(dir_.file("logs.json"), pipeline.dump());
+  const auto origins = [&] {
+    const auto run = run_process({etl_host_binary(), "run", dir_.file("logs.json")});
+    EXPECT_EQ(run.exit_code, 0) << run.err;
+    std::vector<std::string> seen;
+    const json report = json::parse(read_file(dir_.file("report.json")));
+    for (const auto& record : report.at("records")) seen.push_back(record.at("origin"));
+    return seen;
+  };
+  EXPECT_EQ(origins(), (std::vector<std::string>{dir_.file("logs/a.log") + ":1", dir_.file("logs/a.log") + ":2",
+                                                 dir_.file("logs/b.log") + ":1"}));
+  EXPECT_TRUE(origins().empty());
+  std::ofstream(dir_.file("logs/a.log"), std::ios::app) << "a3\n";
+  write_file(dir_.file("logs/c.log"), "c1\n");
+  EXPECT_EQ(origins(), (std::vector<std::string>{dir_.file("logs/a.log") + ":3", dir_.file("logs/c.log") + ":1"}));
+}
+
 TEST_F(CsvResume, APipelineWhoseSourceKeepsNoPositionCannotKeepState) {
   const json pipeline = {{"source", {{"plugin", "http-newline"}, {"config", {{"url", "http://127.0.0.1:1/"}, {"size", 1}}}}},
                          {"sink", {{"plugin", "null"}}},
