@@ -384,15 +384,16 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
       }
     }
   }
-  try {
-    if (!source_error.empty()) throw StageError(source_name, "resume", "not opened");
-    call_plugin(source_name, "open", [&] { source.open(); });
-    source_open = true;
-    // A source may learn its fields from its input (a CSV header), so they are asked after open().
-    run_info.fields = call_plugin(source_name, "fields", [&] { return source.fields(); });
-    wants_acknowledgements = call_plugin(source_name, "wants_acknowledgements", [&] { return source.wants_acknowledgements(); });
-  } catch (const StageError& e) {
-    if (source_error.empty()) source_error = e.what();
+  if (source_error.empty()) {  // not opened when it could not resume
+    try {
+      call_plugin(source_name, "open", [&] { source.open(); });
+      source_open = true;
+      // A source may learn its fields from its input (a CSV header), so they are asked after open().
+      run_info.fields = call_plugin(source_name, "fields", [&] { return source.fields(); });
+      wants_acknowledgements = call_plugin(source_name, "wants_acknowledgements", [&] { return source.wants_acknowledgements(); });
+    } catch (const StageError& e) {
+      source_error = e.what();
+    }
   }
   const bool tracks_positions = resumable != nullptr && source_error.empty();
   if (wants_acknowledgements || tracks_positions) {

@@ -21,6 +21,7 @@
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/StreamCopier.h>
 #include <Poco/String.h>
+#include <nlohmann/json.hpp>
 
 extern char** environ;
 
@@ -292,6 +293,12 @@ PostgresServer::PostgresServer() {
     if (value.size() >= 2 && value.front() == '\'' && value.back() == '\'') value = value.substr(1, value.size() - 2);
     env_[line.substr(0, eq)] = value;
   }
+}
+
+nlohmann::json PostgresServer::connection_config() const {
+  return {{"host", env_.at("DB_HOST")},        {"port", std::stoi(env_.at("DB_PORT"))}, {"user", env_.at("DB_USER")},
+          {"password", env_.at("DB_PASS")},    {"dbname", env_.at("DB_NAME")},          {"sslmode", env_.at("DB_SSLMODE")},
+          {"sslrootcert", env_.at("DB_SSLROOTCERT")}};
 }
 
 PostgresServer::~PostgresServer() {

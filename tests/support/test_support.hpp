@@ -15,6 +15,8 @@
 
 #include <sys/types.h>
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace etl::testing {
 
 /// Folders of this checkout and its build, baked in by CMake.
@@ -115,6 +117,9 @@ class PostgresServer {
   /// DB_HOST, DB_PORT, DB_USER, DB_PASS, DB_NAME, DB_SSLMODE, DB_SSLROOTCERT.
   [[nodiscard]] const std::map<std::string, std::string>& env() const noexcept { return env_; }
   [[nodiscard]] std::string get(const std::string& key) const { return env_.at(key); }
+  /// The connection keys of the postgres plugins (host, port, user, password, dbname, sslmode,
+  /// sslrootcert) for this server, as a config object.
+  [[nodiscard]] nlohmann::json connection_config() const;
   [[nodiscard]] const std::string& dir() const noexcept { return dir_; }
 
   /// Runs SQL as the superuser over the server's socket; returns rows of text values.

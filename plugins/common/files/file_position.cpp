@@ -161,4 +161,37 @@ std::string PatternPositions::text() const {
   return nlohmann::json{{"files", positions}}.dump();
 }
 
+void take_committed(std::string_view position, const std::string& path, PatternPositions* pattern,
+                    std::optional<FilePosition>& single, sdk::Context& context) {
+  if (position.empty()) return;
+  if (path == "-") {
+    context.log(sdk::LogLevel::warning, "stdin cannot be resumed: it is read from its beginning");
+    return;
+  }
+  if (pattern != nullptr) {
+    pattern->resume_from(std::string(position), path);
+    return;
+  }
+  single = FilePosition::from_json_text(std::string(position), path);
+}
+
+std::optional<FilePosition> usable_position(const std::string& path, const std::string& shown,
+                                            std::optional<FilePosition> position, bool restart, sdk::Context& context) {
+  if (!position) return std::nullopt;
+  if (path == "-" || !is_regular_file(path)) {
+    context.log(sdk::LogLevel::warning, shown + " is not a regular file and cannot be resumed: read from its beginning");
+    return std::nullopt;
+  }
+  const auto changed = changed_since(path, *position);
+  if (!changed) return position;
+  if (!restart) {
+    throw sdk::PluginError(shown + ": the file changed since the committed position (" + *changed +
+                           "): it is not resumed. Set on_changed: restart to read a changed file from its beginning, "
+                           "or `etl-host state reset PIPELINE`");
+  }
+  context.log(sdk::LogLevel::warning,
+              shown + ": the file changed since the committed position (" + *changed + "): read from its beginning (on_changed: restart)");
+  return std::nullopt;
+}
+
 }  // namespace etl::plugins::files

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "etl/sdk/plugin.hpp"
+
 namespace etl::plugins::files {
 
 /// What identifies a file's content: its size, and a hash of its first bytes (at most
@@ -79,5 +81,19 @@ class PatternPositions {
   std::vector<std::optional<Reached>> reached_;
   std::vector<std::optional<FileIdentity>> identities_;
 };
+
+/// What a file source does with the position sdk::Resumable::resume_from() gives it, for the
+/// file or pattern `path`: a pattern's goes to `pattern` (when `path` is one), a file's to
+/// `single`; stdin ("-") is read whole, saying so. Throws sdk::PluginError for a position the
+/// source did not write.
+void take_committed(std::string_view position, const std::string& path, PatternPositions* pattern,
+                    std::optional<FilePosition>& single, sdk::Context& context);
+
+/// The committed `position` to go on from in the file at `path` (`shown` in messages), or
+/// nothing: there was none, the file is not a regular one (a pipe: read whole, with a warning),
+/// or it changed since and `restart` is set (read from its beginning, with a warning). A changed
+/// file without `restart` throws sdk::PluginError naming what changed.
+std::optional<FilePosition> usable_position(const std::string& path, const std::string& shown,
+                                            std::optional<FilePosition> position, bool restart, sdk::Context& context);
 
 }  // namespace etl::plugins::files

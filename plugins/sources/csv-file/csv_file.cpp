@@ -163,10 +163,7 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
       std::lock_guard lock(ahead_mutex_);
       pattern_.opened(index, identity_);
     }
-    if (resume_ && !identity_) {
-      context_.log(sdk::LogLevel::warning, shown_ + " is not a regular file and cannot be resumed: read from its beginning");
-      resume_.reset();
-    }
+    resume_ = files::usable_position(path, shown_, resume_, config_.on_changed == "restart", context_);
     std::istream* in = file_.get();
     // gzip by its magic bytes, not its name: a .csv that is compressed, or stdin, works too.
     if (file_->peek() == 0x1f) {
@@ -200,16 +197,7 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
   [[nodiscard]] std::vector<std::string> fields() const override { return names_; }
 
   void resume_from(std::string_view position) override {
-    if (position.empty()) return;
-    if (config_.path == "-") {
-      context_.log(sdk::LogLevel::warning, "stdin cannot be resumed: it is read from its beginning");
-      return;
-    }
-    if (glob_) {
-      pattern_.resume_from(std::string(position), config_.path);
-      return;
-    }
-    resume_ = files::FilePosition::from_json_text(std::string(position), shown_);
+    files::take_committed(position, config_.path, glob_ ? &pattern_ : nullptr, resume_, context_);
   }
 
   [[nodiscard]] std::string position() const override {
@@ -311,21 +299,9 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
     }
   }
 
-  /// The file's identity for positions, and the committed position's check and skip: the file must
-  /// be the one the position was taken in (unless on_changed is restart); a plain file is sought
-  /// to the offset, a gzip file read up to it (its offsets are in the decompressed text).
+  /// Goes to the committed position (checked by usable_position): a plain file is sought to the
+  /// offset, a gzip file read up to it (its offsets are in the decompressed text).
   void skip_to_resume_position(std::istream& in) {
-    if (const auto changed = files::changed_since(paths_[current_], *resume_)) {
-      if (config_.on_changed != "restart") {
-        throw sdk::PluginError(shown_ + ": the file changed since the committed position (" + *changed +
-                               "): it is not resumed. Set on_changed: restart to read a changed file from its "
-                               "beginning, or `etl-host state reset PIPELINE`");
-      }
-      context_.log(sdk::LogLevel::warning, shown_ + ": the file changed since the committed position (" + *changed +
-                                               "): read from its beginning (on_changed: restart)");
-      resume_.reset();
-      return;
-    }
     const std::uint64_t here = reader_->offset();
     if (resume_->offset > here) {
       if (inflated_) {

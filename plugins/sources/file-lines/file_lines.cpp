@@ -86,31 +86,18 @@ class FileLinesSource final : public sdk::Source, public sdk::Resumable {
       resume_ = pattern_->committed(*index);
       pattern_->opened(*index, identity_);
     }
-    if (resume_ && !identity_) {
-      context_.log(sdk::LogLevel::warning, shown_ + " is not a regular file and cannot be resumed: read from its beginning");
-      resume_.reset();
-    }
+    resume_ = files::usable_position(path, shown_, resume_, config_.on_changed == "restart", context_);
     std::uint64_t offset = 0;
     std::uint64_t line = 0;
     if (resume_) {
-      if (const auto changed = files::changed_since(path, *resume_)) {
-        if (config_.on_changed != "restart") {
-          throw sdk::PluginError(shown_ + ": the file changed since the committed position (" + *changed +
-                                 "): it is not resumed. Set on_changed: restart to read a changed file from its "
-                                 "beginning, or `etl-host state reset PIPELINE`");
-        }
-        context_.log(sdk::LogLevel::warning, shown_ + ": the file changed since the committed position (" + *changed +
-                                                 "): read from its beginning (on_changed: restart)");
-      } else {
-        if (::lseek(fd_, static_cast<off_t>(resume_->offset), SEEK_SET) < 0) {
-          throw sdk::PluginError(shown_ + ": cannot seek to the committed offset " + std::to_string(resume_->offset) +
-                                 ": " + std::strerror(errno));
-        }
-        offset = resume_->offset;
-        line = resume_->line;
-        context_.log(sdk::LogLevel::info, shown_ + ": resuming after line " + std::to_string(line) + " (byte " +
-                                              std::to_string(offset) + ")");
+      if (::lseek(fd_, static_cast<off_t>(resume_->offset), SEEK_SET) < 0) {
+        throw sdk::PluginError(shown_ + ": cannot seek to the committed offset " + std::to_string(resume_->offset) + ": " +
+                               std::strerror(errno));
       }
+      offset = resume_->offset;
+      line = resume_->line;
+      context_.log(sdk::LogLevel::info, shown_ + ": resuming after line " + std::to_string(line) + " (byte " +
+                                            std::to_string(offset) + ")");
     }
     end_ = {offset, line};
     if (index && resume_) pattern_->reached(*index, offset, line);
@@ -120,16 +107,7 @@ class FileLinesSource final : public sdk::Source, public sdk::Resumable {
  public:
 
   void resume_from(std::string_view position) override {
-    if (position.empty()) return;
-    if (config_.path == "-") {
-      context_.log(sdk::LogLevel::warning, "stdin cannot be resumed: it is read from its beginning");
-      return;
-    }
-    if (pattern_) {
-      pattern_->resume_from(std::string(position), config_.path);
-      return;
-    }
-    resume_ = files::FilePosition::from_json_text(std::string(position), shown_);
+    files::take_committed(position, config_.path, pattern_ ? &*pattern_ : nullptr, resume_, context_);
   }
 
   [[nodiscard]] std::string position() const override {

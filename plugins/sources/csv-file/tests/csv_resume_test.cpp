@@ -33,12 +33,7 @@ class CsvResume : public ::testing::Test {
                      "GRANT ALL ON items TO etl; DROP TABLE IF EXISTS etl_state;");
   }
 
-  json connection() const {
-    const auto& db = database_->env();
-    return {{"host", db.at("DB_HOST")},       {"port", std::stoi(db.at("DB_PORT"))}, {"user", db.at("DB_USER")},
-            {"password", db.at("DB_PASS")},   {"dbname", db.at("DB_NAME")},          {"sslmode", db.at("DB_SSLMODE")},
-            {"sslrootcert", db.at("DB_SSLROOTCERT")}};
-  }
+  json connection() const { return database_->connection_config(); }
 
   /// A keyed load (postgres-copy upsert: a row read again is stored once), one reject report per
   /// run (${ETL_RUN_ID}), state in files or PostgreSQL.

@@ -29,12 +29,7 @@ class PostgresQuery : public ::testing::Test {
         "error text, claimed_by text); GRANT ALL ON outbox TO etl;");
   }
 
-  json connection() const {
-    const auto& db = database_->env();
-    return {{"host", db.at("DB_HOST")}, {"port", std::stoi(db.at("DB_PORT"))}, {"user", db.at("DB_USER")},
-            {"password", db.at("DB_PASS")}, {"dbname", db.at("DB_NAME")}, {"sslmode", db.at("DB_SSLMODE")},
-            {"sslrootcert", db.at("DB_SSLROOTCERT")}};
-  }
+  json connection() const { return database_->connection_config(); }
 
   std::string write_pipeline(const std::string& name, json source, json sink = {{"plugin", "null"}}) {
     json config = connection();
