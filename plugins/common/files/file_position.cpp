@@ -123,6 +123,35 @@ void PatternPositions::set_files(std::vector<std::string> paths) {
   identities_.assign(paths_.size(), std::nullopt);
 }
 
+void PatternPositions::add_files(const std::vector<std::string>& paths) {
+  paths_.insert(paths_.end(), paths.begin(), paths.end());
+  reached_.resize(paths_.size());
+  identities_.resize(paths_.size());
+}
+
+FolderWatch::FolderWatch(std::string pattern, const std::vector<std::string>& taken)
+    : pattern_(std::move(pattern)), taken_(taken.begin(), taken.end()) {}
+
+std::vector<std::string> FolderWatch::settled_new_files() {
+  std::vector<std::string> settled;
+  std::map<std::string, Seen> seen;
+  for (auto& path : matching_files(pattern_)) {
+    if (taken_.contains(path)) continue;
+    struct stat facts {};
+    if (::stat(path.c_str(), &facts) != 0) continue;  // gone since it was listed
+    const Seen now{static_cast<std::uint64_t>(facts.st_size),
+                   static_cast<std::int64_t>(facts.st_mtim.tv_sec) * 1000000000 + facts.st_mtim.tv_nsec};
+    if (const auto before = seen_.find(path); before != seen_.end() && before->second == now) {
+      taken_.insert(path);
+      settled.push_back(std::move(path));
+    } else {
+      seen.emplace(std::move(path), now);
+    }
+  }
+  seen_ = std::move(seen);
+  return settled;  // matching_files() sorts them
+}
+
 void PatternPositions::resume_from(const std::string& text, const std::string& pattern) {
   const auto document = nlohmann::json::parse(text, nullptr, false);
   if (!document.is_object() || !document.contains("files") || !document.at("files").is_object()) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,8 @@ class PatternPositions {
  public:
   /// The files this run reads.
   void set_files(std::vector<std::string> paths);
+  /// More files to read after those (follow: files that appeared during the run).
+  void add_files(const std::vector<std::string>& paths);
   [[nodiscard]] const std::vector<std::string>& files() const noexcept { return paths_; }
   /// The committed position (a text() of an earlier run); throws sdk::PluginError naming `pattern`.
   void resume_from(const std::string& text, const std::string& pattern);
@@ -80,6 +83,27 @@ class PatternPositions {
   std::map<std::string, FilePosition> committed_;
   std::vector<std::optional<Reached>> reached_;
   std::vector<std::optional<FileIdentity>> identities_;
+};
+
+/// follow: the files a pattern matches that were not taken yet, each taken once it has stopped
+/// changing (the same size and modification time at two looks in a row), so that a file still
+/// being written is not read half-way. Files taken are never offered again. Not thread-safe.
+class FolderWatch {
+ public:
+  FolderWatch(std::string pattern, const std::vector<std::string>& taken);
+  /// Looks once: the files that settled since the last look, in name order; they count as taken.
+  /// Throws sdk::PluginError when the folder cannot be read.
+  std::vector<std::string> settled_new_files();
+
+ private:
+  struct Seen {
+    std::uint64_t size = 0;
+    std::int64_t modified_ns = 0;
+    bool operator==(const Seen&) const = default;
+  };
+  std::string pattern_;
+  std::set<std::string> taken_;
+  std::map<std::string, Seen> seen_;  // at the last look, not taken yet
 };
 
 /// What a file source does with the position sdk::Resumable::resume_from() gives it, for the

@@ -32,6 +32,7 @@ BatchWriter::BatchWriter(const RowPlan& plan, ConnectTarget target, BatchOptions
 
 BatchWriter::~BatchWriter() {
   (void)queue_.abort();
+  stop_lingering();
   for (auto& worker : workers_) {
     if (worker.joinable()) worker.join();
   }
@@ -60,10 +61,38 @@ void BatchWriter::open(sdk::OutcomeReceiver& outcomes) {
   for (std::size_t i = 0; i < sessions.size(); ++i) {
     workers_.emplace_back([this, i, session = std::move(sessions[i])]() mutable { work(i, std::move(session)); });
   }
+  linger_ = std::thread([this] { send_late_batches(); });
+}
+
+void BatchWriter::send_late_batches() {
+  std::unique_lock lock(current_mutex_);
+  while (!linger_stop_) {
+    if (current_.size() == 0) {
+      current_changed_.wait(lock);
+      continue;
+    }
+    const auto due = current_since_ + options_.batch_wait;
+    if (std::chrono::steady_clock::now() < due) {
+      current_changed_.wait_until(lock, due);
+      continue;
+    }
+    hand_over();
+  }
+}
+
+void BatchWriter::stop_lingering() {
+  {
+    std::lock_guard lock(current_mutex_);
+    linger_stop_ = true;
+  }
+  current_changed_.notify_all();
+  if (linger_.joinable()) linger_.join();
 }
 
 void BatchWriter::write(std::span<const sdk::Record> records) {
   const bool guessing = suspects_ && suspects_->active();
+  std::lock_guard lock(current_mutex_);
+  bool started = false;  // a new batch: the linger thread is told when it began
   for (std::size_t i = 0; i < records.size(); ++i) {
     if (state_.stopping()) {
       const std::string reason = "not attempted: " + state_.stop_reason();
@@ -83,13 +112,19 @@ void BatchWriter::write(std::span<const sdk::Record> records) {
         current_.suspects.push_back(current_.size());
       }
     }
+    if (current_.sequences.empty()) {
+      current_since_ = std::chrono::steady_clock::now();
+      started = true;
+    }
     current_.sequences.push_back(records[i].sequence);
     current_.ends.push_back(current_.data.size());
     if (current_.size() >= options_.batch_rows || current_.data.size() >= options_.batch_bytes) hand_over();
   }
+  if (started) current_changed_.notify_all();
 }
 
 void BatchWriter::finish() {
+  stop_lingering();
   if (current_.size() > 0) hand_over();
   queue_.close();
   for (auto& worker : workers_) {

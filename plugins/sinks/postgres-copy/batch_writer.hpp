@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <iterator>
 #include <memory>
 #include <future>
@@ -40,6 +41,8 @@ struct BatchOptions {
   long settle_timeout_ms = 10000;
   /// insert: guess which rows will be refused and try them alone (suspect_rows.hpp).
   bool guess_failures = true;
+  /// A batch that is not full is sent this long after its first row came.
+  std::chrono::milliseconds batch_wait{1000};
 };
 
 class BatchWriter {
@@ -64,7 +67,13 @@ class BatchWriter {
   };
   enum class Fate { committed, not_committed, unknown };
 
+  /// Hands current_ to the queue (current_mutex_ held).
   void hand_over();
+
+  /// The linger thread: sends a batch that is not full once it is batch_wait old, so that rows
+  /// that come slowly (a followed source, a service) are not held until a batch fills.
+  void send_late_batches();
+  void stop_lingering();
 
   void fail_batch(CopyBatch& batch, const std::string& reason);
 
@@ -103,7 +112,12 @@ class BatchWriter {
   BatchQueue queue_;
   sdk::OutcomeReceiver* outcomes_ = nullptr;
   std::vector<std::thread> workers_;
+  std::mutex current_mutex_;  // current_ and current_since_: write() and the linger thread
+  std::condition_variable current_changed_;
   CopyBatch current_;
+  std::chrono::steady_clock::time_point current_since_;  // when current_'s first row came
+  bool linger_stop_ = false;
+  std::thread linger_;
   std::atomic<std::uint64_t> committed_batches_{0};
   std::atomic<std::uint64_t> isolated_{0};
   std::atomic<std::uint64_t> extra_statements_{0};

@@ -29,6 +29,7 @@ struct Config : PgConnection, WriteTarget {
   sdk::RetryPolicy retry;
   double answer_timeout = 60;
   double settle_timeout = 10;
+  double batch_wait = 1;
 };
 
 class PostgresCopySink final : public sdk::Sink {
@@ -47,6 +48,11 @@ class PostgresCopySink final : public sdk::Sink {
             "the host their records).")
         .minimum(1)
         .maximum(1000000);
+    map.key("batch_wait", &Config::batch_wait,
+            "Seconds after its first row that a batch which is not full is sent anyway, so that rows which come "
+            "slowly (a followed source, a service) are stored soon rather than when a batch fills.")
+        .minimum(0.001)
+        .maximum(3600);
     map.key("batch_bytes", &Config::batch_bytes, "Bytes of COPY data per batch at most.").minimum(1024).maximum(256 << 20);
     map.key("guess_failures", &Config::guess_failures,
             "insert: guess from the table's definition (types, NOT NULL, CHECKs of the form column <op> number, unique keys "
@@ -79,6 +85,7 @@ class PostgresCopySink final : public sdk::Sink {
     options.batch_bytes = static_cast<std::size_t>(config.batch_bytes);
     options.retry = config.retry;
     options.settle_timeout_ms = static_cast<long>(config.settle_timeout * 1000);
+    options.batch_wait = std::chrono::milliseconds(static_cast<long>(config.batch_wait * 1000));
     options.guess_failures = config.guess_failures;
     writer_ = std::make_unique<BatchWriter>(plan_, ConnectTarget::from(config, config.answer_timeout), std::move(options),
                                             context);

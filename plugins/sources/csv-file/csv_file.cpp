@@ -40,6 +40,8 @@ struct Config {
   bool check_utf8 = true;
   std::uint64_t max_record_bytes = 1048576;
   std::string on_changed = "error";
+  bool follow = false;
+  double poll_interval = 1;
 };
 
 /// {"additionalProperties": {"enum": [every column type's name]}}
@@ -49,7 +51,7 @@ std::string types_schema() {
   return R"({"additionalProperties": {"enum": [)" + names + "]}}";
 }
 
-class CsvFileSource final : public sdk::Source, public sdk::Resumable {
+class CsvFileSource final : public sdk::Source, public sdk::Resumable, public sdk::LongRunning {
  public:
   static sdk::ConfigMap<Config> config_map() {
     sdk::ConfigMap<Config> map;
@@ -84,12 +86,22 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
             "(smaller, or its first bytes differ): error (the run does not start) or restart (read it from its "
             "beginning).")
         .one_of({"error", "restart"});
+    map.key("follow", &Config::follow,
+            "With a pattern as path: after the matching files are read, watch for new ones and read each as it "
+            "appears, once it has stopped changing for poll_interval (so move files in whole, or finish writing "
+            "them within it), until stopped; the pipeline is then a service. With no file there at the start and "
+            "no columns, the run waits for the first file to learn them. A file read during the run that grows "
+            "afterwards is read where it grew on the next run.");
+    map.key("poll_interval", &Config::poll_interval, "follow: seconds between looks for new files.").minimum(0.05);
     return map;
   }
 
   CsvFileSource(Config config, sdk::Context& context) : config_(std::move(config)), context_(context) {
     shown_ = config_.path == "-" ? std::string("stdin") : config_.path;
     if (config_.delimiter == config_.quote) throw sdk::ConfigError("/quote", "the quote and the delimiter are the same");
+    if (config_.follow && !glob_) {
+      throw sdk::ConfigError("/follow", "follow watches a pattern for new files: path must be one (e.g. incoming/*.csv)");
+    }
     if (!config_.header && config_.columns.empty()) {
       throw sdk::ConfigError("/columns", "without a header row, give the column names");
     }
@@ -113,9 +125,18 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
     if (glob_) {
       paths_ = files::matching_files(config_.path);
       pattern_.set_files(paths_);
-      context_.log(sdk::LogLevel::info, config_.path + ": " + std::to_string(paths_.size()) + " file(s) match");
+      context_.log(sdk::LogLevel::info, config_.path + ": " + std::to_string(paths_.size()) + " file(s) match" +
+                                            (config_.follow ? "; following it for new ones" : ""));
+      if (config_.follow) watch_.emplace(config_.path, paths_);
     } else {
       paths_ = {config_.path};
+    }
+    if (paths_.empty() && watch_) {
+      context_.log(sdk::LogLevel::info, config_.path + ": waiting for the first file");
+      if (!wait_for_new_files()) {
+        ahead_done_ = true;  // stopped before any came
+        return;
+      }
     }
     if (paths_.empty()) {
       set_types();
@@ -195,6 +216,7 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
  public:
 
   [[nodiscard]] std::vector<std::string> fields() const override { return names_; }
+  [[nodiscard]] bool runs_until_stopped() const override { return config_.follow; }
 
   void resume_from(std::string_view position) override {
     files::take_committed(position, config_.path, glob_ ? &pattern_ : nullptr, resume_, context_);
@@ -275,6 +297,10 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
               open_input(current_ + 1, false);
               continue;
             }
+            if (watch_) {
+              if (!ready.records.empty()) break;  // hand these over before waiting
+              if (wait_for_new_files()) continue;
+            }
             more = false;
             break;
           }
@@ -296,6 +322,28 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
         ahead_done_ = true;
       }
       ahead_changed_.notify_all();
+    }
+  }
+
+  /// follow: waits until new files settled (appended to paths_ and the pattern's positions), or
+  /// the run stops (false).
+  bool wait_for_new_files() {
+    const auto interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(config_.poll_interval));
+    for (;;) {
+      {
+        std::unique_lock lock(ahead_mutex_);
+        ahead_changed_.wait_for(lock, interval, [&] { return ahead_stopping_; });
+        if (ahead_stopping_) return false;
+      }
+      if (context_.stop_requested()) return false;
+      const auto found = watch_->settled_new_files();
+      if (found.empty()) continue;
+      context_.log(sdk::LogLevel::info, config_.path + ": " + std::to_string(found.size()) + " new file(s), from " + found.front());
+      paths_.insert(paths_.end(), found.begin(), found.end());
+      std::lock_guard lock(ahead_mutex_);
+      pattern_.add_files(found);
+      return true;
     }
   }
 
@@ -421,7 +469,8 @@ class CsvFileSource final : public sdk::Source, public sdk::Resumable {
     std::vector<End> ends;
   };
   const bool glob_ = files::is_pattern(config_.path);
-  std::vector<std::string> paths_;  // the file, or the files a pattern matches in name order
+  std::vector<std::string> paths_;  // the file, or the files a pattern matches in name order (then new ones: follow)
+  std::optional<files::FolderWatch> watch_;  // follow
   std::size_t current_ = 0;         // the one being read (the reader thread's)
   std::optional<files::FilePosition> resume_;  // of the file being opened
   std::optional<files::FileIdentity> identity_;  // of a file (not stdin): positions are kept

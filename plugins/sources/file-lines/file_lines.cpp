@@ -7,6 +7,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <chrono>
+#include <thread>
 
 #include "etl/sdk.hpp"
 #include "files/file_position.hpp"
@@ -22,9 +24,11 @@ struct Config {
   bool skip_empty = false;
   bool check_utf8 = true;
   std::string on_changed = "error";
+  bool follow = false;
+  double poll_interval = 1;
 };
 
-class FileLinesSource final : public sdk::Source, public sdk::Resumable {
+class FileLinesSource final : public sdk::Source, public sdk::Resumable, public sdk::LongRunning {
  public:
   static sdk::ConfigMap<Config> config_map() {
     sdk::ConfigMap<Config> map;
@@ -45,12 +49,23 @@ class FileLinesSource final : public sdk::Source, public sdk::Resumable {
             "(smaller, or its first bytes differ): error (the run does not start) or restart (read it from its "
             "beginning).")
         .one_of({"error", "restart"});
+    map.key("follow", &Config::follow,
+            "With a pattern as path: after the matching files are read, watch for new ones and read each as it "
+            "appears, once it has stopped changing for poll_interval (so move files in whole, or finish writing "
+            "them within it), until stopped; the pipeline is then a service. A file read during the run that grows "
+            "afterwards is read where it grew on the next run.");
+    map.key("poll_interval", &Config::poll_interval, "follow: seconds between looks for new files.").minimum(0.05);
     return map;
   }
 
   FileLinesSource(Config config, sdk::Context& context) : config_(std::move(config)), context_(context) {
     shown_ = config_.path == "-" ? std::string("stdin") : config_.path;
+    if (config_.follow && !pattern_) {
+      throw sdk::ConfigError("/follow", "follow watches a pattern for new files: path must be one (e.g. logs/*.log)");
+    }
   }
+
+  [[nodiscard]] bool runs_until_stopped() const override { return config_.follow; }
   ~FileLinesSource() override {
     if (fd_ > STDIN_FILENO) ::close(fd_);
   }
@@ -58,7 +73,9 @@ class FileLinesSource final : public sdk::Source, public sdk::Resumable {
   void open() override {
     if (pattern_) {
       pattern_->set_files(files::matching_files(config_.path));
-      context_.log(sdk::LogLevel::info, config_.path + ": " + std::to_string(pattern_->files().size()) + " file(s) match");
+      context_.log(sdk::LogLevel::info, config_.path + ": " + std::to_string(pattern_->files().size()) + " file(s) match" +
+                                            (config_.follow ? "; following it for new ones" : ""));
+      if (config_.follow) watch_.emplace(config_.path, pattern_->files());
       if (pattern_->files().empty()) return;
       open_input(0);
       return;
@@ -125,20 +142,23 @@ class FileLinesSource final : public sdk::Source, public sdk::Resumable {
   bool read(sdk::Batch& batch, std::size_t max_records) override {
     while (batch.size() < max_records) {
       if (context_.stop_requested()) return false;
-      if (!reader_) return false;  // a pattern that matches nothing
       std::optional<LineReader::Line> line;
       try {
-        line = reader_->next();
+        if (reader_) line = reader_->next();  // none: a pattern that matched nothing yet
       } catch (const std::exception& e) {
         throw sdk::PluginError(shown_ + ": " + e.what());
       }
       if (!line) {
         // A pattern goes on with its next file.
-        if (pattern_ && current_ + 1 < pattern_->files().size()) {
-          open_input(current_ + 1);
+        const std::size_t next = reader_ ? current_ + 1 : 0;
+        if (pattern_ && next < pattern_->files().size()) {
+          open_input(next);
           continue;
         }
-        return false;
+        if (!watch_) return false;
+        if (!batch.empty()) return true;  // hand over what is here before waiting
+        if (!wait_for_new_files()) return false;
+        continue;
       }
       end_ = {line->end_offset, line->number};
       if (pattern_) pattern_->reached(current_, end_.offset, end_.line);
@@ -168,6 +188,24 @@ class FileLinesSource final : public sdk::Source, public sdk::Resumable {
     return true;
   }
 
+  /// follow: waits until new files settled (added to the pattern's) or the run is stopped (false).
+  bool wait_for_new_files() {
+    using namespace std::chrono;
+    for (;;) {
+      const auto next_look = steady_clock::now() + duration_cast<steady_clock::duration>(duration<double>(config_.poll_interval));
+      while (steady_clock::now() < next_look) {
+        if (context_.stop_requested()) return false;
+        std::this_thread::sleep_for(std::min<steady_clock::duration>(milliseconds(50), next_look - steady_clock::now()));
+      }
+      if (context_.stop_requested()) return false;
+      const auto found = watch_->settled_new_files();
+      if (found.empty()) continue;
+      context_.log(sdk::LogLevel::info, config_.path + ": " + std::to_string(found.size()) + " new file(s), from " + found.front());
+      pattern_->add_files(found);
+      return true;
+    }
+  }
+
   [[nodiscard]] sdk::SourceStats stats() const override {
     sdk::SourceStats stats;
     stats.received = received_;
@@ -183,6 +221,7 @@ class FileLinesSource final : public sdk::Source, public sdk::Resumable {
   std::optional<files::FilePosition> resume_;  // of the file being opened
   std::optional<files::PatternPositions> pattern_ =
       files::is_pattern(config_.path) ? std::make_optional<files::PatternPositions>() : std::nullopt;
+  std::optional<files::FolderWatch> watch_;  // follow
   std::size_t current_ = 0;  // a pattern: the file being read
   std::optional<files::FileIdentity> identity_;  // of a file (not stdin): positions are kept
   struct {

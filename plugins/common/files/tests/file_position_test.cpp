@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "etl/sdk/json.hpp"
 #include "etl/sdk/plugin.hpp"
 
 namespace etl::plugins::files {
@@ -122,6 +123,42 @@ TEST(Patterns, AreToldFromFileNamesAndMatchRegularFilesInNameOrder) {
             (std::vector<std::string>{(dir / "a.csv").string(), (dir / "b.csv").string()}));
   EXPECT_TRUE(matching_files((dir / "*.none").string()).empty());
   std::filesystem::remove_all(dir);
+}
+
+TEST(FolderWatch, OffersAFileOnceItStoppedChangingAndNeverOneTakenBefore) {
+  const auto dir = std::filesystem::temp_directory_path() / ("folder-watch-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto path = [&](const char* name) { return (dir / name).string(); };
+  std::ofstream(path("a.csv")) << "taken at the start\n";
+  FolderWatch watch((dir / "*.csv").string(), {path("a.csv")});
+  EXPECT_TRUE(watch.settled_new_files().empty());
+
+  std::ofstream(path("c.csv")) << "half";
+  std::ofstream(path("b.csv")) << "whole\n";
+  EXPECT_TRUE(watch.settled_new_files().empty());  // first seen: may still be written
+  std::ofstream(path("c.csv"), std::ios::app) << " and the rest\n";
+  EXPECT_EQ(watch.settled_new_files(), std::vector<std::string>{path("b.csv")});  // c.csv grew meanwhile
+  EXPECT_EQ(watch.settled_new_files(), std::vector<std::string>{path("c.csv")});
+  std::ofstream(path("b.csv"), std::ios::app) << "grown after it was taken\n";
+  EXPECT_TRUE(watch.settled_new_files().empty());
+  EXPECT_TRUE(watch.settled_new_files().empty());
+  std::filesystem::remove_all(dir);
+}
+
+TEST(PatternPositionsAdded, FilesAddedDuringARunKeepTheirPositions) {
+  PatternPositions positions;
+  positions.set_files({"/in/a.csv"});
+  positions.add_files({"/in/b.csv"});
+  ASSERT_EQ(positions.files(), (std::vector<std::string>{"/in/a.csv", "/in/b.csv"}));
+  FileIdentity identity;
+  identity.size = 9;
+  identity.head_bytes = 9;
+  identity.head_hash = "0123456789abcdef";
+  positions.opened(1, identity);
+  positions.reached(1, 9, 2);
+  const auto text = nlohmann::json::parse(positions.text());
+  EXPECT_EQ(text.at("files").size(), 1u);
+  EXPECT_EQ(text.at("files").at("/in/b.csv").at("line"), 2);
 }
 
 }  // namespace

@@ -257,6 +257,63 @@ TEST_F(CsvResume, AFolderOfFilesIsReadOnceEachNewFilesAndGrowthOnTheNextRun) {
   EXPECT_NE(mixed.err.find("day-22.csv: its header names other columns than"), std::string::npos) << mixed.err;
 }
 
+TEST_F(CsvResume, FollowingAPatternReadsEachNewFileAsItAppearsAndStopsOnSigterm) {
+  std::filesystem::create_directories(dir_.file("incoming"));
+  int next_id = 1;
+  // Written beside the pattern, then moved in whole, as a folder watcher's users are told to.
+  const auto deliver = [&](const std::string& name, int rows) {
+    std::string text = "id,name\n";
+    for (int i = 0; i < rows; ++i, ++next_id) text += std::to_string(next_id) + "," + name + "\n";
+    write_file(dir_.file("incoming/." + name + ".part"), text);
+    std::filesystem::rename(dir_.file("incoming/." + name + ".part"), dir_.file("incoming/" + name));
+  };
+  deliver("day-01.csv", 3);
+  json pipeline = json::parse(read_file(load_pipeline(
+      dir_.file("incoming/day-*.csv"), {{"store", "file"}, {"path", file_state()}, {"commit_interval", 0.1}})));
+  pipeline["source"]["config"].update({{"follow", true}, {"poll_interval", 0.1}});
+  pipeline["sink"]["config"]["batch_wait"] = 0.1;  // rows that come slowly are stored without waiting for 5,000
+  write_file(dir_.file("follow.json"), pipeline.dump());
+  const auto committed_files = [&] {
+    const auto shown = run_process({etl_host_binary(), "state", "show", dir_.file("follow.json"), "--json"});
+    if (shown.exit_code != 0) return std::size_t{0};
+    const json position = json::parse(shown.out).at("position");  // null before the first commit
+    return position.is_object() ? position.at("files").size() : std::size_t{0};
+  };
+  {
+    BackgroundProcess run({etl_host_binary(), "run", dir_.file("follow.json")});
+    ASSERT_TRUE(eventually([&] { return stored() == 3; })) << run.err();
+    deliver("day-02.csv", 5);
+    ASSERT_TRUE(eventually([&] { return stored() == 8; })) << run.err();
+    deliver("day-03.csv", 2);
+    ASSERT_TRUE(eventually([&] { return stored() == 10 && committed_files() == 3; })) << run.err();
+    EXPECT_TRUE(run.running());  // a service: the files running out does not end it
+    const auto stopping = std::chrono::steady_clock::now();
+    run.signal(SIGTERM);
+    EXPECT_EQ(run.wait(std::chrono::seconds(10)), 143) << run.err();
+    EXPECT_LT(std::chrono::steady_clock::now() - stopping, std::chrono::seconds(3));
+    EXPECT_NE(run.err().find("1 new file(s), from " + dir_.file("incoming/day-02.csv")), std::string::npos) << run.err();
+  }
+  // One delivered while it was stopped, and one as the next run goes: only those two are read.
+  deliver("day-04.csv", 4);
+  BackgroundProcess again({etl_host_binary(), "run", dir_.file("follow.json"), "--summary-json", dir_.file("summary.json")});
+  ASSERT_TRUE(eventually([&] { return stored() == 14; })) << again.err();
+  deliver("day-05.csv", 1);
+  ASSERT_TRUE(eventually([&] { return stored() == 15; })) << again.err();
+  again.signal(SIGTERM);
+  ASSERT_EQ(again.wait(std::chrono::seconds(10)), 143) << again.err();
+  EXPECT_EQ(json::parse(read_file(dir_.file("summary.json"))).at("received"), 5);
+  EXPECT_EQ(committed_files(), 5u);
+}
+
+TEST_F(CsvResume, FollowNeedsAPattern) {
+  json pipeline = json::parse(read_file(load_pipeline(dir_.file("one.csv"), {{"store", "file"}, {"path", file_state()}})));
+  pipeline["source"]["config"]["follow"] = true;
+  write_file(dir_.file("one.json"), pipeline.dump());
+  const auto validated = run_process({etl_host_binary(), "validate", dir_.file("one.json")});
+  EXPECT_EQ(validated.exit_code, 3);
+  EXPECT_NE(validated.err.find("follow watches a pattern for new files: path must be one"), std::string::npos) << validated.err;
+}
+
 TEST_F(CsvResume, FileLinesResumesAfterItsLastSettledLine) {
   write_file(dir_.file("lines.txt"), "one\ntwo\n");
   const json pipeline = {
@@ -302,6 +359,35 @@ TEST_F(CsvResume, FileLinesWithAPatternReadsEachFileOnce) {
   std::ofstream(dir_.file("logs/a.log"), std::ios::app) << "a3\n";
   write_file(dir_.file("logs/c.log"), "c1\n");
   EXPECT_EQ(origins(), (std::vector<std::string>{dir_.file("logs/a.log") + ":3", dir_.file("logs/c.log") + ":1"}));
+}
+
+TEST_F(CsvResume, FileLinesFollowingAPatternReadsNewFilesUntilStopped) {
+  std::filesystem::create_directories(dir_.file("logs"));
+  write_file(dir_.file("logs/a.log"), "a1\n");
+  const json pipeline = {
+      {"name", "logs"},
+      {"source", {{"plugin", "file-lines"}, {"config", {{"path", dir_.file("logs/*.log")}, {"follow", true}, {"poll_interval", 0.1}}}}},
+      {"sink", {{"plugin", "null"}}},
+      {"reporters", {{{"plugin", "json"}, {"config", {{"path", dir_.file("report.json")}}}}}},
+      {"settings", {{"state", {{"store", "file"}, {"path", file_state()}, {"commit_interval", 0.1}}}}}};
+  write_file(dir_.file("logs.json"), pipeline.dump());
+  const auto committed = [&](const std::string& file) {
+    const auto shown = run_process({etl_host_binary(), "state", "show", dir_.file("logs.json"), "--json"});
+    if (shown.exit_code != 0) return false;
+    const json position = json::parse(shown.out).at("position");  // null before the first commit
+    return position.is_object() && position.at("files").contains(dir_.file(file));
+  };
+  BackgroundProcess run({etl_host_binary(), "run", dir_.file("logs.json")});
+  ASSERT_TRUE(eventually([&] { return committed("logs/a.log"); })) << run.err();
+  write_file(dir_.file("logs/b.log"), "b1\nb2\n");
+  ASSERT_TRUE(eventually([&] { return committed("logs/b.log"); })) << run.err();
+  run.signal(SIGTERM);
+  ASSERT_EQ(run.wait(std::chrono::seconds(10)), 143) << run.err();
+  const json report = json::parse(read_file(dir_.file("report.json")));
+  std::vector<std::string> origins;
+  for (const auto& record : report.at("records")) origins.push_back(record.at("origin"));
+  EXPECT_EQ(origins, (std::vector<std::string>{dir_.file("logs/a.log") + ":1", dir_.file("logs/b.log") + ":1",
+                                               dir_.file("logs/b.log") + ":2"}));
 }
 
 TEST_F(CsvResume, APipelineWhoseSourceKeepsNoPositionCannotKeepState) {
