@@ -277,12 +277,14 @@ std::vector<std::string> lines_of(const std::string& text) {
   return lines;
 }
 
-PostgresServer::PostgresServer() {
+PostgresServer::PostgresServer(const std::string& server_options) {
   std::string pattern = (fs::temp_directory_path() / "etl-pg-XXXXXX").string();
   if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
   dir_ = pattern;
   const auto script = source_dir() + "/scripts/throwaway-postgres";
-  const auto result = run_process({script, "start", dir_});
+  ProcessOptions options;
+  if (!server_options.empty()) options.set_env["THROWAWAY_PG_OPTIONS"] = server_options;
+  const auto result = run_process({script, "start", dir_}, options);
   if (result.exit_code != 0) {
     throw std::runtime_error("throwaway-postgres start failed: " + result.err);
   }

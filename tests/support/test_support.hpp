@@ -109,7 +109,8 @@ void write_file(const std::string& path, const std::string& text);
 /// tokens, table secret_tokens with the provider's CHECK constraint.
 class PostgresServer {
  public:
-  PostgresServer();
+  /// `server_options`: more options for the server ("-c wal_level=logical").
+  explicit PostgresServer(const std::string& server_options = "");
   ~PostgresServer();
   PostgresServer(const PostgresServer&) = delete;
   PostgresServer& operator=(const PostgresServer&) = delete;

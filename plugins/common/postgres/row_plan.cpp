@@ -195,6 +195,16 @@ void RowPlan::plan_user_statements(const WriteTarget& config) {
     statements_.push_back(std::move(statement));
   }
   statement_field_ = config.statement_field;
+  // Optional: the fields whose values keep one key's rows in order on one connection (without
+  // them, all of a row's values are its key: two changes of one row could race).
+  for (std::size_t i = 0; i < config.key_columns.size(); ++i) {
+    const auto at = std::find(columns_.begin(), columns_.end(), config.key_columns[i]);
+    if (at == columns_.end()) {
+      throw sdk::ConfigError("/key_columns/" + std::to_string(i),
+                             "\"" + config.key_columns[i] + "\" is not a parameter of any statement");
+    }
+    key_indices_.push_back(static_cast<std::size_t>(at - columns_.begin()));
+  }
 }
 
 void RowPlan::plan_statement(const WriteTarget& config) {

@@ -74,7 +74,8 @@ sdk::ConfigMap<Config> declare_config() {
   declare_upsert_keys(map);
   map.key("key_columns", &WriteTarget::key_columns,
           "update, delete: the columns that find the row. insert: optional, rows with the same key keep their order "
-          "(of two duplicates the first is stored, the later rejected).");
+          "(of two duplicates the first is stored, the later rejected). statement: optional, the fields (parameters) "
+          "whose values keep one key's rows in order on one connection (e.g. a replicated row's changes).");
   map.key("statement", &WriteTarget::statement,
           "statement: SQL with the record's fields as named parameters ($email), always bound. A SELECT or RETURNING "
           "puts its first row in the outcome's detail; no row, or no row touched, is rejected with code not_found.");

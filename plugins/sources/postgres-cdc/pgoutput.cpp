@@ -1,5 +1,6 @@
 #include "pgoutput.hpp"
 
+#include <cctype>
 #include <charconv>
 #include <cstdio>
 #include <ctime>
