@@ -20,7 +20,7 @@ ls "$prefix"/lib*/cmake/etl-sdk/etl-sdk-config.cmake >/dev/null || fail "no CMak
 # Run from elsewhere, with no plugin path of any kind.
 listing=$(cd / && env -u ETL_PLUGIN_PATH "$prefix/bin/etl-host" plugins --json)
 count=$(grep -c "\"file\": \"$prefix/lib/etl-host/plugins/" <<<"$listing" || true)
-[[ "$count" -eq 16 ]] || fail "expected 16 plugins from $prefix/lib/etl-host/plugins, got $count: $listing"
+[[ "$count" -eq 17 ]] || fail "expected 17 plugins from $prefix/lib/etl-host/plugins, got $count: $listing"
 (cd / && env -u ETL_PLUGIN_PATH TOKEN_HOST=http://127.0.0.1:1/x DB_HOST=h DB_USER=u DB_NAME=d \
    "$prefix/bin/etl-host" validate "$prefix/share/etl-host/pipelines/tokens.json" >/dev/null) || fail "validate failed"
 (cd / && env -u ETL_PLUGIN_PATH DB_HOST=h DB_USER=u DB_NAME=d \

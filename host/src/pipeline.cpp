@@ -182,6 +182,21 @@ PipelineSpec parse_pipeline(const std::string& path, const std::string& text,
   for (const auto& change : overrides) apply_override(document, change, origins, problems);
   if (!problems.empty()) throw PipelineError(problems);
 
+  // settings.state names files and connections like a stage's config does: ${VAR} works there too.
+  std::vector<std::string> settings_secrets;
+  if (document.is_object() && document.contains("settings") && document["settings"].is_object() &&
+      document["settings"].contains("state")) {
+    std::vector<Diagnostic> state_problems;
+    interpolate_tree(document["settings"]["state"], "/settings/state", variables, origins, state_problems, settings_secrets);
+    for (const auto& d : state_problems) problems.push_back(format(path, d));
+    const json& state = document["settings"]["state"];
+    if (state.is_object() && state.contains("password") && state["password"].is_string() &&
+        !state["password"].get<std::string>().empty()) {
+      settings_secrets.push_back(state["password"].get<std::string>());
+    }
+    if (!problems.empty()) throw PipelineError(problems);
+  }
+
   ValidationResult structure;
   static const json document_schema = pipeline_validation_schema();
   validate_against_schema(document_schema, document, "", origins, structure);
@@ -205,6 +220,7 @@ PipelineSpec parse_pipeline(const std::string& path, const std::string& text,
     }
   }
   spec.settings = document.at("settings");
+  spec.settings_secrets = std::move(settings_secrets);
 
   // Two stages writing one file would mix their records into one unreadable report.
   std::map<std::string, std::string> output_files;  // normalized path -> the pointer that names it

@@ -39,6 +39,8 @@ struct PipelineSpec {
   std::vector<StageSpec> reporters;
   /// Host settings (batch size, progress interval, error budget), defaults filled in.
   nlohmann::json settings = nlohmann::json::object();
+  /// Secret values in settings (the state store's password), for redaction.
+  std::vector<std::string> settings_secrets;
 
   /// Every stage, source first.
   [[nodiscard]] std::vector<const StageSpec*> stages() const {

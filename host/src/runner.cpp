@@ -248,6 +248,7 @@ PipelinePlugins create_plugins(const PipelineSpec& spec, PluginRegistry& registr
   for (const StageSpec* stage : spec.stages()) {
     for (const auto& secret : stage->secrets) Redactor::instance().add(secret);
   }
+  for (const auto& secret : spec.settings_secrets) Redactor::instance().add(secret);
   PipelinePlugins plugins;
   plugins.services = std::make_shared<RunServices>(spec.name.empty() ? spec.path : spec.name,
                                                    spec.settings.value("drain_timeout", 10.0));

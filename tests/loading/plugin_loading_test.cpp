@@ -212,7 +212,7 @@ TEST(PluginLoading, EtlHostListsPluginsAsJson) {
     EXPECT_EQ(plugin.at("sdk_version"), ETL_SDK_VERSION_STRING) << plugin.at("name");
   }
   EXPECT_EQ(names, (std::set<std::string>{"test-counter", "test-sink", "test-slow-reporter", "http-newline", "file-lines",
-                                          "postgres-query", "validate", "map", "postgres-lookup", "postgres-row-by-row", "postgres-copy",
+                                          "postgres-query", "postgres-cdc", "validate", "map", "postgres-lookup", "postgres-row-by-row", "postgres-copy",
                                           "null", "stdout", "csv", "json", "csv-file", "json-files", "http-post", "http-server"}));
 }
 
