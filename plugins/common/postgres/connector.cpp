@@ -165,8 +165,9 @@ void SinkState::connection_down(std::size_t index, std::size_t count, const std:
   }
   publish(up);
   if (!changed) return;
-  context_.log(sdk::LogLevel::warning, "PostgreSQL at " + where_ + " is unreachable (" + reason +
-                                           "); rows are refused at once (failed, code unavailable) until it answers again");
+  context_.log(sdk::LogLevel::warning, "PostgreSQL at " + where_ + " is unreachable (" + reason + "); " +
+                                           (rows_wait_ ? "rows wait for it (when_unavailable: wait)"
+                                                       : "rows are refused at once (failed, code unavailable) until it answers again"));
   if (auto* service = sdk::service_of(context_)) service->set_ready(false, "PostgreSQL at " + where_ + " unreachable: " + reason);
 }
 

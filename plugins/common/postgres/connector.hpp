@@ -90,6 +90,9 @@ class SinkState {
   /// etl_sink_connections_up and etl_sink_outage_seconds_total follow.
   void connection_up(std::size_t index, std::size_t count);
   void connection_down(std::size_t index, std::size_t count, const std::string& reason);
+  /// Rows wait through an outage rather than being refused (postgres-row-by-row's
+  /// when_unavailable: wait): what the log says about an outage.
+  void rows_wait_when_down() noexcept { rows_wait_ = true; }
   [[nodiscard]] bool reachable() const noexcept { return up_.load() > 0 || !seen_down_.load(); }
   /// Why the database is unreachable (the last error), for rows refused meanwhile.
   [[nodiscard]] std::string unreachable_reason() const;
@@ -107,6 +110,7 @@ class SinkState {
   std::atomic<bool> fatal_{false};
   std::atomic<std::size_t> up_{0};
   std::atomic<bool> seen_down_{false};
+  bool rows_wait_ = false;
   bool ready_ = true;
   double down_since_ = 0;
 };

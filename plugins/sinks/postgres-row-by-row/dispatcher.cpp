@@ -4,16 +4,19 @@ namespace etl::plugins::postgres {
 
 std::optional<Dispatcher::Refusal> Dispatcher::push(Row row) {
   std::unique_lock lock(mutex_);
-  room_.wait(lock, [&] { return held_ < budget_ || aborted_ || live() == 0 || up() == 0; });
-  if (aborted_) return Refusal{"the sink was aborted", false};
-  const std::size_t target = choose(row.key_hash);
-  if (target == queues_.size()) {
+  std::size_t target = queues_.size();
+  for (;;) {
+    room_.wait(lock, [&] { return held_ < budget_ || aborted_ || live() == 0 || up() == 0; });
+    if (aborted_) return Refusal{"the sink was aborted", false};
+    target = choose(row.key_hash);
+    if (target != queues_.size()) break;
     // Down (a service's outage, for a while) or retired (for good): the key's own connection,
     // or every connection when the key has none.
     const auto found = pending_.find(row.key_hash);
     const bool down = found != pending_.end() ? !queues_[found->second.connection].retired : live() != 0;
-    if (down) return Refusal{down_reason_.empty() ? std::string("no connection is up") : down_reason_, true};
-    return Refusal{first_reason_.empty() ? std::string("no connection left") : first_reason_, false};
+    if (!down) return Refusal{first_reason_.empty() ? std::string("no connection left") : first_reason_, false};
+    if (!give_up_ || give_up_()) return Refusal{down_reason_.empty() ? std::string("no connection is up") : down_reason_, true};
+    room_.wait_for(lock, std::chrono::milliseconds(200));  // holding: up() wakes it sooner
   }
   auto& affinity = pending_[row.key_hash];
   affinity.connection = target;
@@ -53,6 +56,7 @@ std::vector<Row> Dispatcher::down(std::size_t connection, const std::string& rea
   Queue& queue = queues_[connection];
   queue.down = true;
   down_reason_ = reason;
+  if (give_up_) return {};  // holding: they wait for this connection, in their order
   std::vector<Row> left(std::make_move_iterator(queue.rows.begin()), std::make_move_iterator(queue.rows.end()));
   queue.rows.clear();
   for (const auto& row : left) release(connection, row.key_hash);

@@ -12,12 +12,16 @@
 // In a service a connection whose database cannot be reached is marked down: it takes no rows
 // until it is up again (its queued rows are handed back to be refused at once), and a row that
 // finds every connection down is refused at once too, so that no request waits on an outage.
+// Holding (hold_while_down): a source that cannot send a row again (a replication stream, a
+// followed folder) needs the opposite: queued rows stay where they are, and push() waits for a
+// connection to be up — backpressure through the outage — until `give_up` says to stop.
 
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -31,6 +35,11 @@ namespace etl::plugins::postgres {
 class Dispatcher {
  public:
   Dispatcher(std::size_t connections, std::size_t budget) : queues_(connections), budget_(std::max<std::size_t>(budget, 1)) {}
+
+  /// Rows wait through an outage instead of being refused (see the file comment); `give_up`
+  /// (the run stops) ends the wait: the row is then refused as unavailable. Before any push().
+  void hold_while_down(std::function<bool()> give_up) { give_up_ = std::move(give_up); }
+  [[nodiscard]] bool holding() const noexcept { return static_cast<bool>(give_up_); }
 
   /// Why push() did not take a row.
   struct Refusal {
@@ -60,7 +69,8 @@ class Dispatcher {
   std::vector<Row> retire(std::size_t connection, const std::string& reason);
 
   /// `connection` cannot reach the database (a service waits for it): it takes no rows until
-  /// up(); the rows queued for it are returned (released) for the caller to refuse.
+  /// up(); the rows queued for it are returned (released) for the caller to refuse — or, when
+  /// holding, stay queued for it (none returned).
   std::vector<Row> down(std::size_t connection, const std::string& reason);
   void up(std::size_t connection) {
     std::lock_guard lock(mutex_);
@@ -116,6 +126,8 @@ class Dispatcher {
     std::size_t connection = 0;
     std::size_t rows = 0;
   };
+
+  std::function<bool()> give_up_;  // set: holding
 
   std::size_t live() const {
     return static_cast<std::size_t>(std::count_if(queues_.begin(), queues_.end(), [](const Queue& q) { return !q.retired; }));

@@ -57,6 +57,7 @@ struct Config : PgConnection, WriteTarget {
   bool lookup_unanswered = true;
   double answer_timeout = 60;
   double settle_timeout = 10;
+  std::string when_unavailable = "refuse";
 };
 
 sdk::ConfigMap<Config> declare_config() {
@@ -103,6 +104,12 @@ sdk::ConfigMap<Config> declare_config() {
                             "without progress; a service reconnects without bound, every 2 s at most, unless max_outage), "
                             "and retries of rows that hit a serialization failure, deadlock or resource error (attempts "
                             "per row).");
+  map.key("when_unavailable", &Config::when_unavailable,
+          "In a service, while the database cannot be reached: refuse (each row is failed at once, code unavailable, "
+          "so that an HTTP source answers 503) or wait (rows wait for the database and hold the source back, rows in "
+          "flight are decided once it is back: for sources that cannot send a row again, such as postgres-cdc or a "
+          "followed folder).")
+      .one_of({"refuse", "wait"});
   map.key("lookup_unanswered", &Config::lookup_unanswered,
           "After a lost connection, decide rows whose answer never arrived by looking them up (mapped columns, "
           "inserting transaction). false: report them failed, commit outcome unknown.");
@@ -149,6 +156,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
     retry_ = config.retry;
     policy_ = ResolverPolicy{plan_.mode(), plan_.idempotent(), config.lookup_unanswered};
     settle_timeout_ms_ = static_cast<long>(config.settle_timeout * 1000);
+    wait_when_unavailable_ = config.when_unavailable == "wait";
     for (std::size_t i = 0; i < plan_.statements().size(); ++i) {
       const WriteStatement& statement = plan_.statements()[i];
       statements_.push_back(Statement{statement_name(i), statement.sql, static_cast<int>(statement.parameters.size())});
@@ -166,6 +174,10 @@ class PostgresRowByRowSink final : public sdk::Sink {
     outcomes_ = &outcomes;
     // One budget for all: each connection's window, and as much again queued behind it.
     dispatcher_ = std::make_unique<Dispatcher>(connection_count_, connection_count_ * window_ * 3);
+    if (wait_when_unavailable_ && connector_.service()) {
+      dispatcher_->hold_while_down([this] { return state_.stopping() || context_.stop_requested(); });
+      state_.rows_wait_when_down();
+    }
     for (std::size_t i = 0; i < connection_count_; ++i) workers_.push_back(std::make_unique<Worker>(i));
     const auto prepare = [this](PgSession& session) { prepare_statements(session); };
     if (connector_.service()) {
@@ -430,6 +442,10 @@ class PostgresRowByRowSink final : public sdk::Sink {
   /// the rows in flight wait for the server to come back (see kOutageAfter).
   void go_down(Worker& worker, const std::string& reason, std::deque<Row>& unsent) {
     state_.connection_down(worker.index, connection_count_, reason);
+    if (dispatcher_->holding()) {
+      (void)dispatcher_->down(worker.index, state_.unreachable_reason());  // its rows wait for it
+      return;  // and so do the ones it had taken (unsent)
+    }
     const std::string refused = state_.unreachable_reason();
     for (auto& row : unsent) decide(worker, row, unavailable("not attempted: " + refused));
     for (auto& row : dispatcher_->down(worker.index, refused)) outcomes_->deliver(row.sequence, unavailable("not attempted: " + refused));
@@ -501,7 +517,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
             go_down(worker, e.what(), unsent);
             down = true;
           }
-          if (lost && backoff.outage_seconds() >= kOutageAfter.count()) {
+          if (lost && !dispatcher_->holding() && backoff.outage_seconds() >= kOutageAfter.count()) {
             give_up_in_flight(worker, e.what(), in_flight);
             lost.reset();
           }
@@ -540,6 +556,7 @@ class PostgresRowByRowSink final : public sdk::Sink {
   std::size_t connection_count_ = 1;
   sdk::RetryPolicy retry_;
   long settle_timeout_ms_ = 10000;
+  bool wait_when_unavailable_ = false;
 
   sdk::OutcomeReceiver* outcomes_ = nullptr;
   std::unique_ptr<Dispatcher> dispatcher_;

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <future>
 #include <thread>
 
@@ -160,6 +161,40 @@ TEST(Dispatcher, CloseEndsWaitingTakesAndAbortEndsWaitingPushes) {
   dispatcher.abort();
   ASSERT_EQ(push.wait_for(5s), std::future_status::ready);
   EXPECT_TRUE(push.get());
+}
+
+TEST(Dispatcher, HoldingKeepsADownConnectionsRowsAndMakesPushesWaitUntilOneIsUp) {
+  Dispatcher dispatcher(2, 100);
+  std::atomic<bool> stopping{false};
+  dispatcher.hold_while_down([&] { return stopping.load(); });
+  for (std::uint64_t i = 0; i < 4; ++i) ASSERT_FALSE(dispatcher.push(row(i, i)));
+  EXPECT_TRUE(dispatcher.down(0, "PostgreSQL is unreachable").empty());  // they wait for it
+  EXPECT_EQ(dispatcher.held(0), 2u);
+  dispatcher.down(1, "PostgreSQL is unreachable");
+  auto waiting = std::async(std::launch::async, [&] { return dispatcher.push(row(20, 20)); });
+  EXPECT_EQ(waiting.wait_for(300ms), std::future_status::timeout);  // not refused: it waits
+  dispatcher.up(1);
+  ASSERT_EQ(waiting.wait_for(5s), std::future_status::ready);
+  EXPECT_FALSE(waiting.get());
+  // A row of a key held by the down connection waits for that one (its order), not another.
+  auto same_key = std::async(std::launch::async, [&] { return dispatcher.push(row(30, 0)); });
+  EXPECT_EQ(same_key.wait_for(300ms), std::future_status::timeout);
+  dispatcher.up(0);
+  ASSERT_EQ(same_key.wait_for(5s), std::future_status::ready);
+  EXPECT_FALSE(same_key.get());
+  Row taken;
+  ASSERT_TRUE(dispatcher.take(0, taken, false));
+  EXPECT_EQ(taken.sequence, 0u);  // the rows queued before the outage, first
+  // The run stops during an outage: the waiting push is refused as unavailable.
+  dispatcher.down(0, "PostgreSQL is unreachable");
+  dispatcher.down(1, "PostgreSQL is unreachable");
+  auto stopped = std::async(std::launch::async, [&] { return dispatcher.push(row(40, 40)); });
+  EXPECT_EQ(stopped.wait_for(300ms), std::future_status::timeout);
+  stopping = true;
+  ASSERT_EQ(stopped.wait_for(5s), std::future_status::ready);
+  const auto refused = stopped.get();
+  ASSERT_TRUE(refused);
+  EXPECT_TRUE(refused->unavailable);
 }
 
 }  // namespace
