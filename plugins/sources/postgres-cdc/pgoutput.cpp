@@ -84,7 +84,9 @@ std::string quoted(const std::string& name) {
 
 }  // namespace
 
-std::string Relation::qualified_name() const { return quoted(schema) + "." + quoted(name); }
+std::string qualified_name(const std::string& schema, const std::string& name) { return quoted(schema) + "." + quoted(name); }
+
+std::string Relation::qualified_name() const { return postgres_cdc::qualified_name(schema, name); }
 
 std::shared_ptr<const Relation> PgOutputDecoder::relation(std::uint32_t id) const {
   const auto found = relations_.find(id);

@@ -89,6 +89,9 @@ class PgOutputDecoder {
   std::unordered_map<std::uint32_t, std::shared_ptr<const Relation>> relations_;
 };
 
+/// schema.name as written in SQL, each part quoted when it needs to be (what _table holds).
+std::string qualified_name(const std::string& schema, const std::string& name);
+
 /// "16/B374D848": an LSN as PostgreSQL writes it.
 std::string lsn_text(std::uint64_t lsn);
 /// Parses lsn_text()'s form; nullopt when `text` is not one.

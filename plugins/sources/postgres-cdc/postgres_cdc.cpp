@@ -36,6 +36,7 @@ struct Config : postgres::PgConnection {
   int proto_version = 1;
   double status_interval = 10;
   std::string end = "never";
+  std::string snapshot = "never";
   std::uint64_t max_queue = 16384;
   sdk::RetryPolicy retry;
 };
@@ -86,6 +87,11 @@ class PostgresCdcSource final : public sdk::Source, public sdk::Resumable, publi
             "never: stream until stopped (the pipeline is a service); caught_up: end once every change committed before "
             "the run started is handed over (a catch-up run on a schedule, a benchmark).")
         .one_of({"never", "caught_up"});
+    map.key("snapshot", &Config::snapshot,
+            "initial: on the first run (no position committed), the slot is created with an exported snapshot and the "
+            "published tables are read in it as _op \"read\" records, then the changes after it stream — none missed, "
+            "none doubled. never: only changes from the slot's creation on.")
+        .one_of({"never", "initial"});
     map.key("max_queue", &Config::max_queue, "Changes decoded ahead of the pipeline at most; the stream waits beyond.")
         .minimum(64);
     sdk::RetryPolicy::declare(map, &Config::retry,
@@ -272,6 +278,7 @@ class PostgresCdcSource final : public sdk::Source, public sdk::Resumable, publi
         "WHERE p.pubname = $1 ORDER BY 2, 3",
         {config_.publication});
     tables_.clear();
+    snapshot_tables_.clear();
     fields_.clear();
     std::set<std::string> published;
     for (int row = 0; row < PQntuples(tables.get()); ++row) {
@@ -286,6 +293,7 @@ class PostgresCdcSource final : public sdk::Source, public sdk::Resumable, publi
                                " REPLICA IDENTITY FULL");
       }
       tables_.push_back(name);
+      snapshot_tables_.emplace_back(PQgetvalue(tables.get(), row, 1), PQgetvalue(tables.get(), row, 2));
       published.insert(name);
       published.insert(PQgetvalue(tables.get(), row, 2));
       const auto columns = query("SELECT attname FROM pg_attribute WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped "
@@ -310,7 +318,10 @@ class PostgresCdcSource final : public sdk::Source, public sdk::Resumable, publi
     const auto slot = query("SELECT plugin, database, confirmed_flush_lsn, active_pid, temporary FROM pg_replication_slots "
                             "WHERE slot_name = $1",
                             {config_.slot});
-    if (PQntuples(slot.get()) == 0) {
+    const bool snapshot_now = config_.snapshot == "initial" && resumed_ == 0;
+    if (snapshot_now && PQntuples(slot.get()) == 0) {
+      begin_exported_snapshot();
+    } else if (PQntuples(slot.get()) == 0) {
       if (resumed_ != 0) {
         throw sdk::PluginError("replication slot \"" + config_.slot + "\" does not exist, though this pipeline's state "
                                "has a position in it (" + lsn_text(resumed_) + "): it was dropped, and the changes since are "
@@ -327,12 +338,162 @@ class PostgresCdcSource final : public sdk::Source, public sdk::Resumable, publi
                                ", not " + config_.dbname);
       }
       if (!PQgetisnull(slot.get(), 0, 2)) slot_confirmed_ = parse_lsn(PQgetvalue(slot.get(), 0, 2)).value_or(0);
+      if (snapshot_now) {
+        // A slot without a committed position: a run whose snapshot did not finish. Its exported
+        // snapshot is gone; a newer one is read, and the changes since the slot's start are
+        // applied over it — rows touched in between are written again, to the same end (a
+        // keyed sink converges: what was deleted meanwhile is deleted again).
+        context_.log(sdk::LogLevel::warning, "replication slot \"" + config_.slot + "\" exists without a committed position "
+                                             "(a snapshot that did not finish): the tables are read again in a newer snapshot, "
+                                             "and the changes from " + lsn_text(slot_confirmed_) + " on are applied over it");
+        begin_plain_snapshot();
+      }
     }
     if (config_.end == "caught_up") {
       const auto current = query("SELECT pg_current_wal_lsn()");
       end_target_ = parse_lsn(PQgetvalue(current.get(), 0, 0)).value_or(0);
     }
     if (auto* service = sdk::service_of(context_)) service->set_ready(true, "");
+  }
+
+  /// snapshot: initial. Creates the slot exporting its snapshot, and imports that snapshot into
+  /// a transaction of snapshot_sql_, in which stream() reads the tables before streaming.
+  void begin_exported_snapshot() {
+    postgres::PgConn replication(PQconnectdb((conninfo_ + " replication='database'").c_str()));
+    if (PQstatus(replication.get()) != CONNECTION_OK) {
+      throw ReplicationError("PostgreSQL at " + where_ + ": cannot open a replication connection: " + PQerrorMessage(replication.get()),
+                             true);
+    }
+    const std::string command = "CREATE_REPLICATION_SLOT " + quote_identifier(config_.slot) + " LOGICAL pgoutput EXPORT_SNAPSHOT";
+    postgres::PgResult created(PQexec(replication.get(), command.c_str()));
+    if (PQresultStatus(created.get()) != PGRES_TUPLES_OK) {
+      throw sdk::PluginError("PostgreSQL at " + where_ + ": cannot create replication slot \"" + config_.slot +
+                             "\": " + postgres::result_error(created.get(), replication.get()));
+    }
+    slot_confirmed_ = parse_lsn(PQgetvalue(created.get(), 0, 1)).value_or(0);
+    const std::string snapshot = PQgetvalue(created.get(), 0, 2);
+    snapshot_sql_.reset(PQconnectdb(conninfo_.c_str()));
+    if (PQstatus(snapshot_sql_.get()) != CONNECTION_OK) {
+      throw sdk::PluginError("PostgreSQL at " + where_ + ": cannot connect to read the snapshot: " + PQerrorMessage(snapshot_sql_.get()));
+    }
+    // The exported snapshot lives while the replication connection runs nothing else; once
+    // imported, the reading transaction keeps it by itself.
+    const std::string begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '" + snapshot + "'";
+    postgres::PgResult imported(PQexec(snapshot_sql_.get(), begin.c_str()));
+    if (PQresultStatus(imported.get()) != PGRES_COMMAND_OK) {
+      throw sdk::PluginError("PostgreSQL at " + where_ + ": cannot import the slot's snapshot: " +
+                             postgres::result_error(imported.get(), snapshot_sql_.get()));
+    }
+    context_.log(sdk::LogLevel::info, "created replication slot \"" + config_.slot + "\" at " + lsn_text(slot_confirmed_) +
+                                          "; reading " + std::to_string(tables_.size()) + " table(s) in its snapshot first");
+  }
+
+  /// A snapshot of now (REPEATABLE READ: taken at its first query), later than the slot's
+  /// start: see prepare() for why that converges.
+  void begin_plain_snapshot() {
+    snapshot_sql_.reset(PQconnectdb(conninfo_.c_str()));
+    if (PQstatus(snapshot_sql_.get()) != CONNECTION_OK) {
+      const std::string message = PQerrorMessage(snapshot_sql_.get());
+      snapshot_sql_.reset();
+      throw ReplicationError("PostgreSQL at " + where_ + ": cannot connect to read the snapshot: " + message, true);
+    }
+    postgres::PgResult begun(PQexec(snapshot_sql_.get(), "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+    if (PQresultStatus(begun.get()) != PGRES_COMMAND_OK) {
+      const std::string message = postgres::result_error(begun.get(), snapshot_sql_.get());
+      snapshot_sql_.reset();
+      throw ReplicationError("PostgreSQL at " + where_ + ": cannot begin the snapshot: " + message, true);
+    }
+  }
+
+  /// Reads every published table in the imported snapshot as _op "read" records, then ends the
+  /// snapshot with a transaction end at the slot's start: streaming goes on from there.
+  bool read_snapshot() {
+    const auto fail = [&](const std::string& what, const PGresult* result) {
+      const std::string sqlstate = postgres::error_field(result, PG_DIAG_SQLSTATE);
+      const std::string message = "the initial snapshot failed (" + what + ": " + postgres::result_error(result, snapshot_sql_.get()) + ")";
+      if (PQstatus(snapshot_sql_.get()) == CONNECTION_BAD || transient_sqlstate(sqlstate)) throw ReplicationError(message, true, sqlstate);
+      throw sdk::PluginError(message + "; the next run reads it again from the start");
+    };
+    std::uint64_t rows = 0;
+    for (const auto& table : snapshot_tables_) {
+      const std::string declare = "DECLARE etl_snapshot NO SCROLL CURSOR FOR SELECT * FROM " +
+                                  quote_identifier(table.first) + "." + quote_identifier(table.second);
+      postgres::PgResult declared(PQexec(snapshot_sql_.get(), declare.c_str()));
+      if (PQresultStatus(declared.get()) != PGRES_COMMAND_OK) fail("reading " + table.first + "." + table.second, declared.get());
+      const std::string shown = qualified_name(table.first, table.second);
+      std::uint64_t number = 0;
+      for (;;) {
+        postgres::PgResult batch(PQexec(snapshot_sql_.get(), "FETCH FORWARD 2000 FROM etl_snapshot"));
+        if (PQresultStatus(batch.get()) != PGRES_TUPLES_OK) fail("reading " + shown, batch.get());
+        const int count = PQntuples(batch.get());
+        if (count == 0) break;
+        const int columns = PQnfields(batch.get());
+        for (int row = 0; row < count; ++row) {
+          sdk::Record record;
+          auto& fields = record.fields();
+          fields.reserve(static_cast<std::size_t>(columns) + 5);
+          for (int column = 0; column < columns; ++column) {
+            if (PQgetisnull(batch.get(), row, column)) {
+              fields.push_back(sdk::Field{PQfname(batch.get(), column), sdk::Value()});
+            } else {
+              fields.push_back(sdk::Field{PQfname(batch.get(), column),
+                                          column_value(PQftype(batch.get(), column), PQgetvalue(batch.get(), row, column))});
+            }
+          }
+          fields.push_back(sdk::Field{"_op", sdk::Value("read")});
+          fields.push_back(sdk::Field{"_table", sdk::Value(shown)});
+          fields.push_back(sdk::Field{"_lsn", sdk::Value(lsn_text(slot_confirmed_))});
+          fields.push_back(sdk::Field{"_commit_time", sdk::Value()});
+          fields.push_back(sdk::Field{"_xid", sdk::Value()});
+          record.origin = shown + "@snapshot:" + std::to_string(++number);
+          if (!push_waiting(Item{std::move(record), 0})) return false;  // stopping
+        }
+        rows += static_cast<std::uint64_t>(count);
+      }
+      postgres::PgResult closed(PQexec(snapshot_sql_.get(), "CLOSE etl_snapshot"));
+    }
+    postgres::PgResult committed(PQexec(snapshot_sql_.get(), "COMMIT"));
+    snapshot_sql_.reset();
+    context_.log(sdk::LogLevel::info, "snapshot read: " + std::to_string(rows) + " row(s) of " +
+                                          std::to_string(snapshot_tables_.size()) + " table(s); streaming changes from " +
+                                          lsn_text(slot_confirmed_));
+    handed_commit_ = slot_confirmed_;
+    stream_from_ = slot_confirmed_;
+    return push_waiting(Item{std::nullopt, slot_confirmed_});
+  }
+
+  /// After a lost snapshot: begins a newer one (the slot kept: its changes from its start are
+  /// applied over it) until that works or the wait ends; false (snapshot_error_ set when it can
+  /// never work) otherwise.
+  bool retake_snapshot() {
+    for (;;) {
+      try {
+        begin_plain_snapshot();
+        if (outage_) {
+          outage_ = false;
+          context_.log(sdk::LogLevel::info, "PostgreSQL at " + where_ + " answers again: reading the snapshot again (a newer "
+                                            "one; the changes from " + lsn_text(slot_confirmed_) + " on are applied over it)");
+          if (auto* service = sdk::service_of(context_)) service->set_ready(true, "");
+        }
+        backoff_.succeeded();
+        return snapshot_sql_ != nullptr;
+      } catch (const ReplicationError& e) {
+        if (!wait_to_reconnect(e.what())) return false;
+      } catch (const std::exception& e) {
+        snapshot_error_ = e.what();
+        return false;
+      }
+    }
+  }
+
+  /// Queues an item, waiting while the queue is full; false when the source is stopping.
+  bool push_waiting(Item item) {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return queue_.size() < config_.max_queue || stopping_ || context_.stop_requested(); });
+    if (stopping_ || context_.stop_requested()) return false;
+    queue_.push_back(std::move(item));
+    changed_.notify_all();
+    return true;
   }
 
   void create_slot() {
@@ -392,7 +553,43 @@ class PostgresCdcSource final : public sdk::Source, public sdk::Resumable, publi
       replication.send_status(flush, reply_requested);
       confirmed_sent = flush;
       last_status = Clock::now();
+      if (auto* service = sdk::service_of(context_)) {
+        // What the slot still holds for this pipeline: the server's WAL end as last told, less
+        // the position confirmed (0 when idle and caught up).
+        service->set_gauge("etl_cdc_unconfirmed_bytes", "WAL bytes between the server's end and the slot's confirmed position.",
+                           static_cast<double>(server_end_ > flush ? server_end_ - flush : 0));
+      }
     };
+    if (snapshot_sql_) {
+      std::exception_ptr failed;
+      bool read = false;
+      for (;;) {
+        try {
+          read = read_snapshot();
+        } catch (const ReplicationError& e) {
+          // A lost connection: the snapshot cannot go on where it was, so it is taken again
+          // (a new slot, its own snapshot; rows read twice are the same rows, applied again).
+          // In a service for as long as it runs; otherwise within retry.attempts.
+          snapshot_sql_.reset();
+          if (wait_to_reconnect(std::string(e.what()) + "; the snapshot is read again")) {
+            if (retake_snapshot()) continue;
+            if (!snapshot_error_.empty()) failed = std::make_exception_ptr(sdk::PluginError(snapshot_error_));
+          } else if (!stopping() && !context_.stop_requested()) {
+            failed = std::make_exception_ptr(sdk::PluginError(std::string(e.what()) + " (" + backoff_.spent_text() + ")"));
+          }
+        } catch (const std::exception& e) {
+          failed = std::make_exception_ptr(sdk::PluginError(e.what()));
+        }
+        break;
+      }
+      if (!read) {  // failed, or stopped before it was read whole
+        std::lock_guard lock(mutex_);
+        error_ = failed;
+        done_ = true;
+        changed_.notify_all();
+        return;
+      }
+    }
     while (!stopping()) {
       try {
         if (!replication.connected()) {
@@ -541,7 +738,10 @@ class PostgresCdcSource final : public sdk::Source, public sdk::Resumable, publi
   std::uint64_t slot_confirmed_ = 0;
   std::uint64_t end_target_ = 0;
   std::vector<std::string> tables_;
+  std::vector<std::pair<std::string, std::string>> snapshot_tables_;  // schema, name
   std::vector<std::string> fields_;
+  postgres::PgConn snapshot_sql_;  // snapshot: initial, until read: the transaction in the slot's snapshot
+  std::string snapshot_error_;     // why the snapshot could not be taken again
 
   // The replication thread's own.
   std::uint64_t stream_from_ = 0;    // where START_REPLICATION starts

@@ -125,7 +125,7 @@ TEST_F(PostgresCdc, ReplicationSurvivesTwoKillsARestartOfTheTargetAndOfTheSource
   // The slot first (a run that is stopped once it streams), so that the workload is all captured.
   {
     BackgroundProcess run({etl_host_binary(), "run", file}, environment);
-    ASSERT_TRUE(run.wait_for_err("capturing publication")) << run.err();
+    ASSERT_TRUE(run.wait_for_err("snapshot read: 0 row(s)")) << run.err();  // its end is the position
     run.signal(SIGTERM);
     ASSERT_EQ(run.wait(20s), 143) << run.err();
   }
@@ -176,6 +176,51 @@ TEST_F(PostgresCdc, ReplicationSurvivesTwoKillsARestartOfTheTargetAndOfTheSource
   EXPECT_EQ(run.wait(20s), 143) << run.err();
   const std::string failures = read_file(dir_.file("cdc-replicate-failures.csv"));
   EXPECT_EQ(lines_of(failures).size(), 1u) << failures;  // the header alone: no change failed or was rejected
+}
+
+TEST_F(PostgresCdc, AnInitialSnapshotWithChangesDuringItAndARestartInItEndsEqual) {
+  PostgresServer target;
+  target.query("SET ROLE etl; " + read_file(source_dir() + "/pipelines/sql/cdc-demo.sql"));
+  source_->query("SET ROLE etl; DROP TABLE items; " + read_file(source_dir() + "/pipelines/sql/cdc-demo.sql") +
+                 "INSERT INTO items (id, name) SELECT g, 'old ' || g FROM generate_series(1, 100000) g");
+  ProcessOptions environment;
+  for (const auto& [key, value] : source_->env()) {
+    if (key.rfind("DB_", 0) == 0) environment.set_env["SOURCE_" + key] = value;
+  }
+  for (const auto& [key, value] : target.env()) environment.set_env[key] = value;
+  environment.set_env["CDC_STATUS_INTERVAL"] = "0.5";
+  environment.set_env["STATE_DIR"] = dir_.file("state");
+  environment.set_env["REPORT_DIR"] = dir_.path();
+  BackgroundProcess run({etl_host_binary(), "run", source_dir() + "/pipelines/cdc-replicate.json"}, environment);
+  ASSERT_TRUE(run.wait_for_err("reading 1 table(s) in its snapshot first")) << run.err();
+  // Changes while the snapshot is read: to rows it holds, and new ones.
+  for (int block = 0; block < 20; ++block) {
+    const std::string low = std::to_string(block * 5000 + 1);
+    const std::string high = std::to_string(block * 5000 + 100);
+    source_->query("SET ROLE etl; BEGIN; UPDATE items SET qty = qty + 7, name = 'changed' WHERE id BETWEEN " + low + " AND " + high +
+                   "; DELETE FROM items WHERE id = " + std::to_string(block * 5000 + 2500) +
+                   "; INSERT INTO items (id, name) VALUES (" + std::to_string(200000 + block) + ", 'new'); COMMIT");
+  }
+  // The source restarts while the snapshot is read (100,000 rows take longer than these changes):
+  // the snapshot is taken again, in a service by itself.
+  ASSERT_EQ(run.err().find("snapshot read: "), std::string::npos) << run.err();
+  source_->control("restart -m fast");
+  EXPECT_TRUE(run.wait_for_err("reading the snapshot again", 60s)) << run.err();
+  const auto rows = [](const PostgresServer& server) { return server.query("SELECT id, name, qty FROM items ORDER BY id"); };
+  EXPECT_TRUE(eventually([&] { return rows(target) == rows(*source_); }, 180s))
+      << "source " << rows(*source_).size() << " rows, target " << rows(target).size() << "\n" << run.err();
+  EXPECT_EQ(rows(*source_).size(), 100000u);  // 20 deleted, 20 added
+  EXPECT_NE(run.err().find("snapshot read: "), std::string::npos) << run.err();
+  run.signal(SIGTERM);
+  EXPECT_EQ(run.wait(20s), 143) << run.err();
+  // A second run does not read the snapshot again: it goes on from the committed position.
+  BackgroundProcess again({etl_host_binary(), "run", source_dir() + "/pipelines/cdc-replicate.json"}, environment);
+  ASSERT_TRUE(again.wait_for_err("capturing publication")) << again.err();
+  source_->query("SET ROLE etl; UPDATE items SET qty = 99 WHERE id = 1");
+  EXPECT_TRUE(eventually([&] { return target.query("SELECT qty FROM items WHERE id = 1").at(0).at(0) == "99"; }, 30s)) << again.err();
+  EXPECT_EQ(again.err().find("snapshot"), std::string::npos) << again.err();
+  again.signal(SIGTERM);
+  EXPECT_EQ(again.wait(20s), 143) << again.err();
 }
 
 TEST_F(PostgresCdc, ConfigurationsThatCannotWorkAreRefusedSayingWhatToDo) {
