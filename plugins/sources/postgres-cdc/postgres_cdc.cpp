@@ -21,6 +21,7 @@
 #include "etl/sdk/json.hpp"
 #include "pgoutput.hpp"
 #include "postgres/connection.hpp"
+#include "postgres/sql_text.hpp"
 #include "replication_stream.hpp"
 
 namespace etl::plugins::postgres_cdc {
@@ -47,11 +48,7 @@ struct Item {
   std::uint64_t commit_end = 0;  // a transaction's end: its changes are all before this item
 };
 
-std::string quote_identifier(const std::string& name) {
-  std::string text = "\"";
-  for (const char c : name) text += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return text + "\"";
-}
+using postgres::quote_identifier;
 
 /// "schema.table" or "table" as SQL, each part quoted.
 std::string quote_table(const std::string& table) {
@@ -169,14 +166,27 @@ class PostgresCdcSource final : public sdk::Source, public sdk::Resumable, publi
 
   bool read(sdk::Batch& batch, std::size_t max_records) override {
     std::unique_lock lock(mutex_);
+    // A transaction's end carries no record: taken as soon as it is at the front (on a stop
+    // too), so that the position is as far as what was handed over.
+    const auto take_ends = [&] {
+      while (!queue_.empty() && !queue_.front().record) {
+        yielded_commit_ = queue_.front().commit_end;
+        queue_.pop_front();
+        changed_.notify_all();
+      }
+    };
+    const std::uint64_t position_at_read = yielded_commit_;
     while (batch.size() < max_records) {
+      take_ends();
       if (context_.stop_requested()) return false;
       if (queue_.empty()) {
         if (done_) {
           if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
           return false;
         }
-        if (!batch.empty()) return true;
+        // Hand over what is here, or a position that moved without records (a transaction of
+        // other tables' changes only, a snapshot's end), before waiting.
+        if (!batch.empty() || yielded_commit_ != position_at_read) return true;
         changed_.wait_for(lock, std::chrono::milliseconds(100));
         continue;
       }
@@ -190,6 +200,7 @@ class PostgresCdcSource final : public sdk::Source, public sdk::Resumable, publi
       queue_.pop_front();
       changed_.notify_all();
     }
+    take_ends();
     return true;
   }
 
@@ -372,37 +383,31 @@ class PostgresCdcSource final : public sdk::Source, public sdk::Resumable, publi
     }
     slot_confirmed_ = parse_lsn(PQgetvalue(created.get(), 0, 1)).value_or(0);
     const std::string snapshot = PQgetvalue(created.get(), 0, 2);
-    snapshot_sql_.reset(PQconnectdb(conninfo_.c_str()));
-    if (PQstatus(snapshot_sql_.get()) != CONNECTION_OK) {
-      throw sdk::PluginError("PostgreSQL at " + where_ + ": cannot connect to read the snapshot: " + PQerrorMessage(snapshot_sql_.get()));
-    }
     // The exported snapshot lives while the replication connection runs nothing else; once
     // imported, the reading transaction keeps it by itself.
-    const std::string begin = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '" + snapshot + "'";
-    postgres::PgResult imported(PQexec(snapshot_sql_.get(), begin.c_str()));
-    if (PQresultStatus(imported.get()) != PGRES_COMMAND_OK) {
-      throw sdk::PluginError("PostgreSQL at " + where_ + ": cannot import the slot's snapshot: " +
-                             postgres::result_error(imported.get(), snapshot_sql_.get()));
-    }
+    begin_snapshot_transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '" + snapshot + "'");
     context_.log(sdk::LogLevel::info, "created replication slot \"" + config_.slot + "\" at " + lsn_text(slot_confirmed_) +
                                           "; reading " + std::to_string(tables_.size()) + " table(s) in its snapshot first");
   }
 
   /// A snapshot of now (REPEATABLE READ: taken at its first query), later than the slot's
   /// start: see prepare() for why that converges.
-  void begin_plain_snapshot() {
+  void begin_plain_snapshot() { begin_snapshot_transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); }
+
+  /// Opens snapshot_sql_ and runs `begin` on it; throws ReplicationError (transient: the
+  /// snapshot is taken again) when either fails.
+  void begin_snapshot_transaction(const std::string& begin) {
     snapshot_sql_.reset(PQconnectdb(conninfo_.c_str()));
+    std::string message;
     if (PQstatus(snapshot_sql_.get()) != CONNECTION_OK) {
-      const std::string message = PQerrorMessage(snapshot_sql_.get());
-      snapshot_sql_.reset();
-      throw ReplicationError("PostgreSQL at " + where_ + ": cannot connect to read the snapshot: " + message, true);
+      message = std::string("cannot connect to read the snapshot: ") + PQerrorMessage(snapshot_sql_.get());
+    } else {
+      postgres::PgResult begun(PQexec(snapshot_sql_.get(), begin.c_str()));
+      if (PQresultStatus(begun.get()) == PGRES_COMMAND_OK) return;
+      message = "cannot begin the snapshot: " + postgres::result_error(begun.get(), snapshot_sql_.get());
     }
-    postgres::PgResult begun(PQexec(snapshot_sql_.get(), "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
-    if (PQresultStatus(begun.get()) != PGRES_COMMAND_OK) {
-      const std::string message = postgres::result_error(begun.get(), snapshot_sql_.get());
-      snapshot_sql_.reset();
-      throw ReplicationError("PostgreSQL at " + where_ + ": cannot begin the snapshot: " + message, true);
-    }
+    snapshot_sql_.reset();
+    throw ReplicationError("PostgreSQL at " + where_ + ": " + message, true);
   }
 
   /// Reads every published table in the imported snapshot as _op "read" records, then ends the
@@ -454,12 +459,13 @@ class PostgresCdcSource final : public sdk::Source, public sdk::Resumable, publi
     }
     postgres::PgResult committed(PQexec(snapshot_sql_.get(), "COMMIT"));
     snapshot_sql_.reset();
+    handed_commit_ = slot_confirmed_;
+    stream_from_ = slot_confirmed_;
+    push(Item{std::nullopt, slot_confirmed_});  // its end: no record, so never held back by a stop
     context_.log(sdk::LogLevel::info, "snapshot read: " + std::to_string(rows) + " row(s) of " +
                                           std::to_string(snapshot_tables_.size()) + " table(s); streaming changes from " +
                                           lsn_text(slot_confirmed_));
-    handed_commit_ = slot_confirmed_;
-    stream_from_ = slot_confirmed_;
-    return push_waiting(Item{std::nullopt, slot_confirmed_});
+    return true;
   }
 
   /// After a lost snapshot: begins a newer one (the slot kept: its changes from its start are
@@ -622,6 +628,15 @@ class PostgresCdcSource final : public sdk::Source, public sdk::Resumable, publi
         if (message.kind == ReplicationStream::Message::Kind::keepalive) {
           server_end_ = std::max(server_end_, message.wal_end);
           if (message.reply_requested || confirmable() != confirmed_sent) send_status(false);
+          if (server_shutting_down(message.reply_requested && confirmable() < message.wal_end)) {
+            // A server shutting down waits until its client confirms everything it sent, which
+            // this one may not (those changes are not settled yet): leaving lets it stop. The
+            // stream resumes once it is back; nothing unconfirmed is lost.
+            throw ReplicationError("PostgreSQL at " + where_ + " is shutting down and waits for a confirmation of " +
+                                       lsn_text(message.wal_end) + " the pipeline cannot give yet (settled up to " +
+                                       lsn_text(confirmable()) + "): the stream is closed",
+                                   true);
+          }
         } else if (message.kind == ReplicationStream::Message::Kind::data) {
           handle(decoder.decode(message.payload), message.wal_start, transaction);
         } else if (config_.end == "caught_up" && !in_transaction_) {
@@ -689,6 +704,20 @@ class PostgresCdcSource final : public sdk::Source, public sdk::Resumable, publi
     }
   }
 
+  /// Whether the server asks again and again for a confirmation it cannot have: `waiting` (a
+  /// keepalive asking for a reply, with more sent than can be confirmed) three times within
+  /// 2 s. In streaming the server asks for a reply only after wal_sender_timeout / 2 without
+  /// one (status updates come far more often); in a shutdown it asks at once after each reply.
+  bool server_shutting_down(bool waiting) {
+    const auto now = Clock::now();
+    if (!waiting) return false;
+    while (!asked_.empty() && now - asked_.front() > std::chrono::seconds(2)) asked_.pop_front();
+    asked_.push_back(now);
+    if (asked_.size() < 3) return false;
+    asked_.clear();
+    return true;
+  }
+
   [[nodiscard]] bool caught_up() const {
     return config_.end == "caught_up" && !in_transaction_ && (handed_commit_ >= end_target_ || server_end_ >= end_target_);
   }
@@ -748,6 +777,7 @@ class PostgresCdcSource final : public sdk::Source, public sdk::Resumable, publi
   std::uint64_t handed_commit_ = 0;  // the end of the last transaction queued whole
   std::uint64_t server_end_ = 0;     // the server's WAL end as last told
   bool in_transaction_ = false;
+  std::deque<Clock::time_point> asked_;  // keepalives that asked for a confirmation not possible yet
   std::atomic<bool> outage_{false};
   std::thread thread_;
 

@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "postgres/sql_text.hpp"
+
 namespace etl::plugins::postgres_cdc {
 namespace {
 
@@ -26,12 +28,6 @@ std::uint64_t get64(const char* at) {
   std::uint64_t value = 0;
   for (int i = 0; i < 8; ++i) value = (value << 8) | static_cast<unsigned char>(at[i]);
   return value;
-}
-
-std::string identifier(const std::string& name) {
-  std::string text = "\"";
-  for (const char c : name) text += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return text + "\"";
 }
 
 std::string literal(const std::string& value) {
@@ -87,9 +83,9 @@ void ReplicationStream::start(const std::string& slot, const std::string& public
   }
   char position[32];
   std::snprintf(position, sizeof position, "%X/%X", static_cast<unsigned>(from >> 32), static_cast<unsigned>(from));
-  const std::string command = "START_REPLICATION SLOT " + identifier(slot) + " LOGICAL " + position + " (proto_version " +
+  const std::string command = "START_REPLICATION SLOT " + postgres::quote_identifier(slot) + " LOGICAL " + position + " (proto_version " +
                               literal(std::to_string(proto_version)) + ", publication_names " +
-                              literal(identifier(publication)) + ")";
+                              literal(postgres::quote_identifier(publication)) + ")";
   postgres::PgResult result(PQexec(connection_.get(), command.c_str()));
   if (PQresultStatus(result.get()) != PGRES_COPY_BOTH) fail("START_REPLICATION of slot \"" + slot + "\"", result.get());
 }

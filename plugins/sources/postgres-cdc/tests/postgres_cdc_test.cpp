@@ -56,6 +56,20 @@ class PostgresCdc : public ::testing::Test {
     return dir_.file(name + ".json");
   }
 
+  /// pipelines/cdc-replicate.json, as a user runs it: SOURCE_DB_* (the source) and DB_* (`target`)
+  /// in the environment, state and reports in this test's folder.
+  ProcessOptions shipped_pipeline_environment(const PostgresServer& target) const {
+    ProcessOptions environment;
+    for (const auto& [key, value] : source_->env()) {
+      if (key.rfind("DB_", 0) == 0) environment.set_env["SOURCE_" + key] = value;
+    }
+    for (const auto& [key, value] : target.env()) environment.set_env[key] = value;
+    environment.set_env["CDC_STATUS_INTERVAL"] = "0.5";
+    environment.set_env["STATE_DIR"] = dir_.file("state");
+    environment.set_env["REPORT_DIR"] = dir_.path();
+    return environment;
+  }
+
   std::string wal_position() const { return source_->query("SELECT pg_current_wal_lsn()").at(0).at(0); }
   bool slot_confirmed_at_least(const std::string& lsn) const {
     return source_->query("SELECT confirmed_flush_lsn >= '" + lsn + "'::pg_lsn FROM pg_replication_slots WHERE slot_name = 'etl_items'")
@@ -108,15 +122,7 @@ TEST_F(PostgresCdc, ReplicationSurvivesTwoKillsARestartOfTheTargetAndOfTheSource
   PostgresServer target;
   target.query("SET ROLE etl; " + read_file(source_dir() + "/pipelines/sql/cdc-demo.sql"));
   source_->query("SET ROLE etl; DROP TABLE items; " + read_file(source_dir() + "/pipelines/sql/cdc-demo.sql"));
-  // The shipped pipeline, as a user runs it: SOURCE_DB_* and DB_* in the environment.
-  ProcessOptions environment;
-  for (const auto& [key, value] : source_->env()) {
-    if (key.rfind("DB_", 0) == 0) environment.set_env["SOURCE_" + key] = value;
-  }
-  for (const auto& [key, value] : target.env()) environment.set_env[key] = value;
-  environment.set_env["CDC_STATUS_INTERVAL"] = "0.5";
-  environment.set_env["STATE_DIR"] = dir_.file("state");
-  environment.set_env["REPORT_DIR"] = dir_.path();
+  const ProcessOptions environment = shipped_pipeline_environment(target);
   const std::string file = source_dir() + "/pipelines/cdc-replicate.json";
   const auto slot_confirmed = [&](const std::string& lsn) {
     return source_->query("SELECT confirmed_flush_lsn >= '" + lsn + "'::pg_lsn FROM pg_replication_slots WHERE slot_name = 'etl_items'")
@@ -125,7 +131,11 @@ TEST_F(PostgresCdc, ReplicationSurvivesTwoKillsARestartOfTheTargetAndOfTheSource
   // The slot first (a run that is stopped once it streams), so that the workload is all captured.
   {
     BackgroundProcess run({etl_host_binary(), "run", file}, environment);
-    ASSERT_TRUE(run.wait_for_err("snapshot read: 0 row(s)")) << run.err();  // its end is the position
+    // The (empty) snapshot's end is the first position: once it is committed, later runs stream.
+    ASSERT_TRUE(eventually([&] {
+      const auto shown = run_process({etl_host_binary(), "state", "show", file, "--json"}, environment);
+      return shown.exit_code == 0 && json::parse(shown.out).at("position").is_object();
+    })) << run.err();
     run.signal(SIGTERM);
     ASSERT_EQ(run.wait(20s), 143) << run.err();
   }
@@ -183,14 +193,7 @@ TEST_F(PostgresCdc, AnInitialSnapshotWithChangesDuringItAndARestartInItEndsEqual
   target.query("SET ROLE etl; " + read_file(source_dir() + "/pipelines/sql/cdc-demo.sql"));
   source_->query("SET ROLE etl; DROP TABLE items; " + read_file(source_dir() + "/pipelines/sql/cdc-demo.sql") +
                  "INSERT INTO items (id, name) SELECT g, 'old ' || g FROM generate_series(1, 100000) g");
-  ProcessOptions environment;
-  for (const auto& [key, value] : source_->env()) {
-    if (key.rfind("DB_", 0) == 0) environment.set_env["SOURCE_" + key] = value;
-  }
-  for (const auto& [key, value] : target.env()) environment.set_env[key] = value;
-  environment.set_env["CDC_STATUS_INTERVAL"] = "0.5";
-  environment.set_env["STATE_DIR"] = dir_.file("state");
-  environment.set_env["REPORT_DIR"] = dir_.path();
+  const ProcessOptions environment = shipped_pipeline_environment(target);
   BackgroundProcess run({etl_host_binary(), "run", source_dir() + "/pipelines/cdc-replicate.json"}, environment);
   ASSERT_TRUE(run.wait_for_err("reading 1 table(s) in its snapshot first")) << run.err();
   // Changes while the snapshot is read: to rows it holds, and new ones.
@@ -221,6 +224,32 @@ TEST_F(PostgresCdc, AnInitialSnapshotWithChangesDuringItAndARestartInItEndsEqual
   EXPECT_EQ(again.err().find("snapshot"), std::string::npos) << again.err();
   again.signal(SIGTERM);
   EXPECT_EQ(again.wait(20s), 143) << again.err();
+}
+
+TEST_F(PostgresCdc, ASourceShutdownIsNotHeldUpByChangesTheTargetCannotTakeYet) {
+  // A server shutting down waits for its logical clients to confirm all it sent; changes the
+  // target cannot take yet cannot be confirmed, so the stream must leave for the server to stop.
+  PostgresServer target;
+  target.query("SET ROLE etl; " + read_file(source_dir() + "/pipelines/sql/cdc-demo.sql"));
+  source_->query("SET ROLE etl; DROP TABLE items; " + read_file(source_dir() + "/pipelines/sql/cdc-demo.sql"));
+  ProcessOptions environment = shipped_pipeline_environment(target);
+  environment.set_env["CDC_SNAPSHOT"] = "never";
+  const std::string file = source_dir() + "/pipelines/cdc-replicate.json";
+  BackgroundProcess run({etl_host_binary(), "run", file}, environment);
+  ASSERT_TRUE(run.wait_for_err("connected to PostgreSQL")) << run.err();
+  target.stop();
+  source_->query("SET ROLE etl; INSERT INTO items (id, name) SELECT g, 'held' FROM generate_series(1, 2000) g");
+  ASSERT_TRUE(run.wait_for_err("rows wait for it")) << run.err();
+  const auto stopping = std::chrono::steady_clock::now();
+  source_->control("restart -m fast");
+  EXPECT_LT(std::chrono::steady_clock::now() - stopping, 20s);
+  EXPECT_TRUE(run.wait_for_err("is shutting down and waits for a confirmation", 10s)) << run.err();
+  target.start();
+  const auto rows = [](const PostgresServer& server) { return server.query("SELECT id, name, qty FROM items ORDER BY id"); };
+  EXPECT_TRUE(eventually([&] { return rows(target) == rows(*source_); }, 60s)) << run.err();
+  EXPECT_TRUE(run.running()) << run.err();
+  run.signal(SIGTERM);
+  EXPECT_EQ(run.wait(20s), 143) << run.err();
 }
 
 TEST_F(PostgresCdc, ConfigurationsThatCannotWorkAreRefusedSayingWhatToDo) {
