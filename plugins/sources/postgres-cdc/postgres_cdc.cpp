@@ -370,19 +370,8 @@ class PostgresCdcSource final : public sdk::Source, public sdk::Resumable, publi
   /// snapshot: initial. Creates the slot exporting its snapshot, and imports that snapshot into
   /// a transaction of snapshot_sql_, in which stream() reads the tables before streaming.
   void begin_exported_snapshot() {
-    postgres::PgConn replication(PQconnectdb((conninfo_ + " replication='database'").c_str()));
-    if (PQstatus(replication.get()) != CONNECTION_OK) {
-      throw ReplicationError("PostgreSQL at " + where_ + ": cannot open a replication connection: " + PQerrorMessage(replication.get()),
-                             true);
-    }
-    const std::string command = "CREATE_REPLICATION_SLOT " + quote_identifier(config_.slot) + " LOGICAL pgoutput EXPORT_SNAPSHOT";
-    postgres::PgResult created(PQexec(replication.get(), command.c_str()));
-    if (PQresultStatus(created.get()) != PGRES_TUPLES_OK) {
-      throw sdk::PluginError("PostgreSQL at " + where_ + ": cannot create replication slot \"" + config_.slot +
-                             "\": " + postgres::result_error(created.get(), replication.get()));
-    }
-    slot_confirmed_ = parse_lsn(PQgetvalue(created.get(), 0, 1)).value_or(0);
-    const std::string snapshot = PQgetvalue(created.get(), 0, 2);
+    postgres::PgConn replication;
+    const std::string snapshot = create_slot(&replication);
     // The exported snapshot lives while the replication connection runs nothing else; once
     // imported, the reading transaction keeps it by itself.
     begin_snapshot_transaction("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '" + snapshot + "'");
@@ -502,20 +491,30 @@ class PostgresCdcSource final : public sdk::Source, public sdk::Resumable, publi
     return true;
   }
 
-  void create_slot() {
+  /// Creates the slot (pgoutput) over a replication connection. With `exporting`, the slot's
+  /// snapshot is exported and its name returned: it lives while *exporting (the connection,
+  /// handed back) runs nothing else.
+  std::string create_slot(postgres::PgConn* exporting = nullptr) {
     postgres::PgConn connection(PQconnectdb((conninfo_ + " replication='database'").c_str()));
     if (PQstatus(connection.get()) != CONNECTION_OK) {
       throw ReplicationError("PostgreSQL at " + where_ + ": cannot open a replication connection: " + PQerrorMessage(connection.get()),
                              true);
     }
-    const std::string command = "CREATE_REPLICATION_SLOT " + quote_identifier(config_.slot) + " LOGICAL pgoutput NOEXPORT_SNAPSHOT";
+    const std::string command = "CREATE_REPLICATION_SLOT " + quote_identifier(config_.slot) + " LOGICAL pgoutput " +
+                                (exporting != nullptr ? "EXPORT_SNAPSHOT" : "NOEXPORT_SNAPSHOT");
     postgres::PgResult result(PQexec(connection.get(), command.c_str()));
     if (PQresultStatus(result.get()) != PGRES_TUPLES_OK) {
       throw sdk::PluginError("PostgreSQL at " + where_ + ": cannot create replication slot \"" + config_.slot +
                              "\": " + postgres::result_error(result.get(), connection.get()));
     }
     slot_confirmed_ = parse_lsn(PQgetvalue(result.get(), 0, 1)).value_or(0);
-    context_.log(sdk::LogLevel::info, "created replication slot \"" + config_.slot + "\" at " + lsn_text(slot_confirmed_));
+    std::string snapshot = PQgetisnull(result.get(), 0, 2) ? std::string() : PQgetvalue(result.get(), 0, 2);
+    if (exporting != nullptr) {
+      *exporting = std::move(connection);
+    } else {
+      context_.log(sdk::LogLevel::info, "created replication slot \"" + config_.slot + "\" at " + lsn_text(slot_confirmed_));
+    }
+    return snapshot;
   }
 
   bool wait_to_reconnect(const std::string& reason) {
