@@ -252,6 +252,18 @@ TEST_F(PostgresCdc, ASourceShutdownIsNotHeldUpByChangesTheTargetCannotTakeYet) {
   EXPECT_EQ(run.wait(20s), 143) << run.err();
 }
 
+TEST_F(PostgresCdc, APublicationDroppedUnderAServiceEndsItNamingThePublication) {
+  const std::string file = pipeline(cdc_config("never"), {{"plugin", "null"}}, "dropped");
+  BackgroundProcess run({etl_host_binary(), "run", file});
+  ASSERT_TRUE(run.wait_for_err("capturing publication")) << run.err();
+  source_->query("SET ROLE etl; INSERT INTO items (id) VALUES (1)");
+  ASSERT_TRUE(eventually([&] { return slot_confirmed_at_least(wal_position()); }, 20s)) << run.err();
+  source_->query("DROP PUBLICATION changes; SET ROLE etl; INSERT INTO items (id) VALUES (2)");
+  // A configuration that can never work again: the service ends, saying which publication.
+  EXPECT_EQ(run.wait(30s), 5) << run.err();
+  EXPECT_NE(run.err().find("publication \"changes\" does not exist"), std::string::npos) << run.err();
+}
+
 TEST_F(PostgresCdc, ConfigurationsThatCannotWorkAreRefusedSayingWhatToDo) {
   // wal_level replica: the ordinary test server.
   PostgresServer plain;
