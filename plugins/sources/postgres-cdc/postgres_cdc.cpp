@@ -21,6 +21,7 @@
 #include "etl/sdk/json.hpp"
 #include "pgoutput.hpp"
 #include "postgres/connection.hpp"
+#include "postgres/error_kind.hpp"
 #include "postgres/sql_text.hpp"
 #include "replication_stream.hpp"
 
@@ -241,9 +242,7 @@ class PostgresCdcSource final : public sdk::Source, public sdk::Resumable, publi
     if (PQstatus(sql.get()) != CONNECTION_OK) {
       std::string message = PQerrorMessage(sql.get());
       while (!message.empty() && message.back() == '\n') message.pop_back();
-      const bool refused = message.find("authentication failed") != std::string::npos ||
-                           message.find("does not exist") != std::string::npos || message.find("no pg_hba.conf") != std::string::npos;
-      if (refused) throw sdk::PluginError("PostgreSQL at " + where_ + ": " + message);
+      if (postgres::is_permanent_connect_failure(message)) throw sdk::PluginError("PostgreSQL at " + where_ + ": " + message);
       throw ReplicationError("PostgreSQL at " + where_ + ": cannot connect: " + message, true);
     }
     const auto query = [&](const std::string& text, const std::vector<std::string>& params = {}) {

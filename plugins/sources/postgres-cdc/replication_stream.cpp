@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "postgres/error_kind.hpp"
 #include "postgres/sql_text.hpp"
 
 namespace etl::plugins::postgres_cdc {
@@ -74,10 +75,9 @@ void ReplicationStream::start(const std::string& slot, const std::string& public
   if (PQstatus(connection_.get()) != CONNECTION_OK) {
     std::string message = PQerrorMessage(connection_.get());
     while (!message.empty() && message.back() == '\n') message.pop_back();
-    const bool refused = message.find("authentication failed") != std::string::npos ||
-                         message.find("no pg_hba.conf entry") != std::string::npos ||
-                         message.find("must have the REPLICATION") != std::string::npos ||
-                         message.find("permission denied") != std::string::npos;
+    // A role without REPLICATION: "must be superuser or replication role to start walsender".
+    const bool refused = postgres::is_permanent_connect_failure(message) ||
+                         message.find("replication role to start walsender") != std::string::npos;
     close();
     throw ReplicationError("PostgreSQL at " + where_ + ": cannot open a replication connection: " + message, !refused);
   }
