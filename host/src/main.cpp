@@ -405,6 +405,26 @@ class EtlHostApplication : public Poco::Util::Application {
     return std::string(text) + "-" + std::to_string(::getpid()) + "-" + std::to_string(++runs_started_);
   }
 
+  /// What the pipeline's source says of its input against `position` (sdk::DescribesPosition):
+  /// a JSON object, {"error": why} when it could not ask, null when the source says nothing.
+  json describe_input(const PipelineSpec& spec, const std::string& position) {
+    RunStop stop(&g_signal_code);
+    int failure = 0;
+    auto plugins = create(spec, failure, stop);
+    if (!plugins) return json{{"error", "the pipeline's plugins could not be configured (the log says why)"}};
+    auto* describes = dynamic_cast<etl::sdk::DescribesPosition*>(plugins->source.object.get());
+    if (describes == nullptr) return nullptr;
+    try {
+      const std::string text = call_plugin(plugins->source.name, "describe position",
+                                           [&] { return describes->describe_position(position); });
+      json facts = json::parse(text, nullptr, false);
+      if (!facts.is_object()) return json{{"error", "source '" + plugins->source.name + "' described its input as " + text}};
+      return facts;
+    } catch (const std::exception& e) {
+      return json{{"error", Redactor::instance().redact(e.what())}};
+    }
+  }
+
   /// `etl-host state show|reset PIPELINE`.
   int state_command(const ArgVec& args) {
     if (args.size() != 2 || (args[0] != "show" && args[0] != "reset")) {
@@ -434,20 +454,29 @@ class EtlHostApplication : public Poco::Util::Application {
         return exit_code::ok;
       }
       const auto saved = store->load();
+      const json input = describe_input(*spec, saved ? saved->position : std::string());
       if (json_) {
-        std::cout << (saved ? saved->to_json_text()
-                            : json{{"pipeline", spec->name}, {"position", nullptr}}.dump(2) + "\n");
+        json shown = saved ? json::parse(saved->to_json_text()) : json{{"pipeline", spec->name}, {"position", nullptr}};
+        if (!input.is_null()) shown["input"] = input;
+        std::cout << shown.dump(2) << "\n";
         return exit_code::ok;
       }
       std::cout << "pipeline " << spec->name << " (" << store->describe() << ")\n";
       if (!saved) {
         std::cout << "  no position committed: the next run reads the source from its beginning\n";
-        return exit_code::ok;
+      } else {
+        std::cout << "  source     " << saved->source << "\n"
+                  << "  position   " << saved->position << "\n"
+                  << "  committed  " << saved->committed_at << " by run " << saved->run << " (" << saved->settled
+                  << " records of that run settled up to it)\n";
       }
-      std::cout << "  source     " << saved->source << "\n"
-                << "  position   " << saved->position << "\n"
-                << "  committed  " << saved->committed_at << " by run " << saved->run << " (" << saved->settled
-                << " records of that run settled up to it)\n";
+      if (!input.is_null()) {
+        std::cout << "  input now (as " << spec->source.plugin << " sees it)\n";
+        for (const auto& [name, value] : input.items()) {
+          std::cout << "    " << name << std::string(name.size() < 20 ? 20 - name.size() : 1, ' ')
+                    << (value.is_string() ? value.get<std::string>() : value.dump()) << "\n";
+        }
+      }
       return exit_code::ok;
     } catch (const StateError& e) {
       host_logger().error(Redactor::instance().redact(e.what()));

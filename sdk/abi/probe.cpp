@@ -15,3 +15,4 @@ ETL_PROBE void etl_abi_probe_interfaces(sdk::Context*, sdk::Source*, sdk::Transf
                                         sdk::Sink*, sdk::Reporter*, sdk::PluginError*, sdk::ConfigError*) {}
 ETL_PROBE void etl_abi_probe_since_1_2(sdk::DrainsOnStop*) {}
 ETL_PROBE void etl_abi_probe_since_2_1(sdk::Resumable*, sdk::FlushesReports*) {}
+ETL_PROBE void etl_abi_probe_since_2_2(sdk::DescribesPosition*) {}

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "etl/sdk/json.hpp"
+
 namespace etl::plugins::postgres {
 
 // ---- RowPlan ----
@@ -23,6 +25,8 @@ RowPlan::RowPlan(const WriteTarget& config) : schema_(config.schema), table_(con
   }
   if (config.mode == "statement") {
     plan_user_statements(config);
+  } else if (config.mode == "changes") {
+    plan_changes(config);
   } else {
     if (config.table.empty()) throw sdk::ConfigError("/table", "give the table to write to (mode " + config.mode + ")");
     if (config.columns.empty()) {
@@ -40,6 +44,7 @@ RowPlan::RowPlan(const WriteTarget& config) : schema_(config.schema), table_(con
 
 std::optional<sdk::Outcome> RowPlan::fill(const sdk::Record& record, Row& row) const {
   row.sequence = record.sequence;
+  if (mode_ == WriteMode::changes) return fill_change(record, row);
   if (!statement_field_.empty()) {
     const std::optional<std::string> chooser = record.text(statement_field_);
     const auto chosen = chooser ? statement_for_value_.find(*chooser) : statement_for_value_.end();
@@ -79,6 +84,12 @@ std::optional<sdk::Outcome> RowPlan::append_copy_line(const sdk::Record& record,
   if (ordinal) line.ordinal(*ordinal);
   line.end();
   return std::nullopt;
+}
+
+WriteMode RowPlan::answer_mode(std::size_t statement) const {
+  if (mode_ != WriteMode::changes) return mode_;
+  if (statement == kChangeUpdateKeeping) return WriteMode::update;
+  return statement >= kChangeRemove ? WriteMode::remove : WriteMode::upsert;
 }
 
 std::vector<const char*> RowPlan::parameters(const Row& row) const {
@@ -258,6 +269,132 @@ void RowPlan::plan_statement(const WriteTarget& config) {
   for (const auto& key : keys) {
     key_indices_.push_back(static_cast<std::size_t>(std::find(columns_.begin(), columns_.end(), key) - columns_.begin()));
   }
+}
+
+void RowPlan::plan_changes(const WriteTarget& config) {
+  mode_ = WriteMode::changes;
+  idempotent_ = true;
+  if (config.table.empty()) throw sdk::ConfigError("/table", "give the table to write to (mode changes)");
+  if (config.columns.empty()) {
+    throw sdk::ConfigError("/columns", "map the change records' fields to the table's columns, e.g. {\"id\": \"id\"}");
+  }
+  if (config.key_columns.empty()) {
+    throw sdk::ConfigError("/key_columns", "changes needs the key columns: the target's primary key (or a unique key)");
+  }
+  if (!config.where.empty()) throw sdk::ConfigError("/where", "where is for upsert");
+  for (std::size_t i = 0; i < config.key_columns.size(); ++i) {
+    if (std::find(columns_.begin(), columns_.end(), config.key_columns[i]) == columns_.end()) {
+      throw sdk::ConfigError("/key_columns/" + std::to_string(i),
+                             "column \"" + config.key_columns[i] + "\" is not one of the mapped columns (see columns)");
+    }
+  }
+  mapped_ = sources_.size();
+  std::vector<std::string> fields;
+  for (const auto& source : sources_) fields.push_back(source.field);
+  // Hidden sources after the mapped ones: the _unchanged list, and each key's old value.
+  unchanged_source_ = sources_.size();
+  add_column("_unchanged", "_unchanged", WriteTarget{});
+  std::vector<std::size_t> old_keys;
+  for (const auto& key : config.key_columns) {
+    const auto at = static_cast<std::size_t>(std::find(columns_.begin(), columns_.end(), key) - columns_.begin());
+    key_indices_.push_back(at);
+    old_keys.push_back(sources_.size());
+    add_column(sources_[at].field, "_old." + key, WriteTarget{}).key_of = 1 + at;
+    casts_.back() = casts_[at];  // compared with the key column: its cast too
+  }
+  ChangeStatements planned =
+      change_statements(schema_, table_, std::vector<std::string>(columns_.begin(), columns_.begin() + mapped_), fields,
+                        config.key_columns, unchanged_source_, old_keys, casts_);
+  statements_ = {std::move(planned.upsert), std::move(planned.update_keeping), std::move(planned.move),
+                 std::move(planned.remove), std::move(planned.truncate)};
+  conflict_columns_ = config.key_columns;
+}
+
+namespace {
+
+/// A JSON value as a parameter's text (nullopt: NULL), as the sink binds values.
+std::optional<std::string> json_parameter(const nlohmann::json& value) {
+  if (value.is_null()) return std::nullopt;
+  if (value.is_string()) return value.get<std::string>();
+  return value.dump();
+}
+
+}  // namespace
+
+std::optional<sdk::Outcome> RowPlan::fill_change(const sdk::Record& record, Row& row) const {
+  const std::optional<std::string> op = record.text("_op");
+  std::size_t statement = kChangeUpsert;
+  if (!op) {
+    return sdk::Outcome::rejected("unknown_op", "the record has no field \"_op\" (mode changes applies the change records "
+                                                "of postgres-cdc: _op insert, read, update, delete or truncate)");
+  }
+  if (*op == "insert" || *op == "read" || *op == "update") {
+    statement = kChangeUpsert;
+  } else if (*op == "delete") {
+    statement = kChangeRemove;
+  } else if (*op == "truncate") {
+    statement = kChangeTruncate;
+  } else {
+    return sdk::Outcome::rejected("unknown_op", "field \"_op\" is \"" + *op +
+                                                    "\"; mode changes knows insert, read, update, delete and truncate");
+  }
+  row.values.assign(sources_.size(), std::nullopt);
+  if (statement == kChangeTruncate) {
+    row.statement = static_cast<std::uint16_t>(statement);
+    row.barrier = true;
+    row.key_hash = 0;
+    return std::nullopt;
+  }
+  // Which fields the update did not send (TOAST values it did not change), and the old key.
+  std::vector<std::string> unchanged;
+  nlohmann::json old;
+  try {
+    if (const sdk::Field* listed = record.find("_unchanged"); listed != nullptr && !listed->value.is_null()) {
+      row.values[unchanged_source_] = listed->value.text();
+      for (const auto& name : nlohmann::json::parse(listed->value.text().value_or("[]"))) unchanged.push_back(name.get<std::string>());
+    }
+    if (const sdk::Field* found = record.find("_old"); found != nullptr && !found->value.is_null() && statement == kChangeUpsert) {
+      old = nlohmann::json::parse(found->value.text().value_or("{}"));
+      if (!old.is_object()) throw std::invalid_argument("not an object");
+    }
+  } catch (const std::exception&) {
+    return sdk::Outcome::rejected("bad_change", "field \"_unchanged\" must be a JSON array of field names and \"_old\" a "
+                                                "JSON object of the old key's fields");
+  }
+  std::string scratch;
+  for (std::size_t i = 0; i < mapped_; ++i) {
+    const Source& source = sources_[i];
+    if (std::find(unchanged.begin(), unchanged.end(), source.field) != unchanged.end()) continue;  // kept as stored
+    const bool key = std::find(key_indices_.begin(), key_indices_.end(), i) != key_indices_.end();
+    // A delete carries the old key (or with replica identity full the old row): only the key is needed.
+    const bool needed = statement == kChangeUpsert || key;
+    const std::string* text = nullptr;
+    if (auto refusal = value_text(record, i, needed, scratch, text)) return refusal;
+    if (text) row.values[i] = *text;
+  }
+  bool moved = false;
+  for (std::size_t i = unchanged_source_ + 1; i < sources_.size(); ++i) {
+    const std::size_t key = sources_[i].key_of - 1;
+    const auto member = old.is_object() ? old.find(sources_[key].field) : old.end();
+    row.values[i] = old.is_object() && member != old.end() ? json_parameter(*member) : row.values[key];
+    moved = moved || row.values[i] != row.values[key];
+  }
+  if (statement == kChangeUpsert && !unchanged.empty()) {
+    statement = kChangeUpdateKeeping;
+  } else if (statement == kChangeUpsert && moved) {
+    statement = kChangeMove;
+  }
+  row.statement = static_cast<std::uint16_t>(statement);
+  // A change that moves a row between keys is ordered against every key's changes (rare: a
+  // primary key updated), as a truncate is; the others keep their order per key.
+  row.barrier = moved;
+  std::size_t hash = 0;
+  for (std::size_t i = unchanged_source_ + 1; i < sources_.size(); ++i) {
+    const auto& value = row.values[i];
+    hash = hash * 31 + (value ? std::hash<std::string>{}(*value) : 0x9e3779b97f4a7c15ULL);
+  }
+  row.key_hash = hash;
+  return std::nullopt;
 }
 
 }  // namespace etl::plugins::postgres

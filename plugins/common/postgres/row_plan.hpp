@@ -33,6 +33,9 @@ struct Row {
   /// insert mode: a stored copy with a lower transaction id belongs to an equal row decided
   /// before this one was sent (see EqualRowFloors).
   std::uint64_t xid_floor = 0;
+  /// Waits for every row held before it to be decided, and holds back the rows after it until
+  /// it is (changes mode: a truncate is ordered against every key's changes).
+  bool barrier = false;
 };
 
 class RowPlan {
@@ -62,6 +65,14 @@ class RowPlan {
   std::optional<sdk::Outcome> append_copy_line(const sdk::Record& record, std::string& out,
                                                std::optional<std::size_t> ordinal = std::nullopt) const;
 
+  /// How the answer to `statement` reads, as the answer of a table mode's statement: a changes
+  /// mode's upserts as upsert, its update as update (no row: not_found), its delete and
+  /// truncate as delete (no row: absent, see absent_is_ok). Other modes: mode().
+  WriteMode answer_mode(std::size_t statement) const;
+  /// A delete of `statement` that finds no row is ok, code absent (changes mode: the row was
+  /// never replicated, or an earlier try removed it).
+  bool absent_is_ok(std::size_t statement) const { return mode_ == WriteMode::changes && statement >= kChangeRemove; }
+
   /// The row's values in the order of its statement's parameters, as libpq takes them.
   std::vector<const char*> parameters(const Row& row) const;
 
@@ -74,7 +85,16 @@ class RowPlan {
     std::string field;                      // the record's field ("" for a constant)
     std::optional<std::string> constant;    // the same value in every row
     std::optional<std::string> fallback;    // the value when the record lacks the field (defaults)
+    std::size_t key_of = 0;                 // changes mode, an old key's value: 1 + the key's source
   };
+
+  // changes mode: its statements, in this order (see ChangeStatements).
+  static constexpr std::size_t kChangeUpsert = 0, kChangeUpdateKeeping = 1, kChangeMove = 2, kChangeRemove = 3,
+                               kChangeTruncate = 4;
+
+  /// changes mode: the statements of change records (see change_statements()).
+  void plan_changes(const WriteTarget& config);
+  std::optional<sdk::Outcome> fill_change(const sdk::Record& record, Row& row) const;
 
   /// The value source `i` gives `record`: `text` points at its text form (nullptr for NULL),
   /// valid while `record`, the plan and `scratch` are; or the refusal. A string's (or JSON's)
@@ -109,6 +129,8 @@ class RowPlan {
   std::string guard_;                          // upsert
   std::vector<std::size_t> key_indices_;  // into columns_: the key (empty: all values)
   std::vector<std::vector<bool>> needed_;  // per statement, per source: bound by it
+  std::size_t mapped_ = 0;                 // changes mode: sources before the hidden ones
+  std::size_t unchanged_source_ = 0;       // changes mode: the _unchanged list's source
 };
 
 }  // namespace etl::plugins::postgres

@@ -85,6 +85,101 @@ WriteStatement write_statement(WriteMode mode, std::string_view schema, std::str
   return out;
 }
 
+namespace {
+
+/// 'text' as a SQL string literal (standard_conforming_strings, on since PostgreSQL 9.1).
+std::string string_literal(std::string_view text) {
+  std::string literal = "'";
+  for (const char c : text) {
+    if (c == '\'') literal += '\'';
+    literal += c;
+  }
+  return literal + "'";
+}
+
+/// Builds one statement's text, numbering its parameters as they are used.
+struct StatementBuilder {
+  const std::vector<std::string>& casts;
+  WriteStatement out;
+  std::string parameter(std::size_t source) {
+    out.parameters.push_back(source);
+    std::string placeholder = "$" + std::to_string(out.parameters.size());
+    if (source < casts.size() && !casts[source].empty()) placeholder += "::" + casts[source];
+    return placeholder;
+  }
+};
+
+}  // namespace
+
+ChangeStatements change_statements(std::string_view schema, std::string_view table, const std::vector<std::string>& columns,
+                                   const std::vector<std::string>& fields, const std::vector<std::string>& keys,
+                                   std::size_t unchanged, const std::vector<std::size_t>& old_keys,
+                                   const std::vector<std::string>& casts) {
+  const std::string target = qualified_table(schema, table);
+  const std::string returning = " RETURNING pg_current_xact_id()::text";
+  auto is_key = [&](const std::string& column) { return sql_detail::index_of(keys, column) != keys.size(); };
+  std::vector<std::string> others;
+  for (const auto& column : columns) {
+    if (!is_key(column)) others.push_back(column);
+  }
+  ChangeStatements out;
+  auto excluded_assignments = [](const std::vector<std::string>& names) {
+    std::string set;
+    for (const auto& name : names) set += (set.empty() ? "" : ", ") + quote_identifier(name) + " = EXCLUDED." + quote_identifier(name);
+    return set;
+  };
+  out.upsert = write_statement(WriteMode::upsert, schema, table, columns, keys, others, {}, casts);
+
+  // UPDATE t SET k = $k, c = CASE WHEN $u::jsonb ? 'c' THEN t.c ELSE $c END ...
+  //   WHERE (k = $old_k) OR (k = $k): the row where the change found it, or where an earlier
+  //   try of this change moved it.
+  {
+    StatementBuilder b{casts, {}};
+    std::string& sql = b.out.sql;
+    sql = "UPDATE " + target + " SET ";
+    std::string unchanged_list;
+    for (std::size_t i = 0; i < columns.size(); ++i) {
+      const std::string column = quote_identifier(columns[i]);
+      sql += (i != 0 ? ", " : "") + column + " = ";
+      if (is_key(columns[i])) {
+        sql += b.parameter(i);
+      } else {
+        if (unchanged_list.empty()) unchanged_list = b.parameter(unchanged) + "::jsonb";
+        sql += "CASE WHEN " + unchanged_list + " ? " + string_literal(fields[i]) + " THEN " + target + "." + column +
+               " ELSE " + b.parameter(i) + " END";
+      }
+    }
+    std::string at_old;
+    std::string at_new;
+    for (std::size_t k = 0; k < keys.size(); ++k) {
+      const std::string column = quote_identifier(keys[k]);
+      at_old += (k != 0 ? " AND " : "") + column + " = " + b.parameter(old_keys[k]);
+      at_new += (k != 0 ? " AND " : "") + column + " = " + b.parameter(sql_detail::index_of(columns, keys[k]));
+    }
+    sql += " WHERE (" + at_old + ") OR (" + at_new + ")" + returning;
+    out.update_keeping = std::move(b.out);
+  }
+
+  // WITH moved AS (DELETE FROM t WHERE k = $old_k) INSERT ... ON CONFLICT (k) DO UPDATE ...
+  {
+    StatementBuilder b{casts, {}};
+    std::string where;
+    for (std::size_t k = 0; k < keys.size(); ++k) {
+      where += (k != 0 ? " AND " : "") + quote_identifier(keys[k]) + " = " + b.parameter(old_keys[k]);
+    }
+    std::string values;
+    for (std::size_t i = 0; i < columns.size(); ++i) values += (i != 0 ? ", " : "") + b.parameter(i);
+    b.out.sql = "WITH moved AS (DELETE FROM " + target + " WHERE " + where + ") INSERT INTO " + target + " (" +
+                column_list(columns) + ") VALUES (" + values + ") ON CONFLICT (" + column_list(keys) + ") DO " +
+                (others.empty() ? std::string("NOTHING") : "UPDATE SET " + excluded_assignments(others)) + returning;
+    out.move = std::move(b.out);
+  }
+
+  out.remove = write_statement(WriteMode::remove, schema, table, columns, keys, {}, {}, casts);
+  out.truncate.sql = "TRUNCATE " + target;
+  return out;
+}
+
 std::string column_list(const std::vector<std::string>& columns, std::string_view prefix) {
   std::string list;
   for (std::size_t i = 0; i < columns.size(); ++i) {

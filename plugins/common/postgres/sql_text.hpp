@@ -23,7 +23,7 @@ inline std::string quote_identifier(std::string_view name) {
 std::string qualified_table(std::string_view schema, std::string_view table);
 
 /// How the sink writes a row: each mode is still one transaction per record.
-enum class WriteMode { insert, upsert, update, remove, statement };
+enum class WriteMode { insert, upsert, update, remove, statement, changes };
 
 /// A write statement and, for each of its parameters ($1, $2, ...), the index of the mapped
 /// column whose value it takes.
@@ -47,6 +47,30 @@ WriteStatement write_statement(WriteMode mode, std::string_view schema, std::str
                                       const std::vector<std::string>& columns, const std::vector<std::string>& keys,
                                       const std::vector<std::string>& update_columns = {}, std::string_view guard = {},
                                       const std::vector<std::string>& casts = {});
+
+/// changes mode: the statements that apply change records (postgres-cdc's) to a table keyed by
+/// `keys`. The mapped columns are sources 0..n-1 (`fields[i]` is the record field of
+/// `columns[i]`); source `unchanged` carries the record's _unchanged list (a JSON array of field
+/// names), and `old_keys[k]` the old value of keys[k] (from _old when the update changed the key,
+/// else the new value). Every statement returns the transaction id when it touched a row.
+struct ChangeStatements {
+  /// insert, read, and an update that neither moved the key nor left columns unchanged: an upsert.
+  WriteStatement upsert;
+  /// An update with unchanged (unsent TOAST) columns: UPDATE the row found by its old or new key,
+  /// keeping each unchanged column's stored value; no row is "not found" (the values it lacks
+  /// are nowhere to be had).
+  WriteStatement update_keeping;
+  /// An update that moved the key: the row at the old key deleted, the new row upserted.
+  WriteStatement move;
+  /// A delete, by key.
+  WriteStatement remove;
+  /// A truncate of the source table: TRUNCATE the target.
+  WriteStatement truncate;
+};
+ChangeStatements change_statements(std::string_view schema, std::string_view table, const std::vector<std::string>& columns,
+                                   const std::vector<std::string>& fields, const std::vector<std::string>& keys,
+                                   std::size_t unchanged, const std::vector<std::size_t>& old_keys,
+                                   const std::vector<std::string>& casts);
 
 /// The quoted, comma-separated column list: "a", "b".
 std::string column_list(const std::vector<std::string>& columns, std::string_view prefix = {});

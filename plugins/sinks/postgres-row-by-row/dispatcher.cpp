@@ -6,7 +6,11 @@ std::optional<Dispatcher::Refusal> Dispatcher::push(Row row) {
   std::unique_lock lock(mutex_);
   std::size_t target = queues_.size();
   for (;;) {
-    room_.wait(lock, [&] { return held_ < budget_ || aborted_ || live() == 0 || up() == 0; });
+    // A barrier row waits for every held row to be decided; while it is held, no row joins it.
+    room_.wait(lock, [&] {
+      const bool room = held_ < budget_ && !barrier_held_ && (!row.barrier || held_ == 0);
+      return room || aborted_ || live() == 0 || up() == 0;
+    });
     if (aborted_) return Refusal{"the sink was aborted", false};
     target = choose(row.key_hash);
     if (target != queues_.size()) break;
@@ -18,6 +22,7 @@ std::optional<Dispatcher::Refusal> Dispatcher::push(Row row) {
     if (!give_up_ || give_up_()) return Refusal{down_reason_.empty() ? std::string("no connection is up") : down_reason_, true};
     room_.wait_for(lock, std::chrono::milliseconds(200));  // holding: up() wakes it sooner
   }
+  if (row.barrier) barrier_held_ = true;
   auto& affinity = pending_[row.key_hash];
   affinity.connection = target;
   ++affinity.rows;
@@ -95,6 +100,10 @@ void Dispatcher::release(std::size_t connection, std::size_t key_hash) {
   Queue& queue = queues_[connection];
   if (queue.held > 0) --queue.held;
   if (held_ > 0) --held_;
+  if (held_ == 0 && barrier_held_) {
+    barrier_held_ = false;  // nothing but the barrier was held: it is decided
+    room_.notify_all();
+  }
   if (const auto found = pending_.find(key_hash); found != pending_.end() && --found->second.rows == 0) {
     pending_.erase(found);
   }

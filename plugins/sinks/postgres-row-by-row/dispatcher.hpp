@@ -12,6 +12,8 @@
 // In a service a connection whose database cannot be reached is marked down: it takes no rows
 // until it is up again (its queued rows are handed back to be refused at once), and a row that
 // finds every connection down is refused at once too, so that no request waits on an outage.
+// A barrier row (a truncate) is queued only once every held row is decided, and no row is
+// queued while it is held: it is ordered against all rows, not just its key's.
 // Holding (hold_while_down): a source that cannot send a row again (a replication stream, a
 // followed folder) needs the opposite: queued rows stay where they are, and push() waits for a
 // connection to be up — backpressure through the outage — until `give_up` says to stop.
@@ -128,6 +130,7 @@ class Dispatcher {
   };
 
   std::function<bool()> give_up_;  // set: holding
+  bool barrier_held_ = false;      // a barrier row is held (Row::barrier)
 
   std::size_t live() const {
     return static_cast<std::size_t>(std::count_if(queues_.begin(), queues_.end(), [](const Queue& q) { return !q.retired; }));

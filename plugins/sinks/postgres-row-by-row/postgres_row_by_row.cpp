@@ -70,11 +70,14 @@ sdk::ConfigMap<Config> declare_config() {
       .schema(R"({"additionalProperties": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_ .]*(\\([0-9, ]+\\))?(\\[\\])?$"}})");
   map.key("mode", &WriteTarget::mode,
           "insert; upsert (INSERT ... ON CONFLICT (conflict_columns) DO UPDATE); update or delete by key_columns (no row "
-          "with the key: rejected, code not_found); statement. Each record is its own transaction.")
-      .one_of({"insert", "upsert", "update", "delete", "statement"});
+          "with the key: rejected, code not_found); statement; changes: postgres-cdc's change records by _op (insert, "
+          "read, update: an upsert on key_columns that leaves _unchanged columns as stored and follows a moved key; "
+          "delete: by key, no row is ok, code absent; truncate: TRUNCATE, after every earlier change). Each record is "
+          "its own transaction.")
+      .one_of({"insert", "upsert", "update", "delete", "statement", "changes"});
   declare_upsert_keys(map);
   map.key("key_columns", &WriteTarget::key_columns,
-          "update, delete: the columns that find the row. insert: optional, rows with the same key keep their order "
+          "update, delete, changes: the columns that find the row. insert: optional, rows with the same key keep their order "
           "(of two duplicates the first is stored, the later rejected). statement: optional, the fields (parameters) "
           "whose values keep one key's rows in order on one connection (e.g. a replicated row's changes).");
   map.key("statement", &WriteTarget::statement,
@@ -344,7 +347,10 @@ class PostgresRowByRowSink final : public sdk::Sink {
         unsent.push_front(std::move(again));
         continue;
       }
-      Answer answer = interpret_answers(plan_.mode(), oldest.row.replayed, plan_.table(), answers);
+      // A change's delete that finds no row is settled as a replayed one is: absent.
+      const std::size_t statement = oldest.row.statement;
+      Answer answer = interpret_answers(plan_.answer_mode(statement), oldest.row.replayed || plan_.absent_is_ok(statement),
+                                        plan_.table(), answers);
       if (answer.connection_lost) throw ConnectionLost(answer.lost_reason);
       connection_backoff.succeeded();
       // Raised only for decided rows: the ids of rows still in flight may not survive a crash.

@@ -58,7 +58,10 @@ std::string quote_table(const std::string& table) {
   return quote_identifier(table.substr(0, dot)) + "." + quote_identifier(table.substr(dot + 1));
 }
 
-class PostgresCdcSource final : public sdk::Source, public sdk::Resumable, public sdk::LongRunning {
+class PostgresCdcSource final : public sdk::Source,
+                                public sdk::Resumable,
+                                public sdk::DescribesPosition,
+                                public sdk::LongRunning {
  public:
   static sdk::ConfigMap<Config> config_map() {
     sdk::ConfigMap<Config> map;
@@ -137,6 +140,49 @@ class PostgresCdcSource final : public sdk::Source, public sdk::Resumable, publi
     }
     resumed_ = *lsn;
     resumed_text_ = std::string(position);
+  }
+
+  /// `etl-host state show`: the slot against the server's WAL end, and the committed position's lag.
+  std::string describe_position(std::string_view position) override {
+    nlohmann::json facts = {{"slot", config_.slot}};
+    std::string committed_lsn;
+    if (const auto document = nlohmann::json::parse(position, nullptr, false);
+        document.is_object() && document.contains("lsn") && document.at("lsn").is_string()) {
+      committed_lsn = document.at("lsn").get<std::string>();
+    }
+    try {
+      postgres::PgConn sql = plain_connection();
+      const char* values[] = {config_.slot.c_str(), committed_lsn.empty() ? nullptr : committed_lsn.c_str()};
+      postgres::PgResult result(PQexecParams(
+          sql.get(),
+          "SELECT pg_current_wal_lsn()::text, s.confirmed_flush_lsn::text, "
+          "pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint, s.active, "
+          "pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)::bigint, "
+          "pg_wal_lsn_diff(pg_current_wal_lsn(), $2::pg_lsn)::bigint "
+          "FROM (SELECT 1) AS one LEFT JOIN pg_replication_slots s ON s.slot_name = $1",
+          2, nullptr, values, nullptr, nullptr, 0));
+      if (PQresultStatus(result.get()) != PGRES_TUPLES_OK) {
+        throw sdk::PluginError("PostgreSQL at " + where_ + ": " + postgres::result_error(result.get(), sql.get()));
+      }
+      const auto text = [&](int column) { return std::string(PQgetvalue(result.get(), 0, column)); };
+      const auto number = [&](int column) -> nlohmann::json {
+        if (PQgetisnull(result.get(), 0, column)) return nullptr;
+        return std::stoll(text(column));
+      };
+      facts["server_lsn"] = text(0);
+      if (PQgetisnull(result.get(), 0, 1)) {
+        facts["slot_exists"] = false;  // created by the first run
+      } else {
+        facts["confirmed_lsn"] = text(1);
+        facts["lag_bytes"] = number(2);  // WAL the slot has not confirmed: what a consumer still owes
+        facts["slot_active"] = text(3) == "t";
+        facts["retained_bytes"] = number(4);  // WAL the server keeps for the slot
+      }
+      if (!committed_lsn.empty()) facts["committed_lag_bytes"] = number(5);
+    } catch (const ReplicationError& e) {
+      throw sdk::PluginError(e.what());
+    }
+    return facts.dump();
   }
 
   void open() override {
@@ -234,10 +280,9 @@ class PostgresCdcSource final : public sdk::Source, public sdk::Resumable, publi
     return policy;
   }
 
-  /// Checks the server and the publication, creates what is missing (publication, slot), and
-  /// learns the tables' columns. Throws ReplicationError (transient: retried) or
-  /// sdk::PluginError (a configuration that cannot work).
-  void prepare() {
+  /// A connection for SQL (not replication); throws ReplicationError (transient) or
+  /// sdk::PluginError (a failure no retry mends: a password, a database that does not exist).
+  postgres::PgConn plain_connection() const {
     postgres::PgConn sql(PQconnectdb(conninfo_.c_str()));
     if (PQstatus(sql.get()) != CONNECTION_OK) {
       std::string message = PQerrorMessage(sql.get());
@@ -245,6 +290,14 @@ class PostgresCdcSource final : public sdk::Source, public sdk::Resumable, publi
       if (postgres::is_permanent_connect_failure(message)) throw sdk::PluginError("PostgreSQL at " + where_ + ": " + message);
       throw ReplicationError("PostgreSQL at " + where_ + ": cannot connect: " + message, true);
     }
+    return sql;
+  }
+
+  /// Checks the server and the publication, creates what is missing (publication, slot), and
+  /// learns the tables' columns. Throws ReplicationError (transient: retried) or
+  /// sdk::PluginError (a configuration that cannot work).
+  void prepare() {
+    postgres::PgConn sql = plain_connection();
     const auto query = [&](const std::string& text, const std::vector<std::string>& params = {}) {
       std::vector<const char*> values;
       for (const auto& param : params) values.push_back(param.c_str());

@@ -165,5 +165,131 @@ TEST(RowPlan, ConfigsThatMakeNoPlanNameTheKey) {
             "/columns:");
 }
 
+WriteTarget changes_config() {
+  WriteTarget config;
+  config.mode = "changes";
+  config.table = "items";
+  config.columns = {{"id", "id"}, {"body", "body"}, {"qty", "qty"}};
+  config.key_columns = {"id"};
+  return config;
+}
+
+std::vector<std::string> parameter_texts(const RowPlan& plan, const Row& row) {
+  std::vector<std::string> texts;
+  for (const char* value : plan.parameters(row)) texts.emplace_back(value ? value : "NULL");
+  return texts;
+}
+
+TEST(RowPlan, ChangesPlanAStatementPerKindOfChange) {
+  const RowPlan plan(changes_config());
+  ASSERT_EQ(plan.statements().size(), 5u);
+  EXPECT_EQ(plan.statements()[0].sql,
+            "INSERT INTO \"items\" (\"body\", \"id\", \"qty\") VALUES ($1, $2, $3) ON CONFLICT (\"id\") DO UPDATE SET "
+            "\"body\" = EXCLUDED.\"body\", \"qty\" = EXCLUDED.\"qty\" RETURNING pg_current_xact_id()::text");
+  EXPECT_EQ(plan.statements()[1].sql,
+            "UPDATE \"items\" SET \"body\" = CASE WHEN $1::jsonb ? 'body' THEN \"items\".\"body\" ELSE $2 END, \"id\" = $3, "
+            "\"qty\" = CASE WHEN $1::jsonb ? 'qty' THEN \"items\".\"qty\" ELSE $4 END WHERE (\"id\" = $5) OR (\"id\" = $6) "
+            "RETURNING pg_current_xact_id()::text");
+  EXPECT_EQ(plan.statements()[2].sql,
+            "WITH moved AS (DELETE FROM \"items\" WHERE \"id\" = $1) INSERT INTO \"items\" (\"body\", \"id\", \"qty\") VALUES "
+            "($2, $3, $4) ON CONFLICT (\"id\") DO UPDATE SET \"body\" = EXCLUDED.\"body\", \"qty\" = EXCLUDED.\"qty\" "
+            "RETURNING pg_current_xact_id()::text");
+  EXPECT_EQ(plan.statements()[3].sql, "DELETE FROM \"items\" WHERE \"id\" = $1 RETURNING pg_current_xact_id()::text");
+  EXPECT_EQ(plan.statements()[4].sql, "TRUNCATE \"items\"");
+  EXPECT_EQ(plan.answer_mode(0), WriteMode::upsert);
+  EXPECT_EQ(plan.answer_mode(1), WriteMode::update);
+  EXPECT_EQ(plan.answer_mode(3), WriteMode::remove);
+  EXPECT_TRUE(plan.absent_is_ok(3));
+  EXPECT_FALSE(plan.absent_is_ok(1));
+}
+
+TEST(RowPlan, ChangesChooseTheStatementByOpUnchangedColumnsAndAMovedKey) {
+  const RowPlan plan(changes_config());
+  const auto seven = sdk::Value(std::int64_t{7});
+  Row row;
+  // An insert (or a snapshot's read, or a plain update): the upsert.
+  ASSERT_FALSE(plan.fill(record({{"id", seven}, {"body", sdk::Value("long")}, {"qty", sdk::Value(std::int64_t{2})},
+                                 {"_op", sdk::Value("read")}}),
+                         row));
+  EXPECT_EQ(row.statement, 0u);
+  EXPECT_FALSE(row.barrier);
+  EXPECT_EQ(parameter_texts(plan, row), (std::vector<std::string>{"long", "7", "2"}));
+  const std::size_t key_hash = row.key_hash;
+
+  // An update that did not send body: body is left as stored, never bound as NULL.
+  ASSERT_FALSE(plan.fill(record({{"id", seven}, {"qty", sdk::Value(std::int64_t{3})}, {"_op", sdk::Value("update")},
+                                 {"_unchanged", sdk::Value::json(R"(["body"])")}}),
+                         row));
+  EXPECT_EQ(row.statement, 1u);
+  EXPECT_EQ(parameter_texts(plan, row), (std::vector<std::string>{R"(["body"])", "NULL", "7", "3", "7", "7"}));
+  EXPECT_EQ(row.key_hash, key_hash) << "one row's changes share a key";
+
+  // An update that moved the key from 6 to 7: the row at 6 goes, and the change is a barrier.
+  ASSERT_FALSE(plan.fill(record({{"id", seven}, {"body", sdk::Value("b")}, {"qty", sdk::Value(std::int64_t{3})},
+                                 {"_op", sdk::Value("update")}, {"_old", sdk::Value::json(R"({"id": 6})")}}),
+                         row));
+  EXPECT_EQ(row.statement, 2u);
+  EXPECT_TRUE(row.barrier);
+  EXPECT_EQ(parameter_texts(plan, row), (std::vector<std::string>{"6", "b", "7", "3"}));
+
+  // REPLICA IDENTITY FULL: _old is the whole old row, with the same key — a plain upsert.
+  ASSERT_FALSE(plan.fill(record({{"id", seven}, {"body", sdk::Value("c")}, {"qty", sdk::Value(std::int64_t{4})},
+                                 {"_op", sdk::Value("update")}, {"_old", sdk::Value::json(R"({"id": 7, "qty": 3})")}}),
+                         row));
+  EXPECT_EQ(row.statement, 0u);
+  EXPECT_FALSE(row.barrier);
+
+  // A delete carries the old key only: the other columns are not needed.
+  ASSERT_FALSE(plan.fill(record({{"id", seven}, {"_op", sdk::Value("delete")}}), row));
+  EXPECT_EQ(row.statement, 3u);
+  EXPECT_EQ(parameter_texts(plan, row), (std::vector<std::string>{"7"}));
+  EXPECT_EQ(row.key_hash, key_hash);
+
+  ASSERT_FALSE(plan.fill(record({{"_op", sdk::Value("truncate")}, {"_table", sdk::Value("public.items")}}), row));
+  EXPECT_EQ(row.statement, 4u);
+  EXPECT_TRUE(row.barrier);
+  EXPECT_TRUE(plan.parameters(row).empty());
+}
+
+TEST(RowPlan, ChangesRefuseRecordsThatAreNotChanges) {
+  const RowPlan plan(changes_config());
+  Row row;
+  auto refusal = plan.fill(record({{"id", sdk::Value(std::int64_t{1})}}), row);
+  ASSERT_TRUE(refusal);
+  EXPECT_EQ(refusal->code, "unknown_op");
+  refusal = plan.fill(record({{"id", sdk::Value(std::int64_t{1})}, {"_op", sdk::Value("upsert")}}), row);
+  ASSERT_TRUE(refusal);
+  EXPECT_NE(refusal->message.find("\"upsert\""), std::string::npos) << refusal->message;
+  // A column missing from an insert that is not among the unchanged ones: missing_field decides.
+  refusal = plan.fill(record({{"id", sdk::Value(std::int64_t{1})}, {"qty", sdk::Value(std::int64_t{1})},
+                              {"_op", sdk::Value("insert")}}),
+                      row);
+  ASSERT_TRUE(refusal);
+  EXPECT_EQ(refusal->code, "missing_field");
+  refusal = plan.fill(record({{"id", sdk::Value(std::int64_t{1})}, {"body", sdk::Value("x")}, {"qty", sdk::Value(std::int64_t{1})},
+                              {"_op", sdk::Value("update")}, {"_unchanged", sdk::Value::json(R"({"body": 1})")}}),
+                      row);
+  ASSERT_TRUE(refusal);
+  EXPECT_EQ(refusal->code, "bad_change");
+  // A delete without its key.
+  refusal = plan.fill(record({{"_op", sdk::Value("delete")}}), row);
+  ASSERT_TRUE(refusal);
+  EXPECT_EQ(refusal->code, "missing_field");
+}
+
+TEST(RowPlan, ChangesNeedATableMappedColumnsAndAMappedKey) {
+  WriteTarget config = changes_config();
+  config.key_columns = {};
+  EXPECT_EQ(config_error(config).substr(0, 13), "/key_columns:");
+  config.key_columns = {"sku"};
+  EXPECT_EQ(config_error(config).substr(0, 15), "/key_columns/0:");
+  config = changes_config();
+  config.table = "";
+  EXPECT_EQ(config_error(config).substr(0, 7), "/table:");
+  config = changes_config();
+  config.where = "true";
+  EXPECT_EQ(config_error(config).substr(0, 7), "/where:");
+}
+
 }  // namespace
 }  // namespace etl::plugins::postgres

@@ -43,6 +43,33 @@ TEST(Dispatcher, RowsOfOneKeyStayOnOneConnectionWhilePending) {
   EXPECT_EQ(dispatcher.held(), 1u);
 }
 
+TEST(Dispatcher, ABarrierWaitsForEveryHeldRowAndHoldsBackTheRowsAfterIt) {
+  Dispatcher dispatcher(2, 100);
+  ASSERT_FALSE(dispatcher.push(row(1, 1)));
+  ASSERT_FALSE(dispatcher.push(row(2, 2)));
+  Row barrier = row(3, 0);
+  barrier.barrier = true;
+  auto pushed = std::async(std::launch::async, [&] { return dispatcher.push(barrier); });
+  EXPECT_EQ(pushed.wait_for(100ms), std::future_status::timeout) << "two rows are still held";
+  Row taken;
+  for (std::size_t c = 0; c < 2; ++c) {
+    ASSERT_TRUE(dispatcher.take(c, taken, false));
+    dispatcher.settled(c, taken.key_hash);
+  }
+  ASSERT_EQ(pushed.wait_for(5s), std::future_status::ready) << "every row before it is decided";
+  EXPECT_FALSE(pushed.get());
+  EXPECT_EQ(dispatcher.held(), 1u);
+  // The next row waits until the barrier is decided.
+  auto after = std::async(std::launch::async, [&] { return dispatcher.push(row(4, 4)); });
+  EXPECT_EQ(after.wait_for(100ms), std::future_status::timeout) << "the barrier is still held";
+  std::size_t holder = dispatcher.held(0) == 1 ? 0 : 1;
+  ASSERT_TRUE(dispatcher.take(holder, taken, false));
+  EXPECT_EQ(taken.sequence, 3u);
+  dispatcher.settled(holder, taken.key_hash);
+  ASSERT_EQ(after.wait_for(5s), std::future_status::ready);
+  EXPECT_FALSE(after.get());
+}
+
 TEST(Dispatcher, NewKeysGoToTheConnectionHoldingFewest) {
   Dispatcher dispatcher(3, 100);
   for (std::uint64_t i = 0; i < 30; ++i) ASSERT_FALSE(dispatcher.push(row(i, 1000 + i)));

@@ -116,6 +116,25 @@ TEST_F(PostgresCdc, EveryKindOfChangeIsARecordInCommitOrderAndTheSlotIsConfirmed
   const auto third = run_process({etl_host_binary(), "run", file, "--summary-json", dir_.file("summary.json")});
   ASSERT_EQ(third.exit_code, 0) << third.err;
   EXPECT_EQ(json::parse(read_file(dir_.file("summary.json"))).at("received"), 0);
+
+  // state show asks the server: the slot's confirmed LSN against the WAL end, the lag in bytes.
+  const auto shown = [&] {
+    const auto state = run_process({etl_host_binary(), "state", "show", file, "--json"});
+    EXPECT_EQ(state.exit_code, 0) << state.err;
+    return json::parse(state.out);
+  };
+  const json caught_up = shown();
+  ASSERT_TRUE(caught_up.contains("input")) << caught_up.dump(1);
+  EXPECT_EQ(caught_up.at("input").at("slot"), "etl_items");
+  EXPECT_EQ(caught_up.at("input").at("slot_active"), false);
+  EXPECT_TRUE(caught_up.at("input").at("confirmed_lsn").is_string()) << caught_up.dump(1);
+  source_->query("SET ROLE etl; INSERT INTO items (id, name) SELECT g, repeat('x', 100) FROM generate_series(1, 1000) g");
+  const json behind = shown();
+  EXPECT_GT(behind.at("input").at("lag_bytes").get<long>(), 100000) << behind.dump(1);  // the 1,000 rows' WAL
+  EXPECT_GT(behind.at("input").at("committed_lag_bytes").get<long>(), 100000) << behind.dump(1);
+  const auto text = run_process({etl_host_binary(), "state", "show", file});
+  EXPECT_NE(text.out.find("input now (as postgres-cdc sees it)"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("lag_bytes"), std::string::npos) << text.out;
 }
 
 TEST_F(PostgresCdc, ReplicationSurvivesTwoKillsARestartOfTheTargetAndOfTheSourceAndEndsEqual) {
@@ -224,6 +243,42 @@ TEST_F(PostgresCdc, AnInitialSnapshotWithChangesDuringItAndARestartInItEndsEqual
   EXPECT_EQ(again.err().find("snapshot"), std::string::npos) << again.err();
   again.signal(SIGTERM);
   EXPECT_EQ(again.wait(20s), 143) << again.err();
+}
+
+TEST_F(PostgresCdc, ReplicationKeepsUnsentToastValuesFollowsChangedKeysAndOrdersATruncate) {
+  PostgresServer target;
+  target.query("SET ROLE etl; " + read_file(source_dir() + "/pipelines/sql/cdc-demo.sql"));
+  // name stored out of line, uncompressed: an update that does not change it does not send it.
+  source_->query("SET ROLE etl; DROP TABLE items; " + read_file(source_dir() + "/pipelines/sql/cdc-demo.sql") +
+                 "ALTER TABLE items ALTER name SET STORAGE EXTERNAL; "
+                 "INSERT INTO items (id, name) SELECT g, repeat(chr(64 + g), 5000) FROM generate_series(1, 3) g");
+  const auto rows = [](const PostgresServer& server) {
+    return server.query("SELECT id, md5(name), length(name), qty FROM items ORDER BY id");
+  };
+  BackgroundProcess run({etl_host_binary(), "run", source_dir() + "/pipelines/cdc-replicate.json"},
+                        shipped_pipeline_environment(target));
+  ASSERT_TRUE(eventually([&] { return rows(target) == rows(*source_); }, 60s)) << run.err();  // the snapshot
+
+  source_->query("SET ROLE etl; UPDATE items SET qty = 1 WHERE id = 1; "  // name not sent: kept as stored
+                 "UPDATE items SET id = 11, qty = 2 WHERE id = 2; "          // a new key, name not sent
+                 "UPDATE items SET id = 12, name = 'short' WHERE id = 3");   // a new key, every value sent
+  const auto expected = std::vector<std::vector<std::string>>{
+      {"1", target.query("SELECT md5(repeat('A', 5000))").at(0).at(0), "5000", "1"},
+      {"11", target.query("SELECT md5(repeat('B', 5000))").at(0).at(0), "5000", "2"},
+      {"12", target.query("SELECT md5('short')").at(0).at(0), "5", "0"}};
+  ASSERT_EQ(rows(*source_), expected);
+  EXPECT_TRUE(eventually([&] { return rows(target) == expected; }, 30s)) << run.err();
+
+  // A truncate comes after every change before it, on whichever connection, and before the next.
+  source_->query("SET ROLE etl; INSERT INTO items (id, name) SELECT g, 'x' FROM generate_series(20, 220) g; "
+                 "TRUNCATE items; INSERT INTO items (id, name) VALUES (300, 'after')");
+  EXPECT_TRUE(eventually([&] { return rows(target) == rows(*source_); }, 30s))
+      << target.query("SELECT count(*) FROM items").at(0).at(0) << " rows in the target\n" << run.err();
+  EXPECT_EQ(rows(target).size(), 1u);
+  run.signal(SIGTERM);
+  EXPECT_EQ(run.wait(20s), 143) << run.err();
+  const std::string failures = read_file(dir_.file("cdc-replicate-failures.csv"));
+  EXPECT_EQ(lines_of(failures).size(), 1u) << failures;
 }
 
 TEST_F(PostgresCdc, ASourceShutdownIsNotHeldUpByChangesTheTargetCannotTakeYet) {

@@ -180,6 +180,21 @@ class ETL_SDK_API Resumable {
   virtual void committed(std::string_view position) noexcept { (void)position; }
 };
 
+/// A Resumable source that can tell how far its input has gone past a position also derives
+/// from DescribesPosition: `etl-host state show` gives it the committed position and shows what
+/// it answers (a replication slot's confirmed LSN against the server's WAL end, the bytes a
+/// file has beyond the offset). Called after configure() on a source that is never opened; may
+/// connect to its input. Since SDK 2.2 (a host before 2.2 never calls it).
+class ETL_SDK_API DescribesPosition {
+ public:
+  virtual ~DescribesPosition() = default;
+  /// A JSON object of facts, in the order to show them, e.g. {"slot": "etl_items",
+  /// "confirmed_lsn": "0/1A2B3C", "server_lsn": "0/1A2F00", "lag_bytes": 17348}; `position` is
+  /// what the store holds (empty: nothing committed). Throws PluginError when the input cannot
+  /// be asked (its message is shown in place of the facts).
+  [[nodiscard]] virtual std::string describe_position(std::string_view position) = 0;
+};
+
 /// A reporter that buffers its output also derives from FlushesReports: flush() makes what it was
 /// given so far durable (written, and synced to disk when it is a file). The host calls it before
 /// it commits a position, so a record behind a committed position is in the report even when the

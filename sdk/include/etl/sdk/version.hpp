@@ -13,9 +13,9 @@
 #include <cstdint>
 
 #define ETL_SDK_VERSION_MAJOR 2
-#define ETL_SDK_VERSION_MINOR 1
+#define ETL_SDK_VERSION_MINOR 2
 #define ETL_SDK_VERSION_PATCH 0
-#define ETL_SDK_VERSION_STRING "2.1.0"
+#define ETL_SDK_VERSION_STRING "2.2.0"
 
 /// The ABI version as a preprocessor token, so it can be pasted into the inline namespace.
 #define ETL_SDK_ABI_VERSION 2
