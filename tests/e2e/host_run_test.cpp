@@ -59,11 +59,11 @@ TEST_F(HostRun, EveryRecordIsReportedOnceInEveryReport) {
   ASSERT_EQ(result.process.exit_code, 0) << result.process.err;
   ASSERT_EQ(result.stdout_records.size(), 2500u);
   ASSERT_EQ(result.csv.size(), 2501u);
-  EXPECT_EQ(result.csv[0], "n,status,stage,code,error,origin,detail");
+  EXPECT_EQ(result.csv[0], "n,status,stage,code,error,origin,detail,extra");
   ASSERT_EQ(result.report.at("records").size(), 2500u);
   std::set<std::string> seen;
   for (const auto& record : result.report.at("records")) {
-    const auto n = record.at("n").get<std::string>();
+    const auto n = record.at("record").at("n").get<std::string>();
     EXPECT_TRUE(seen.insert(n).second) << "reported twice: " << n;
     EXPECT_EQ(record.at("status"), (std::stoi(n) % 2 == 1) ? "rejected" : "ok");
   }

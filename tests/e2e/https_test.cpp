@@ -92,7 +92,7 @@ TEST_F(Https, HttpPostReachesHttpServerOverTlsWithTheCaFile) {
   std::vector<std::string> received;
   for (const auto& record : records_of(read_file(dir_.file("server.jsonl")))) {
     EXPECT_EQ(record.at("status"), "ok") << record.dump();
-    received.push_back(record.at("line"));
+    received.push_back(record.at("record").at("line"));
   }
   std::sort(received.begin(), received.end());
   EXPECT_EQ(received, (std::vector<std::string>{"first", "second", "third"}));

@@ -107,7 +107,7 @@ TEST_F(SdkPipeline, EachStageRefusesWhatItMustAndEveryRecordIsReportedOnce) {
   for (const char* line : {":1", ":2", ":6"}) {
     const json& ok = by_origin.at(input + line);
     EXPECT_EQ(ok.at("status"), "ok") << ok.dump();
-    EXPECT_EQ(ok.at("greeting"), "Hello, " + ok.at("name").get<std::string>() + "!");
+    EXPECT_EQ(ok.at("record").at("greeting"), "Hello, " + ok.at("record").at("name").get<std::string>() + "!");
   }
 
   const json& summary = report.at("summary");

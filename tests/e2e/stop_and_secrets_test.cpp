@@ -31,7 +31,7 @@ class StopAndSecrets : public TokensJobTest {
     EXPECT_EQ(lines_of(read_file(reports_.file("reports/tokens.csv"))).size(), received + 1);
     std::vector<std::string> ok;
     for (const auto& record : report.at("records")) {
-      if (record.at("status") == "ok") ok.push_back(record.at("token"));
+      if (record.at("status") == "ok") ok.push_back(record.at("record").at("token"));
     }
     auto table = database_->tokens_in_table();
     std::sort(ok.begin(), ok.end());

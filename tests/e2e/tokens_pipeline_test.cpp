@@ -67,7 +67,7 @@ class TokensPipeline : public ::testing::Test {
 
     const auto csv = lines_of(read_file(reports_.file("reports/tokens.csv")));
     ASSERT_EQ(csv.size(), expected_tokens + 1);
-    EXPECT_EQ(csv[0], "token,status,stage,code,error,origin,detail");
+    EXPECT_EQ(csv[0], "token,status,stage,code,error,origin,detail,extra");
     std::vector<std::string> csv_tokens;
     for (std::size_t i = 1; i < csv.size(); ++i) {
       csv_tokens.push_back(csv[i].substr(0, 22));
@@ -79,7 +79,7 @@ class TokensPipeline : public ::testing::Test {
     std::vector<std::string> json_tokens;
     std::size_t json_ok = 0;
     for (const auto& record : report.at("records")) {
-      json_tokens.push_back(record.at("token"));
+      json_tokens.push_back(record.at("record").at("token"));
       json_ok += record.at("status") == "ok";
     }
     EXPECT_EQ(report.at("summary").at("received"), expected_tokens);

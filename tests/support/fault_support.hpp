@@ -169,7 +169,7 @@ inline PromiseCheck check_promise(const std::string& json_report_path, const std
   std::map<std::string, std::size_t> ok, unknown, stored;
   for (const auto& record : report.at("records")) {
     const std::string status = record.at("status");
-    const std::string value = record.at(field).is_string() ? record.at(field).get<std::string>() : std::string();
+    const std::string value = record.at("record").at(field).is_string() ? record.at("record").at(field).get<std::string>() : std::string();
     if (status == "ok") {
       ++check.ok;
       ++ok[value];
@@ -186,7 +186,7 @@ inline PromiseCheck check_promise(const std::string& json_report_path, const std
   // The CSV report: the same records, value and status, as the JSON one.
   std::map<std::pair<std::string, std::string>, long> by_status;
   for (const auto& record : report.at("records")) {
-    const std::string value = record.at(field).is_string() ? record.at(field).get<std::string>() : std::string();
+    const std::string value = record.at("record").at(field).is_string() ? record.at("record").at(field).get<std::string>() : std::string();
     ++by_status[{value, record.at("status").get<std::string>()}];
   }
   const auto csv = csv_rows_of(read_file(csv_report_path));

@@ -13,6 +13,10 @@ namespace {
 using nlohmann::json;
 using reporting::Output;
 
+/// The report's layout, in the file as "layout": 2 puts each record's fields under "record"
+/// (layout 1, etl-host 2.1 and before, mixed them with the outcome's keys).
+constexpr int kLayout = 2;
+
 struct Config {
   std::string path;
   std::string format = "document";
@@ -38,20 +42,23 @@ class JsonReporter final : public sdk::Reporter, public sdk::FlushesReports {
     output_.emplace(Output::file(config_.path));
     pipeline_ = run.pipeline;
     if (!lines_) {
-      output_->write("{\"pipeline\": " + json(run.pipeline).dump() + ",\n \"records\": [");
+      output_->write("{\"pipeline\": " + json(run.pipeline).dump() + ", \"layout\": " + std::to_string(kLayout) +
+                     ",\n \"records\": [");
     }
   }
 
   void record(const sdk::Record& record, const sdk::Outcome& outcome) override {
     if (!filter_.keeps(outcome.status)) return;
-    // Each record: its fields in their JSON form, then the outcome's parts (null when empty).
-    json item = sdk::to_json_object(record.fields());
+    // Layout 2: the outcome's parts (null when empty), and the record's fields under "record",
+    // so that no field name (a record's own "status") can hide a part of the outcome.
+    json item = json::object();
     item["status"] = sdk::to_string(outcome.status);
     item["stage"] = sdk::to_string(outcome.stage);
     item["code"] = outcome.code.empty() ? json(nullptr) : json(outcome.code);
     item["error"] = outcome.message.empty() ? json(nullptr) : json(outcome.message);
     item["origin"] = record.origin.empty() ? json(nullptr) : json(record.origin);
     item["detail"] = outcome.detail.empty() ? json(nullptr) : sdk::to_json_object(outcome.detail);
+    item["record"] = sdk::to_json_object(record.fields());
     // Invalid UTF-8 from the source must not make the report unreadable.
     std::string text = item.dump(-1, ' ', false, json::error_handler_t::replace);
     if (lines_) {
@@ -69,7 +76,7 @@ class JsonReporter final : public sdk::Reporter, public sdk::FlushesReports {
     if (!output_) return;
     json s = sdk::summary_to_json(summary);
     if (lines_) {
-      output_->write(json{{"summary", s}, {"pipeline", pipeline_}}.dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
+      output_->write(json{{"summary", s}, {"pipeline", pipeline_}, {"layout", kLayout}}.dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
     } else {
       output_->write("\n ],\n \"summary\": " + s.dump(-1, ' ', false, json::error_handler_t::replace) + "\n}\n");
     }
@@ -88,5 +95,5 @@ class JsonReporter final : public sdk::Reporter, public sdk::FlushesReports {
 }  // namespace
 }  // namespace etl::plugins::json_reporter
 
-ETL_PLUGIN(etl::plugins::json_reporter::JsonReporter, "json", "2.0.0",
+ETL_PLUGIN(etl::plugins::json_reporter::JsonReporter, "json", "3.0.0",
            "Writes every record's fields and outcome and the run summary as one JSON document or JSON Lines");

@@ -61,17 +61,38 @@ TEST(CsvReporter, WritesRfc4180WithHeader) {
                             {"a-b", sdk::Outcome::rejected("23514", "violates check constraint \"c\"")},
                             {"x,y", sdk::Outcome::failed("connection lost")}});
   EXPECT_EQ(text,
-            "token,status,stage,code,error,origin,detail\r\n"
-            "abc,ok,sink,,,,\r\n"
-            "a-b,rejected,sink,23514,\"violates check constraint \"\"c\"\"\",,\r\n"
-            "\"x,y\",failed,sink,,connection lost,,\r\n");
+            "token,status,stage,code,error,origin,detail,extra\r\n"
+            "abc,ok,sink,,,,,\r\n"
+            "a-b,rejected,sink,23514,\"violates check constraint \"\"c\"\"\",,,\r\n"
+            "\"x,y\",failed,sink,,connection lost,,,\r\n");
 }
 
 TEST(CsvReporter, RejectFileKeepsChosenStatuses) {
   TempDir dir;
   const auto text = report({{"path", dir.file("rejects.csv")}, {"statuses", {"rejected", "failed"}}},
                            {{"abc", sdk::Outcome::ok()}, {"a-b", sdk::Outcome::rejected("23514", "no")}});
-  EXPECT_EQ(text, "token,status,stage,code,error,origin,detail\r\na-b,rejected,sink,23514,no,,\r\n");
+  EXPECT_EQ(text, "token,status,stage,code,error,origin,detail,extra\r\na-b,rejected,sink,23514,no,,,\r\n");
+}
+
+TEST(CsvReporter, FieldsNamedLikeOutcomeColumnsAndUndeclaredFieldsKeepTheirValues) {
+  // A record's own "status" (headed record.status, or further record. prefixes while that is
+  // another field's name) must not be lost beside the outcome's, nor a field the source did
+  // not declare (a schemaless source's).
+  TempDir dir;
+  sdk::testing::LoadedPlugin plugin(bundled_plugin("csv").file);
+  auto reporter = plugin.create_reporter({{"path", dir.file("out.csv")}});
+  reporter->open(run_info({"id", "status", "record.status"}));
+  sdk::Record record;
+  record.sequence = 1;
+  record.set("id", std::int64_t{7});
+  record.set("status", "active");
+  record.set("record.status", "x");
+  record.set("note", "late, \"quoted\"");
+  reporter->record(record, sdk::Outcome::ok());
+  reporter->finish(sdk::Summary{});
+  EXPECT_EQ(read_file(dir.file("out.csv")),
+            "id,record.record.status,record.status,status,stage,code,error,origin,detail,extra\r\n"
+            "7,active,x,ok,sink,,,,,\"{\"\"note\"\":\"\"late, \\\"\"quoted\\\"\"\"\"}\"\r\n");
 }
 
 TEST(CsvReporter, UnwritablePathIsAnErrorNamingIt) {

@@ -44,7 +44,7 @@ TEST(JsonReporter, DocumentIsValidJsonWithEveryRecordAndTheSummary) {
   const json document = json::parse(report({{"path", dir.file("r.json")}}, 5));
   EXPECT_EQ(document.at("pipeline"), "pipelines/tokens.json");
   ASSERT_EQ(document.at("records").size(), 5u);
-  EXPECT_EQ(document.at("records")[0].at("token"), "tok0");
+  EXPECT_EQ(document.at("records")[0].at("record").at("token"), "tok0");
   EXPECT_EQ(document.at("records")[0].at("status"), "ok");
   EXPECT_TRUE(document.at("records")[0].at("code").is_null());
   EXPECT_EQ(document.at("records")[0].at("stage"), "sink");
@@ -67,6 +67,33 @@ TEST(JsonReporter, LinesFormatHasOneObjectPerLineAndTheSummaryLast) {
   ASSERT_EQ(lines.size(), 4u);
   for (std::size_t i = 0; i < 3; ++i) EXPECT_TRUE(json::parse(lines[i]).contains("status"));
   EXPECT_EQ(json::parse(lines[3]).at("summary").at("received"), 3);
+  EXPECT_EQ(json::parse(lines[3]).at("layout"), 2);
+}
+
+TEST(JsonReporter, FieldsNamedLikeTheOutcomesPartsKeepTheirValues) {
+  // A record {"status": "active", "code": 7, ...} beside its outcome: neither hides the other.
+  TempDir dir;
+  sdk::testing::LoadedPlugin plugin(bundled_plugin("json").file);
+  auto reporter = plugin.create_reporter({{"path", dir.file("r.json")}});
+  reporter->open(sdk::testing::run_info({"status", "code", "error", "origin", "stage", "detail", "record"}, "p.json"));
+  sdk::Record record;
+  record.sequence = 1;
+  record.origin = "line 1";
+  for (const char* name : {"status", "code", "error", "origin", "stage", "detail", "record"}) {
+    record.set(name, std::string("mine: ") + name);
+  }
+  reporter->record(record, sdk::Outcome::rejected("bad_thing", "it was bad"));
+  reporter->finish(sdk::Summary{});
+  const json document = json::parse(read_file(dir.file("r.json")));
+  EXPECT_EQ(document.at("layout"), 2);
+  const json& item = document.at("records").at(0);
+  EXPECT_EQ(item.at("status"), "rejected");
+  EXPECT_EQ(item.at("code"), "bad_thing");
+  EXPECT_EQ(item.at("error"), "it was bad");
+  EXPECT_EQ(item.at("origin"), "line 1");
+  for (const char* name : {"status", "code", "error", "origin", "stage", "detail", "record"}) {
+    EXPECT_EQ(item.at("record").at(name), std::string("mine: ") + name) << item.dump();
+  }
 }
 
 }  // namespace

@@ -145,11 +145,11 @@ TEST_F(HttpPost, EveryGoodRecordArrivesOnceThroughAnOutageAndRejectionsCarryTheA
   EXPECT_EQ(r.at("summary").at("ok"), 298);
   EXPECT_EQ(r.at("summary").at("rejected"), 2);
   for (const auto& record : r.at("records")) {
-    if (record.at("id") == 17) {
+    if (record.at("record").at("id") == 17) {
       EXPECT_EQ(record.at("status"), "rejected");
       EXPECT_EQ(record.at("code"), "http_422");
       EXPECT_EQ(record.at("detail").at("body"), json({{"error", "name refused"}}));
-    } else if (record.at("id") == 5) {
+    } else if (record.at("record").at("id") == 5) {
       EXPECT_EQ(record.at("detail").at("status"), 201);
       EXPECT_EQ(record.at("detail").at("body"), json({{"stored", 5}}));
     }

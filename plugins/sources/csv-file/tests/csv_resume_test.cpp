@@ -330,7 +330,7 @@ TEST_F(CsvResume, FileLinesResumesAfterItsLastSettledLine) {
   const json report = json::parse(read_file(dir_.file("report.json")));
   ASSERT_EQ(report.at("records").size(), 2u) << report.dump();
   EXPECT_EQ(report.at("records")[0].at("origin"), dir_.file("lines.txt") + ":3");
-  EXPECT_EQ(report.at("records")[0].at("line"), "three");
+  EXPECT_EQ(report.at("records")[0].at("record").at("line"), "three");
   EXPECT_EQ(report.at("records")[1].at("origin"), dir_.file("lines.txt") + ":4");
 }
 

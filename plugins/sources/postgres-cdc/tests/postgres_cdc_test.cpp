@@ -96,19 +96,19 @@ TEST_F(PostgresCdc, EveryKindOfChangeIsARecordInCommitOrderAndTheSlotIsConfirmed
   const json records = json::parse(read_file(dir_.file("cdc-report.json"))).at("records");
   ASSERT_EQ(records.size(), 6u) << records.dump(1);
   std::vector<std::string> ops;
-  for (const auto& record : records) ops.push_back(record.at("_op"));
+  for (const auto& record : records) ops.push_back(record.at("record").at("_op"));
   EXPECT_EQ(ops, (std::vector<std::string>{"insert", "insert", "update", "update", "delete", "truncate"}));
-  EXPECT_EQ(records[0].at("id"), 1);
-  EXPECT_EQ(records[0].at("doc"), json::parse(R"({"a": 1})"));
-  EXPECT_EQ(records[0].at("raw"), "\\x0102");
-  EXPECT_EQ(records[0].at("price"), "12.50");
-  EXPECT_EQ(records[0].at("_table"), "public.items");
+  EXPECT_EQ(records[0].at("record").at("id"), 1);
+  EXPECT_EQ(records[0].at("record").at("doc"), json::parse(R"({"a": 1})"));
+  EXPECT_EQ(records[0].at("record").at("raw"), "\\x0102");
+  EXPECT_EQ(records[0].at("record").at("price"), "12.50");
+  EXPECT_EQ(records[0].at("record").at("_table"), "public.items");
   EXPECT_EQ(records[0].at("status"), "ok");
-  EXPECT_EQ(records[2].at("qty"), 5);
-  EXPECT_EQ(records[3].at("id"), 3);
-  EXPECT_EQ(records[3].at("_old"), json::parse(R"({"id": 2})"));  // the key changed: the old one comes along
-  EXPECT_EQ(records[4].at("id"), 1);
-  EXPECT_EQ(records[0].at("_xid"), records[1].at("_xid"));  // one transaction
+  EXPECT_EQ(records[2].at("record").at("qty"), 5);
+  EXPECT_EQ(records[3].at("record").at("id"), 3);
+  EXPECT_EQ(records[3].at("record").at("_old"), json::parse(R"({"id": 2})"));  // the key changed: the old one comes along
+  EXPECT_EQ(records[4].at("record").at("id"), 1);
+  EXPECT_EQ(records[0].at("record").at("_xid"), records[1].at("record").at("_xid"));  // one transaction
   EXPECT_TRUE(eventually([&] { return slot_confirmed_at_least(end); }, 5s))
       << source_->query("SELECT confirmed_flush_lsn FROM pg_replication_slots").at(0).at(0) << " < " << end;
 

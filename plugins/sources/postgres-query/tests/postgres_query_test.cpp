@@ -64,10 +64,10 @@ TEST_F(PostgresQuery, RowsAreStreamedWithTypedValues) {
   const json report = json::parse(read_file(dir_.file("stream.json")));
   ASSERT_EQ(report.at("records").size(), 19990u);
   const json& first = report.at("records").at(0);
-  EXPECT_EQ(first.at("id"), 11);                       // int4: a number
-  EXPECT_EQ(first.at("payload"), json({{"n", 11}}));   // jsonb: the object
-  EXPECT_EQ(first.at("amount"), "2.7500000000000000"); // numeric: its exact text
-  EXPECT_EQ(first.at("flag"), false);
+  EXPECT_EQ(first.at("record").at("id"), 11);                       // int4: a number
+  EXPECT_EQ(first.at("record").at("payload"), json({{"n", 11}}));   // jsonb: the object
+  EXPECT_EQ(first.at("record").at("amount"), "2.7500000000000000"); // numeric: its exact text
+  EXPECT_EQ(first.at("record").at("flag"), false);
   EXPECT_EQ(first.at("origin"), "row 1");
   EXPECT_EQ(report.at("summary").at("ok"), 19990);
 }
@@ -162,7 +162,7 @@ TEST_F(PostgresQuery, TwoHostsShareOneQueueWithoutTakingARowTwice) {
   std::map<int, int> taken;
   for (const char* host : {"a", "b"}) {
     const json report = json::parse(read_file(dir_.file(std::string(host) + ".json")));
-    for (const auto& record : report.at("records")) ++taken[record.at("id").get<int>()];
+    for (const auto& record : report.at("records")) ++taken[record.at("record").at("id").get<int>()];
   }
   EXPECT_EQ(taken.size(), 3000u) << a.err() << b.err();
   for (const auto& [id, times] : taken) EXPECT_EQ(times, 1) << "row " << id << " was taken " << times << " times";
