@@ -28,6 +28,7 @@ std::string push_run_metrics(const std::string& url, const std::string& pipeline
   };
   auto& records = gauge("etl_records", "Records of the last run, by outcome");
   records.Add({{"status", "ok"}}).Set(static_cast<double>(summary.ok));
+  records.Add({{"status", "dropped"}}).Set(static_cast<double>(summary.dropped));
   records.Add({{"status", "rejected"}}).Set(static_cast<double>(summary.rejected));
   records.Add({{"status", "failed"}}).Set(static_cast<double>(summary.failed));
   gauge("etl_records_received", "Records the source yielded in the last run").Add({}).Set(static_cast<double>(summary.received));

@@ -123,7 +123,7 @@ OutcomeLedger::Report OutcomeLedger::account(RecordRef record, sdk::Outcome outc
   // Messages may quote a URL or a connection string: reports get them redacted, like logs.
   if (!outcome.message.empty()) outcome.message = Redactor::instance().redact(outcome.message);
   switch (outcome.status) {
-    case sdk::Status::ok: ++counts_.ok; break;
+    case sdk::Status::ok: ++(outcome.is_dropped() ? counts_.dropped : counts_.ok); break;
     case sdk::Status::rejected:
       ++counts_.rejected;
       switch (outcome.stage) {

@@ -35,10 +35,10 @@ namespace etl::host {
 class OutcomeLedger final : public sdk::OutcomeReceiver {
  public:
   struct Counts {
-    std::uint64_t ok = 0, rejected = 0, failed = 0;
+    std::uint64_t ok = 0, dropped = 0, rejected = 0, failed = 0;  // ok: not dropped
     std::uint64_t rejected_at_source = 0, rejected_at_transform = 0, rejected_at_sink = 0;
     std::uint64_t commit_unknown = 0;  // of failed
-    [[nodiscard]] std::uint64_t settled() const { return ok + rejected + failed; }
+    [[nodiscard]] std::uint64_t settled() const { return ok + dropped + rejected + failed; }
   };
 
   /// `acknowledge`, when set, is called on the reporter thread with each source record's final

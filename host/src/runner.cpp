@@ -299,6 +299,7 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
       RunServices::Counts out;
       out.received = received_so_far.load();
       out.ok = counts.ok;
+      out.dropped = counts.dropped;
       out.rejected = counts.rejected;
       out.failed = counts.failed;
       out.rejected_at_source = counts.rejected_at_source;
@@ -583,6 +584,7 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
   summary.requested = stats.requested;
   summary.received = received;
   summary.ok = counts.ok;
+  summary.dropped = counts.dropped;
   summary.rejected = counts.rejected;
   summary.rejected_at_source = counts.rejected_at_source;
   summary.rejected_at_transform = counts.rejected_at_transform;
@@ -656,6 +658,7 @@ RunResult run_pipeline(const PipelineSpec& spec, PipelinePlugins& plugins, const
       "summary: " +
       (summary.requested ? "requested " + std::to_string(*summary.requested) + ", " : std::string()) +
       "received " + std::to_string(summary.received) + ", ok " + std::to_string(summary.ok) +
+      (summary.dropped != 0 ? ", dropped " + std::to_string(summary.dropped) : std::string()) +
       ", rejected " + std::to_string(summary.rejected) +
       (summary.rejected != summary.rejected_at_sink
            ? " (source " + std::to_string(summary.rejected_at_source) + ", transform " +

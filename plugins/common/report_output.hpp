@@ -131,13 +131,14 @@ class Output {
 /// The statuses a reporter keeps, from a config array such as ["rejected", "failed"].
 class StatusFilter {
  public:
-  StatusFilter() : keep_{"ok", "rejected", "failed"} {}
+  StatusFilter() : keep_{"ok", "dropped", "rejected", "failed"} {}
   explicit StatusFilter(const nlohmann::json& statuses) {
     for (const auto& status : statuses) keep_.insert(status.get<std::string>());
   }
   explicit StatusFilter(const std::vector<std::string>& statuses) : keep_(statuses.begin(), statuses.end()) {}
-  [[nodiscard]] bool keeps(sdk::Status status) const {
-    return keep_.count(std::string(sdk::to_string(status))) != 0;
+  /// By the outcome's report word: ok, dropped (a transform filtered it out), rejected, failed.
+  [[nodiscard]] bool keeps(const sdk::Outcome& outcome) const {
+    return keep_.count(std::string(outcome.status_word())) != 0;
   }
 
  private:
@@ -158,8 +159,9 @@ void declare_output_path(sdk::ConfigMap<Config>& map, std::string Config::*membe
 template <class Config>
 void declare_statuses(sdk::ConfigMap<Config>& map, std::vector<std::string> Config::*member) {
   map.key("statuses", member,
-          "Keep only records with these statuses (e.g. [\"rejected\", \"failed\"] for a reject file).")
-      .schema(R"({"items": {"type": "string", "enum": ["ok", "rejected", "failed"]}})");
+          "Keep only records with these statuses (e.g. [\"rejected\", \"failed\"] for a reject file); dropped: "
+          "records a transform filtered out (not stored).")
+      .schema(R"({"items": {"type": "string", "enum": ["ok", "dropped", "rejected", "failed"]}})");
 }
 
 /// The detail fields of an outcome as one compact JSON object text, or empty when there are none.

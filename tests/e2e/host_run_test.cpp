@@ -53,6 +53,44 @@ class HostRun : public ::testing::Test {
   TempDir dir_;
 };
 
+TEST_F(HostRun, ARecordATransformDropsIsDroppedInEveryReportAndInTheSummary) {
+  // A filter: odd numbers dropped by validate (on_failure: drop). They must not look stored.
+  json pipeline = json::parse(read_file(write_pipeline({{"count", 10}}, {{"mode", "ok"}})));
+  pipeline["transforms"] = json::parse(
+      R"([{"plugin": "validate", "config": {"on_failure": "drop", "rules": {"n": {"regex": "^[0-9]*[02468]$"}}}}])");
+  write_file(dir_.file("pipeline.json"), pipeline.dump(2));
+  const auto result = run({"--summary-json", dir_.file("summary.json")});
+  ASSERT_EQ(result.process.exit_code, 0) << result.process.err;
+  std::size_t dropped_lines = 0, ok_lines = 0;
+  for (const auto& line : result.stdout_records) {
+    if (line.starts_with("DROP")) ++dropped_lines;
+    if (line.starts_with("OK")) ++ok_lines;
+  }
+  EXPECT_EQ(dropped_lines, 5u) << result.process.out;
+  EXPECT_EQ(ok_lines, 5u) << result.process.out;
+  EXPECT_NE(result.process.out.find("received 10, ok 5, dropped 5, rejected 0"), std::string::npos)
+      << result.process.out;
+  EXPECT_NE(result.process.err.find("ok 5, dropped 5"), std::string::npos) << result.process.err;
+  const json summary = json::parse(read_file(dir_.file("summary.json")));
+  EXPECT_EQ(summary.at("ok"), 5);
+  EXPECT_EQ(summary.at("dropped"), 5);
+  EXPECT_EQ(result.report.at("summary").at("dropped"), 5);
+  std::size_t dropped = 0;
+  for (const auto& record : result.report.at("records")) {
+    const int n = std::stoi(record.at("record").at("n").get<std::string>());
+    EXPECT_EQ(record.at("status"), n % 2 == 1 ? "dropped" : "ok") << record.dump();
+    if (record.at("status") == "dropped") {
+      ++dropped;
+      EXPECT_EQ(record.at("stage"), "transform");
+      EXPECT_EQ(record.at("code"), "validate.regex");
+    }
+  }
+  EXPECT_EQ(dropped, 5u);
+  std::size_t csv_dropped = 0;
+  for (const auto& line : result.csv) csv_dropped += line.find(",dropped,transform,validate.regex,") != std::string::npos;
+  EXPECT_EQ(csv_dropped, 5u) << read_file(dir_.file("out.csv"));
+}
+
 TEST_F(HostRun, EveryRecordIsReportedOnceInEveryReport) {
   write_pipeline({{"count", 2500}}, {{"mode", "reject_odd"}}, {{"batch_size", 100}});
   const auto result = run();

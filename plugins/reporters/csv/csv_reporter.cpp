@@ -46,7 +46,7 @@ struct Config {
   std::string path;
   bool header = true;
   std::string layout = "report";
-  std::vector<std::string> statuses{"ok", "rejected", "failed"};
+  std::vector<std::string> statuses{"ok", "dropped", "rejected", "failed"};
 };
 
 class CsvReporter final : public sdk::Reporter, public sdk::FlushesReports {
@@ -85,7 +85,7 @@ class CsvReporter final : public sdk::Reporter, public sdk::FlushesReports {
   }
 
   void record(const sdk::Record& record, const sdk::Outcome& outcome) override {
-    if (!filter_.keeps(outcome.status)) return;
+    if (!filter_.keeps(outcome)) return;
     line_.clear();
     if (input_layout_ && outcome.stage == sdk::Stage::source && outcome.status == sdk::Status::rejected) {
       // Refused input is written as it came, so that fixing it in place makes it loadable.
@@ -106,7 +106,7 @@ class CsvReporter final : public sdk::Reporter, public sdk::FlushesReports {
     }
     if (!input_layout_) {
       if (!fields_.empty()) line_ += ',';
-      line_ += sdk::to_string(outcome.status);
+      line_ += outcome.status_word();
       line_ += ',';
       line_ += sdk::to_string(outcome.stage);
       line_ += ',';

@@ -20,7 +20,7 @@ constexpr int kLayout = 2;
 struct Config {
   std::string path;
   std::string format = "document";
-  std::vector<std::string> statuses{"ok", "rejected", "failed"};
+  std::vector<std::string> statuses{"ok", "dropped", "rejected", "failed"};
 };
 
 class JsonReporter final : public sdk::Reporter, public sdk::FlushesReports {
@@ -48,11 +48,11 @@ class JsonReporter final : public sdk::Reporter, public sdk::FlushesReports {
   }
 
   void record(const sdk::Record& record, const sdk::Outcome& outcome) override {
-    if (!filter_.keeps(outcome.status)) return;
+    if (!filter_.keeps(outcome)) return;
     // Layout 2: the outcome's parts (null when empty), and the record's fields under "record",
     // so that no field name (a record's own "status") can hide a part of the outcome.
     json item = json::object();
-    item["status"] = sdk::to_string(outcome.status);
+    item["status"] = outcome.status_word();
     item["stage"] = sdk::to_string(outcome.stage);
     item["code"] = outcome.code.empty() ? json(nullptr) : json(outcome.code);
     item["error"] = outcome.message.empty() ? json(nullptr) : json(outcome.message);

@@ -16,7 +16,7 @@ using reporting::Output;
 struct Config {
   std::vector<std::string> fields;
   bool summary = true;
-  std::vector<std::string> statuses{"ok", "rejected", "failed"};
+  std::vector<std::string> statuses{"ok", "dropped", "rejected", "failed"};
 };
 
 class StdoutReporter final : public sdk::Reporter, public sdk::FlushesReports {
@@ -38,23 +38,26 @@ class StdoutReporter final : public sdk::Reporter, public sdk::FlushesReports {
   void open(const sdk::RunInfo&) override {}
 
   void record(const sdk::Record& record, const sdk::Outcome& outcome) override {
-    if (!filter_.keeps(outcome.status)) return;
+    if (!filter_.keeps(outcome)) return;
     line_.clear();
-    line_ += outcome.status == sdk::Status::ok ? "OK  " : "ERR ";
+    const bool dropped = outcome.is_dropped();
+    line_ += dropped ? "DROP" : outcome.status == sdk::Status::ok ? "OK  " : "ERR ";
     append_values(record);
-    if (outcome.status != sdk::Status::ok) {
+    if (outcome.status != sdk::Status::ok || dropped) {
       line_ += "  ";
-      line_ += sdk::to_string(outcome.status);
+      line_ += outcome.status_word();
       if (outcome.stage != sdk::Stage::sink) {
         line_ += " at ";
         line_ += sdk::to_string(outcome.stage);
       }
-      if (!outcome.code.empty()) {
+      if (!outcome.code.empty() && outcome.code != outcome.status_word()) {
         line_ += ' ';
         append_printable(line_, outcome.code);
       }
-      line_ += ": ";
-      append_printable(line_, outcome.message);
+      if (!outcome.message.empty() || !dropped) {
+        line_ += ": ";
+        append_printable(line_, outcome.message);
+      }
       if (!record.origin.empty()) {
         line_ += " (";
         append_printable(line_, record.origin);
@@ -73,7 +76,9 @@ class StdoutReporter final : public sdk::Reporter, public sdk::FlushesReports {
       if (s.requested) text += " requested " + std::to_string(*s.requested) + ",";
       char timing[96];
       std::snprintf(timing, sizeof timing, ", %.2f s, %.1f rows/s", s.seconds, s.rows_per_second);
+      const std::uint64_t dropped = sdk::has_member(s, &sdk::Summary::dropped) ? s.dropped : 0;
       text += " received " + std::to_string(s.received) + ", ok " + std::to_string(s.ok) +
+              (dropped != 0 ? ", dropped " + std::to_string(dropped) : std::string()) +
               ", rejected " + std::to_string(s.rejected) + by_stage(s) + ", failed " + std::to_string(s.failed) + timing + "\n";
       if (s.requested && s.received < *s.requested) {
         text += "# note: " + std::to_string(s.received) + " of " + std::to_string(*s.requested) +
@@ -143,4 +148,4 @@ class StdoutReporter final : public sdk::Reporter, public sdk::FlushesReports {
 }  // namespace etl::plugins::stdout_reporter
 
 ETL_PLUGIN(etl::plugins::stdout_reporter::StdoutReporter, "stdout", "2.0.0",
-           "Prints one line per record (OK/ERR, values, reason) and a summary on standard output");
+           "Prints one line per record (OK/DROP/ERR, values, reason) and a summary on standard output");

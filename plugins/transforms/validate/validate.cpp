@@ -1,5 +1,5 @@
-// validate: per-field rules; a record that breaks any is refused (rejected at stage transform)
-// with every broken rule named.
+// validate: per-field rules; a record that breaks any is refused (rejected at stage transform),
+// or with on_failure: drop filtered out (dropped), with every broken rule named.
 
 #include "etl/sdk.hpp"
 #include "rules.hpp"
@@ -10,6 +10,7 @@ namespace {
 struct Config {
   std::vector<FieldRules> rules;
   std::string today = "UTC";
+  std::string on_failure = "reject";
 };
 
 class ValidateTransform final : public sdk::Transform {
@@ -34,10 +35,15 @@ class ValidateTransform final : public sdk::Transform {
             "The clock \"today\" (before/after) is read from: UTC, whatever TZ the host runs in (a database's "
             "now() AT TIME ZONE 'UTC' agrees with it), or local (TZ).")
         .one_of({"UTC", "local"});
+    map.key("on_failure", &Config::on_failure,
+            "A record that breaks a rule: reject it (rejected at stage transform, in the reject reports), or drop "
+            "it (a filter: reported dropped with the broken rules, not stored).")
+        .one_of({"reject", "drop"});
     return map;
   }
 
-  ValidateTransform(Config config, sdk::Context&) : rules_(std::move(config.rules)), today_(config.today == "UTC") {}
+  ValidateTransform(Config config, sdk::Context&)
+      : rules_(std::move(config.rules)), today_(config.today == "UTC"), drop_(config.on_failure == "drop") {}
 
   sdk::TransformResult apply(sdk::Record& record, sdk::Batch&) override {
     failures_.clear();
@@ -46,6 +52,7 @@ class ValidateTransform final : public sdk::Transform {
     if (failures_.empty()) return sdk::TransformResult::keep();
     std::string message = failures_.front().message;
     for (std::size_t i = 1; i < failures_.size(); ++i) message += "; " + failures_[i].message;
+    if (drop_) return sdk::TransformResult::drop(failures_.front().code, std::move(message));
     return sdk::TransformResult::refuse(failures_.front().code, std::move(message));
   }
 
@@ -53,6 +60,7 @@ class ValidateTransform final : public sdk::Transform {
   std::vector<FieldRules> rules_;
   std::vector<Failure> failures_;
   CachedToday today_;
+  bool drop_ = false;
 };
 
 }  // namespace

@@ -85,6 +85,7 @@ inline nlohmann::json summary_to_json(const Summary& s) {
   return nlohmann::json{{"requested", s.requested ? nlohmann::json(*s.requested) : nlohmann::json(nullptr)},
                         {"received", s.received},
                         {"ok", s.ok},
+                        {"dropped", has_member(s, &Summary::dropped) ? s.dropped : 0},
                         {"rejected", s.rejected},
                         {"rejected_by_stage",
                          {{"source", s.rejected_at_source}, {"transform", s.rejected_at_transform}, {"sink", s.rejected_at_sink}}},

@@ -87,6 +87,11 @@ struct Outcome {
   [[nodiscard]] bool is_commit_unknown() const noexcept {
     return status == Status::failed && code == kCommitUnknownCode;
   }
+  /// `ok` at stage transform: a transform dropped the record (a filter) — it ended on purpose
+  /// and went no further (it is not in the sink). Reports call it "dropped" (status_word()).
+  [[nodiscard]] bool is_dropped() const noexcept { return status == Status::ok && stage == Stage::transform; }
+  /// The outcome's word in reports: "dropped" for a dropped record, else to_string(status).
+  [[nodiscard]] std::string_view status_word() const noexcept { return is_dropped() ? "dropped" : to_string(status); }
 };
 
 }  // namespace ETL_SDK_ABI_NAMESPACE

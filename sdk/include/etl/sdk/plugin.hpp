@@ -210,7 +210,9 @@ struct TransformResult {
   enum class Verdict : std::uint8_t {
     /// The record (changed or not) goes on to the next stage.
     keep,
-    /// The record ends here, reported `ok` with code "dropped" (a filter).
+    /// The record ends here (a filter): status ok at stage transform, which reports and the
+    /// summary call "dropped" (Outcome::is_dropped()); `code` (default "dropped") and `message`
+    /// say why.
     drop,
     /// The record is refused: reported `rejected` at stage `transform` with `code`, `message`.
     refuse,
@@ -220,7 +222,9 @@ struct TransformResult {
   std::string message;
 
   static TransformResult keep() { return {}; }
-  static TransformResult drop() { return {Verdict::drop, "dropped", {}}; }
+  static TransformResult drop(std::string code = "dropped", std::string message = {}) {
+    return {Verdict::drop, std::move(code), std::move(message)};
+  }
   static TransformResult refuse(std::string code, std::string message) {
     return {Verdict::refuse, std::move(code), std::move(message)};
   }
@@ -296,6 +300,10 @@ struct Summary {
   /// Why the run ended early, or empty.
   std::string stop_reason;
   int exit_code = 0;
+  /// Records a transform dropped (a filter): not in `ok`, which counts records that reached
+  /// their end. received = ok + dropped + rejected + failed (once the run settled everything).
+  /// Since SDK 2.2: has_member(summary, &Summary::dropped) before reading it.
+  std::uint64_t dropped = 0;
 };
 
 class ETL_SDK_API Reporter {
