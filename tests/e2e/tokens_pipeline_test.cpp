@@ -223,7 +223,8 @@ TEST_F(TokensPipeline, ValidateNamesEachProblem) {
       {{}, {"DB_HOST", "DB_USER"}, {}, 3, {"/sink/config/host: variable DB_HOST", "/sink/config/user: variable DB_USER"}},
       {{{"DB_SSLMODE", "sometimes"}}, {}, {}, 3, {"/sink/config/sslmode", "sometimes"}},
       {{}, {}, {"--set", "sink.config.tabel=x"}, 3, {"/sink/config/tabel", "allowed keys"}},
-      {{}, {}, {"--set", "sink.plugin=postgre"}, 4, {"/sink/plugin", "unknown plugin 'postgre'"}},
+      {{}, {}, {"--set", "sink.plugin=postgre"}, 4, {"/sink/plugin", "unknown plugin 'postgre' (did you mean 'postgres'?)"}},
+      {{}, {}, {"--set", "source.plugin=http-newlines"}, 4, {"/source/plugin", "(did you mean 'http-newline'?)"}},
   };
   for (const auto& c : cases) {
     auto options = environment();
