@@ -64,21 +64,6 @@ std::vector<std::string> PluginRegistry::search_path(const std::vector<std::stri
 
 namespace {
 
-/// Edits (insert, delete, replace a character) that turn `a` into `b`.
-std::size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
 
 /// "uid 65534 (nobody)", or "uid 65534" when the user has no name here.
 std::string describe_owner(uid_t uid) {
@@ -317,21 +302,12 @@ const PluginInfo& PluginRegistry::resolve(const std::string& name) {
     if (info.answers_to(name)) return info;
   }
   std::string message = "unknown plugin '" + name + "'";
-  // A typo: the closest name or alias, when it is close (a third of the name's length at most).
-  std::string closest;
-  std::size_t closest_distance = std::max<std::size_t>(2, name.size() / 3) + 1;
+  std::vector<std::string> names;
   for (const auto& info : plugins_) {
-    std::vector<std::string> names = info.aliases;
-    names.insert(names.begin(), info.name);
-    for (const auto& candidate : names) {
-      const std::size_t distance = edit_distance(name, candidate);
-      if (distance < closest_distance) {
-        closest_distance = distance;
-        closest = candidate;
-      }
-    }
+    names.push_back(info.name);
+    names.insert(names.end(), info.aliases.begin(), info.aliases.end());
   }
-  if (!closest.empty()) message += " (did you mean '" + closest + "'?)";
+  if (const auto typo = closest_word(name, names)) message += " (did you mean '" + *typo + "'?)";
   std::vector<std::string> known;
   for (const auto& info : plugins_) known.push_back(info.name);
   std::sort(known.begin(), known.end());

@@ -323,36 +323,6 @@ class Preparer {
   std::vector<Diagnostic> utf8_problems_;
 };
 
-/// The number of single-character edits between two words (for "did you mean").
-std::size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
-/// The allowed key closest to `key`, if it is close enough to be a typo of it.
-std::optional<std::string> closest(const std::string& key, const std::vector<std::string>& allowed) {
-  std::optional<std::string> best;
-  std::size_t best_distance = std::max<std::size_t>(1, std::min<std::size_t>(3, key.size() / 3)) + 1;
-  for (const auto& candidate : allowed) {
-    const std::size_t distance = edit_distance(key, candidate);
-    if (distance < best_distance) {
-      best = candidate;
-      best_distance = distance;
-    }
-  }
-  return best;
-}
-
 /// Puts valijson's verdicts into words: for a value valijson refused, what is wrong with it in
 /// terms of the keyword that refused it ("expected integer, got string "many"", "must be at
 /// least 1", "unknown key "sise"; did you mean "size"?"). Judges nothing valijson did not.
@@ -474,7 +444,7 @@ class Explainer {
         for (const auto& [key, unused] : value->items()) {
           if (properties.contains(key)) continue;
           std::string message = "unknown key \"" + key + "\"";
-          if (const auto typo = closest(key, allowed)) message += " (did you mean \"" + *typo + "\"?)";
+          if (const auto typo = closest_word(key, allowed)) message += " (did you mean \"" + *typo + "\"?)";
           message += "; allowed keys: " + join(allowed, ", ");
           fail(pointer + "/" + pointer_token(key), message);
         }
@@ -607,6 +577,41 @@ std::vector<std::string> schema_problems(const json& schema, const std::string& 
 }
 
 }  // namespace
+
+namespace {
+
+/// The number of single-character edits between two words (for "did you mean").
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+}  // namespace
+
+/// The allowed key closest to `key`, if it is close enough to be a typo of it.
+std::optional<std::string> closest_word(const std::string& key, const std::vector<std::string>& allowed) {
+  std::optional<std::string> best;
+  std::size_t best_distance = std::max<std::size_t>(1, std::min<std::size_t>(3, key.size() / 3)) + 1;
+  for (const auto& candidate : allowed) {
+    const std::size_t distance = edit_distance(key, candidate);
+    if (distance < best_distance) {
+      best = candidate;
+      best_distance = distance;
+    }
+  }
+  return best;
+}
+
 
 void validate_against_schema(const json& schema, json& value, const std::string& pointer,
                              const ValueOrigins& origins, ValidationResult& result) {

@@ -11,6 +11,7 @@
 // (two stages may not name the same one).
 
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -48,6 +49,10 @@ std::string pointer_token(const std::string& key);
 void validate_against_schema(const nlohmann::json& schema, nlohmann::json& value,
                              const std::string& pointer, const ValueOrigins& origins,
                              ValidationResult& result);
+
+/// The word of `allowed` closest to `word`, when it is close enough to be a typo of it (a third
+/// of its length in single-character edits, 1 to 3): config keys' and plugin names' "did you mean".
+std::optional<std::string> closest_word(const std::string& word, const std::vector<std::string>& allowed);
 
 /// Checks that a plugin's schema is usable: valijson can compile it, it is an object schema
 /// with known types, and every default passes its own schema; returns problems, empty when fine.
